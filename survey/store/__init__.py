@@ -1,0 +1,17 @@
+"""The dataset store: Arrow schemas, atomic Parquet part files, manifest, reader.
+
+A scan directory holds ``manifest.json`` and one Parquet dataset per table
+(``domains/``, ``mx/``, ``hosts/``, ``certs/``), each written as part files.
+"""
+
+from survey.store.manifest import read_manifest, write_manifest
+from survey.store.reader import open_dataset, read_pandas
+from survey.store.schema import SCHEMA_VERSION, SCHEMAS, TABLES, to_table
+from survey.store.writer import DatasetWriter, TableWriter
+
+__all__ = [
+    "SCHEMA_VERSION", "SCHEMAS", "TABLES", "to_table",
+    "DatasetWriter", "TableWriter",
+    "read_manifest", "write_manifest",
+    "open_dataset", "read_pandas",
+]
