@@ -160,6 +160,10 @@ def to_table(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         if extra := set(row) - names:
             raise SchemaError(f"{table}: unknown column(s) {sorted(extra)}")
     try:
-        return pa.Table.from_pylist(rows, schema=schema)
+        arrow = pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise SchemaError(f"{table}: {exc}") from exc
+    for field in schema:
+        if not field.nullable and arrow.column(field.name).null_count:
+            raise SchemaError(f"{table}: column {field.name!r} may not be null")
+    return arrow
