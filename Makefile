@@ -1,26 +1,28 @@
 # make test   create .venv, install the package with its test extra, run the suite
-# make demo   create .venv, install, run the demo (a testbed world, scanned and reported)
+# make demo   create .venv, install everything (notebooks too), run the demo
+# Both work on a fresh machine with python3 (>= 3.11) and make.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 
-.PHONY: test demo venv clean
+.PHONY: test demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,notebooks]'
-	touch $(STAMP)
+	touch $@ $(VENV)/.test
 
-venv: $(STAMP)
-
-test: $(STAMP)
+test: $(VENV)/.test
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
+demo: $(VENV)/.all
 	$(BIN)/survey demo
 
 clean:
