@@ -1,0 +1,1 @@
+"""The scan pipeline: targets, scheduling, politeness, per-server dedup, resume."""

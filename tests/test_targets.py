@@ -1,0 +1,107 @@
+"""Scan input: formats, IDNA2008/UTS-46 normalisation, invalid rows, dedup, shards."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from survey.scan.targets import (InputError, normalize_domain, parse_shard, read_targets,
+                                 shard_of, targets_from_lines)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Example.COM", "example.com"),
+    ("example.com.", "example.com"),                # one trailing dot stripped
+    ("Bücher.de", "xn--bcher-kva.de"),              # UTS-46 mapping, then A-label
+    ("faß.de", "xn--fa-hia.de"),                    # IDNA2008 non-transitional: ß kept
+    ("xn--bcher-kva.de", "xn--bcher-kva.de"),
+    ("ドメイン.テスト", "xn--eckwd4c7c.xn--zckzah"),
+    ("  mail.example.org  ", "mail.example.org"),
+])
+def test_names_become_lowercase_a_labels(text, expected):
+    assert normalize_domain(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", ".", "a..b", "-a.com", "x" * 64 + ".com", "1.2.3.4",
+                                  "2001:db8::1", "exa mple.com", "_dmarc.example.com",
+                                  "example.com..", ("a" * 60 + ".") * 5 + "com"])
+def test_non_host_names_are_rejected(text):
+    with pytest.raises(ValueError):
+        normalize_domain(text)
+
+
+def test_plain_list_with_comments_blank_lines_and_duplicates():
+    lines = ["# top sites\n", "\n", "Example.com\n", "example.com.\n", "bad name\n",
+             "EXAMPLE.ORG  # a trailing comment\n"]
+    targets = list(targets_from_lines(lines))
+    assert [t.domain for t in targets] == ["example.com", "bad name", "example.org"]
+    assert [t.valid for t in targets] == [True, False, True]
+    assert targets[1].error
+
+
+def test_tranco_csv_keeps_rank_and_first_occurrence():
+    lines = ["rank,domain\n", "1,google.com\n", "2,Google.com\n", "3,bücher.de\n", "4,\n"]
+    targets = list(targets_from_lines(lines))
+    assert [(t.rank, t.domain, t.valid) for t in targets] == [
+        (1, "google.com", True), (3, "xn--bcher-kva.de", True), (4, "", False)]
+
+
+def test_gzip_is_detected_by_content(tmp_path):
+    path = tmp_path / "list.txt"   # no .gz suffix on purpose
+    path.write_bytes(gzip.compress(b"1,a.test\n2,b.test\n"))
+    assert [t.domain for t in read_targets(path)] == ["a.test", "b.test"]
+
+
+def test_undecodable_bytes_become_an_invalid_row_not_a_crash(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"ok.test\n\xff\xfe.test\n")
+    targets = list(read_targets(path))
+    assert targets[0].valid and not targets[1].valid
+
+
+def test_unreadable_input_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="cannot read input"):
+        list(read_targets(tmp_path / "missing.txt"))
+    with pytest.raises(InputError, match="directory"):
+        list(read_targets(tmp_path))
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(b"a.test\n" * 1000)[:40])
+    with pytest.raises(InputError):
+        list(read_targets(broken))
+
+
+def test_limit_counts_kept_targets():
+    lines = [f"d{i}.test\n" for i in range(10)]
+    assert len(list(targets_from_lines(lines, limit=3))) == 3
+
+
+def test_shards_partition_the_input():
+    lines = [f"d{i}.test\n" for i in range(1000)]
+    shards = [[t.domain for t in targets_from_lines(lines, shard=(k, 4))] for k in range(1, 5)]
+    assert sorted(sum(shards, [])) == sorted(f"d{i}.test" for i in range(1000))
+    assert all(150 < len(s) < 350 for s in shards)
+    assert shard_of("example.com", 7) == shard_of("example.com", 7)
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "1", "a/b", "1/0", "-1/2"])
+def test_bad_shard_specs_are_rejected(text):
+    with pytest.raises(ValueError, match="shard"):
+        parse_shard(text)
+
+
+def test_good_shard_spec():
+    assert parse_shard("2/8") == (2, 8)
+
+
+@given(st.lists(st.text(max_size=80), max_size=30))
+def test_any_lines_give_targets_and_never_raise(lines):
+    targets = list(targets_from_lines(line + "\n" for line in lines))
+    domains = [t.domain for t in targets]
+    assert len(domains) == len(set(domains))
+    for t in targets:
+        if t.valid:
+            assert t.domain == t.domain.lower() and t.domain.isascii()
+            assert not t.domain.endswith(".")
