@@ -1,0 +1,455 @@
+"""The world model: frozen value classes describing a generated testbed world.
+
+Everything a server needs to act and everything the ground truth needs to be
+written is in these classes, so servers stay dumb ("send the reply the spec
+says") and the truth is read off the spec, never measured. A world is saved
+as ``spec.json`` in the world directory (``World.save`` / ``World.load``).
+
+Theory of operation
+-------------------
+A ``World`` holds
+  * ``domains``: one ``DomainSpec`` per domain, with the generator's *labels*
+    (what a correct scan must report: dns status, mx kind, TXT record status,
+    MTA-STS id, TLSRPT rua) — the truth module reads these labels;
+  * ``mx_hosts``: name -> ``MxHostSpec`` (addresses after following a CNAME,
+    the label of its address lookup). Implicit-MX domains have an entry under
+    the domain's own name;
+  * ``smtp_servers``: ip -> ``SmtpServerSpec`` (one behaviour per address);
+  * ``policy_hosts``: domain -> ``PolicyHostSpec`` (the HTTPS server of
+    ``mta-sts.<domain>``; several domains may share one ip: SNI / Host select);
+  * ``dns``: owner name -> ``DnsNode`` (records in zone-file presentation form,
+    plus an optional fault). Names absent from ``dns`` that are not ancestors
+    of a present name are NXDOMAIN; a present name without the asked type is
+    NODATA;
+  * ``ports``, ``resolver`` (the address the DNS server listens on),
+    ``scanner`` (the scanner settings the truth assumes).
+
+Names are lower-case A-labels without the trailing dot, all under ``.test``.
+
+Address plan (127.0.0.0/16 is never used: 127.0.0.1 and 127.0.0.53 belong to
+the system):
+  127.53.0.1          the world's DNS server (authoritative for ``test.``)
+  127.1.P.K           SMTP addresses of large provider P
+  127.2.P.K           policy (mta-sts) HTTPS addresses of large provider P
+  127.4.0.0-127.7.x   own policy hosts of the long tail
+  127.16.0.0-...      own SMTP servers of the long tail (last octet 1..254)
+  ::1                 the only IPv6 loopback address: exactly one SMTP server
+                      (a dual-stack provider's MX hosts and a few long-tail
+                      hosts carry AAAA ::1; its certificate names them all)
+
+SMTP behaviour vocabulary (``SmtpServerSpec.behaviour``; ``SMTP_BEHAVIOURS``)
+-----------------------------------------------------------------------------
+The reply texts are all in the spec (``greeting``, ``ehlo``, ``ehlo_tls``,
+``ehlo_reject``, ``starttls_reply``, ``refusal``); a server sends them verbatim.
+A ``Reply`` renders as ``code-line CRLF ... code SP last-line CRLF``.
+  normal                greeting; EHLO -> 250 + ``ehlo`` lines; STARTTLS ->
+                        ``starttls_reply`` (220) then TLS with ``tls``; EHLO
+                        again -> ``ehlo_tls``; QUIT -> 221 and close
+  multiline_banner      as normal; the greeting has several lines
+  no_starttls           as normal but ``tls`` is None and ``ehlo`` lacks
+                        STARTTLS; STARTTLS anyway -> 502
+  slow_banner           wait ``delay`` seconds, then as normal (delay is at
+                        least 3x below the scanner's greeting timeout)
+  tarpit                send ``220-`` continuation lines of the greeting, one
+                        every ``delay`` seconds (below any per-read timeout),
+                        never the final line; close after ``duration`` seconds
+                        (at least 3x the greeting timeout)
+  banner_421_rate_limit greeting is ``421 4.7.0 ... too many connections ...``,
+                        then close
+  banner_421            greeting is a 421 that names no limit, then close
+  banner_554            greeting is ``554 ...``, then close
+  ehlo_4xx              normal greeting; EHLO (and HELO) -> ``ehlo_reject``
+                        (a 4xx naming no limit); other commands as normal
+  starttls_454          EHLO offers STARTTLS; STARTTLS -> ``starttls_reply``
+                        (454); the session continues in clear text
+  starttls_500          EHLO offers STARTTLS; STARTTLS -> ``starttls_reply``
+                        (500); the session continues in clear text
+  drop_after_starttls   STARTTLS -> ``starttls_reply`` (220), then close the
+                        TCP connection without a handshake
+  per_ip_limit          as normal while at most ``limit`` connections from the
+                        same peer address are open; a connection beyond that
+                        gets ``refusal`` (421 naming a connection limit), close
+  greylist              the first ``limit`` connections to this server since
+                        it started get ``refusal`` (421, temporary, names no
+                        limit) and are closed; later ones as normal
+  reset                 accept, then close with an RST (SO_LINGER 0) before
+                        sending anything
+Other commands: HELO -> 250 hostname; NOOP/RSET -> 250; QUIT -> 221;
+MAIL/RCPT/DATA/VRFY/EXPN/anything else -> 502 (a scanner never sends them).
+
+TLS (``TlsSpec``): ``versions`` (subset of TLSv1.0..TLSv1.3), ``ciphers`` (an
+OpenSSL cipher string for TLS <= 1.2, suites named explicitly; TLS 1.3 suites
+are OpenSSL's defaults and cannot be restricted), ``server_preference``,
+``cert_kind`` (pki.CERT_KINDS), ``names`` (the names the certificate is *for*:
+for ``wrong_name`` the pki puts another name in the leaf; for
+``sni_dependent`` each of these names gets its own leaf when sent as SNI and
+anything else gets a default leaf matching none), ``key_type`` (``ec`` or
+``rsa``; the cipher string names suites for that key type).
+
+Policy host behaviour vocabulary (``PolicyHostSpec.behaviour``; ``POLICY_BEHAVIOURS``)
+------------------------------------------------------------------------------------
+For GET ``/.well-known/mta-sts.txt`` with SNI/Host ``mta-sts.<domain>``. The
+server answers ``status`` with ``content_type`` (None: no Content-Type header),
+``location`` (a Location header when set) and ``body`` (UTF-8), then closes.
+  ok                    200 text/plain, a valid policy (``policy`` says what)
+  not_found             404
+  redirect              301 with ``location``
+  oversize              200 text/plain, ``body`` padded with newlines up to
+                        ``pad_to`` bytes (> 65536)
+  slow_body             200 text/plain; headers at once, then the body one
+                        byte every ``delay`` seconds, taking ``duration``
+                        seconds in all (at least 3x the scanner's policy
+                        timeout)
+  wrong_content_type    200 with ``content_type`` other than text/plain
+  wrong_cert            as ok, but ``cert_kind`` is ``wrong_name``
+  no_host               ``mta-sts.<domain>`` does not resolve (``ip`` None;
+                        no server involvement)
+  invalid_version, invalid_mode, invalid_max_age, invalid_mx, missing_version,
+  missing_mode, missing_max_age, missing_mx, syntax
+                        200 text/plain with a body that has exactly that one
+                        fault (the category names of shared/vectors)
+Other paths -> 404. ``cert_kind`` applies to the certificate served for the
+policy host's name.
+
+DNS faults (``DnsNode.fault``; ``DNS_FAULTS``), applying to the qtypes in
+``fault_types`` (empty: every qtype)
+  nxdomain   NXDOMAIN although the name has records
+  servfail   SERVFAIL
+  refused    REFUSED
+  timeout    no answer at all (the query is dropped)
+  truncate   over UDP: an empty answer with the TC bit; over TCP: the answer
+Records: ``DnsRecord(rtype, value, ttl)`` with ``value`` in presentation form
+(``10 mx1.example.test.``, ``127.16.0.1``, ``"v=STSv1; " "id=1;"`` — TXT as
+one or more quoted character-strings, ``3 1 1 <hex>`` for TLSA).
+
+JSON form (``spec.json``): ``{"format": 1, "seed", "profile", "resolver",
+"ports": {...}, "scanner": {...}, "domains": [DomainSpec...], "mx_hosts":
+[MxHostSpec...], "smtp_servers": [SmtpServerSpec...], "policy_hosts":
+[PolicyHostSpec...], "dns": [DnsNode...]}``: the dict-valued fields are
+written as lists (their key is a field of each element); each dataclass is an
+object of its fields, tuples are lists, None is null. Readers ignore unknown
+keys and use defaults for missing ones, so fields can be added compatibly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+TLD = "test"
+
+SMTP_BEHAVIOURS = (
+    "normal", "multiline_banner", "no_starttls", "slow_banner", "tarpit",
+    "banner_421_rate_limit", "banner_421", "banner_554", "ehlo_4xx", "starttls_454",
+    "starttls_500", "drop_after_starttls", "per_ip_limit", "greylist", "reset",
+)
+POLICY_INVALID_KINDS = (
+    "invalid_version", "invalid_mode", "invalid_max_age", "invalid_mx", "missing_version",
+    "missing_mode", "missing_max_age", "missing_mx", "syntax",
+)
+POLICY_BEHAVIOURS = (
+    "ok", "not_found", "redirect", "oversize", "slow_body", "wrong_content_type",
+    "wrong_cert", "no_host",
+) + POLICY_INVALID_KINDS
+DNS_FAULTS = ("nxdomain", "servfail", "refused", "timeout", "truncate")
+RECORD_TYPES = ("SOA", "NS", "MX", "A", "AAAA", "TXT", "CNAME", "TLSA")
+CERT_KINDS = ("valid", "expired", "not_yet_valid", "self_signed", "wrong_name", "untrusted",
+              "missing_intermediate", "sni_dependent")
+TLS_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+# -- SMTP ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: a code and its text lines (without the code)."""
+
+    code: int
+    lines: tuple[str, ...]
+
+    def render(self) -> str:
+        """The reply as sent on the wire (text, CRLF line ends)."""
+        lines = self.lines or ("",)
+        out = [f"{self.code}-{line}\r\n" for line in lines[:-1]]
+        out.append(f"{self.code} {lines[-1]}\r\n")
+        return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """How a server does TLS after STARTTLS (or how a policy host does HTTPS)."""
+
+    versions: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ciphers: str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+    server_preference: bool = True
+    cert_kind: str = "valid"
+    names: tuple[str, ...] = ()
+    key_type: str = "ec"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServerSpec:
+    """The SMTP server behind one address (any port: the world's SMTP port)."""
+
+    ip: str
+    behaviour: str
+    hostname: str
+    greeting: Reply
+    ehlo: tuple[str, ...] = ()              # 250 lines after the first (capabilities)
+    ehlo_tls: tuple[str, ...] = ()          # the same after STARTTLS
+    ehlo_reject: Reply | None = None        # ehlo_4xx
+    starttls_reply: Reply | None = None     # 220 normally; 454/500 for the rejecting kinds
+    refusal: Reply | None = None            # per_ip_limit / greylist
+    delay: float = 0.0                      # slow_banner, tarpit (seconds)
+    duration: float = 0.0                   # tarpit (seconds)
+    limit: int = 0                          # per_ip_limit (connections), greylist (refusals)
+    tls: TlsSpec | None = None
+    owner: str = ""                         # provider name or "own" (information only)
+
+
+# -- MTA-STS policy hosts ----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """What a policy body means (when it is a valid policy)."""
+
+    mode: str
+    max_age: int
+    mx: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyHostSpec:
+    """The HTTPS server of ``mta-sts.<domain>``."""
+
+    domain: str
+    ip: str | None
+    behaviour: str
+    status: int = 200
+    content_type: str | None = "text/plain"
+    body: str = ""
+    location: str | None = None
+    pad_to: int = 0
+    delay: float = 0.0
+    duration: float = 0.0
+    cert_kind: str = "valid"
+    policy: PolicySpec | None = None        # set when the body is a valid policy
+    error: str | None = None                # the mta_sts_policy_error a correct scan reports
+    tls: TlsSpec | None = None              # None: the world's default policy-host TLS
+
+    @property
+    def host(self) -> str:
+        return f"mta-sts.{self.domain}"
+
+
+# -- DNS -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    rtype: str
+    value: str          # presentation form, absolute names with a trailing dot
+    ttl: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class DnsNode:
+    name: str
+    records: tuple[DnsRecord, ...] = ()
+    fault: str | None = None
+    fault_types: tuple[str, ...] = ()       # qtypes the fault applies to; () = all
+
+    def faulty(self, qtype: str) -> str | None:
+        if self.fault and (not self.fault_types or qtype in self.fault_types):
+            return self.fault
+        return None
+
+
+# -- domains and MX hosts ----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MxRef:
+    host: str
+    preference: int
+
+
+@dataclass(frozen=True, slots=True)
+class MxHostSpec:
+    """An MX target (or an implicit-MX domain) as a correct resolver sees it."""
+
+    name: str
+    ips: tuple[str, ...] = ()               # A then AAAA addresses (after a CNAME)
+    status: str = "ok"                      # mx_status label: ok, nxdomain, no_data, servfail...
+    cname: str | None = None                # the name is a CNAME to this target
+    owner: str = ""                         # provider name or "own"
+
+
+@dataclass(frozen=True, slots=True)
+class TxtSpec:
+    """The generator's label for a TXT RRset (``_mta-sts`` or ``_smtp._tls``)."""
+
+    status: str = "absent"                  # absent, valid, invalid, multiple, dns_error
+    txt: tuple[str, ...] | None = ()        # the records, each joined; None when dns_error
+    id: str | None = None                   # MTA-STS id when valid
+    rua: tuple[str, ...] | None = None      # TLSRPT rua when valid
+    shape: str = ""                         # how it was built (e.g. "split", "bad_version")
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSpec:
+    name: str
+    rank: int | None
+    owner: str                              # provider name or "own"
+    dns_status: str = "ok"                  # label of the MX query's outcome
+    mx_kind: str | None = "mx"              # mx, null_mx, implicit, none; None if dns failed
+    mx: tuple[MxRef, ...] = ()
+    mta_sts: TxtSpec = field(default_factory=TxtSpec)
+    tlsrpt: TxtSpec = field(default_factory=TxtSpec)
+    traits: tuple[str, ...] = ()            # behaviour names this domain exercises
+
+
+# -- the world ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    smtp: int = 25
+    https: int = 443
+    dns: int = 53
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerSettings:
+    """The scanner settings the truth assumes (stated in world.json)."""
+
+    profile: str = "starttls"
+    dns_timeout: float = 5.0                # per query, whole resolution
+    connect_timeout: float = 10.0
+    greeting_timeout: float = 30.0          # deadline for the whole greeting
+    command_timeout: float = 30.0
+    tls_timeout: float = 30.0
+    policy_timeout: float = 60.0            # whole MTA-STS fetch (RFC 8461 §3.3 suggests 60 s)
+    policy_max_bytes: int = 65536
+    retries: int = 2                        # extra attempts after a temporary refusal
+    per_ip_connections: int = 1
+
+
+@dataclass(frozen=True)
+class World:
+    seed: int
+    profile: str
+    domains: tuple[DomainSpec, ...]
+    mx_hosts: dict[str, MxHostSpec]
+    smtp_servers: dict[str, SmtpServerSpec]
+    policy_hosts: dict[str, PolicyHostSpec]
+    dns: dict[str, DnsNode]
+    resolver: str = "127.53.0.1"
+    ports: Ports = field(default_factory=Ports)
+    scanner: ScannerSettings = field(default_factory=ScannerSettings)
+    format: int = FORMAT
+
+    # -- lookups used by the servers
+    def smtp_server(self, ip: str) -> SmtpServerSpec | None:
+        return self.smtp_servers.get(ip)
+
+    def policy_host(self, server_name: str) -> PolicyHostSpec | None:
+        """The policy host for an SNI / Host name ``mta-sts.<domain>``."""
+        name = server_name.lower().rstrip(".")
+        if not name.startswith("mta-sts."):
+            return None
+        return self.policy_hosts.get(name[len("mta-sts."):])
+
+    # -- JSON
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format, "seed": self.seed, "profile": self.profile,
+            "resolver": self.resolver, "ports": _dump(self.ports),
+            "scanner": _dump(self.scanner),
+            "domains": [_dump(d) for d in self.domains],
+            "mx_hosts": [_dump(h) for h in self.mx_hosts.values()],
+            "smtp_servers": [_dump(s) for s in self.smtp_servers.values()],
+            "policy_hosts": [_dump(p) for p in self.policy_hosts.values()],
+            "dns": [_dump(n) for n in self.dns.values()],
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> World:
+        if data.get("format", FORMAT) > FORMAT:
+            raise ValueError(f"spec format {data['format']} is newer than this code ({FORMAT})")
+        return cls(
+            seed=data["seed"], profile=data["profile"],
+            resolver=data.get("resolver", "127.53.0.1"),
+            ports=_load(Ports, data.get("ports", {})),
+            scanner=_load(ScannerSettings, data.get("scanner", {})),
+            domains=tuple(_load(DomainSpec, d) for d in data["domains"]),
+            mx_hosts={h["name"]: _load(MxHostSpec, h) for h in data["mx_hosts"]},
+            smtp_servers={s["ip"]: _load(SmtpServerSpec, s) for s in data["smtp_servers"]},
+            policy_hosts={p["domain"]: _load(PolicyHostSpec, p) for p in data["policy_hosts"]},
+            dns={n["name"]: _load(DnsNode, n) for n in data["dns"]},
+        )
+
+    def save(self, path: str | Path) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_json_dict(), fh, separators=(",", ":"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> World:
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_json_dict(json.load(fh))
+
+
+# -- generic dataclass <-> JSON (tuples as lists, nested dataclasses as objects) -----------
+
+def _dump(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _dump(v) for k, v in value.items()}
+    return value
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _load(cls: type, data: dict[str, Any]) -> Any:
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            return _convert(arg, value)
+    if origin is tuple:
+        (item, *_rest) = typing.get_args(tp)
+        return tuple(_convert(item, v) for v in value)
+    if origin is dict:
+        _key, item = typing.get_args(tp)
+        return {k: _convert(item, v) for k, v in value.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _load(tp, value)
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
