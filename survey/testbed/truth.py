@@ -1,0 +1,436 @@
+"""Ground truth: what a correct scan of a world must report, read off the world spec.
+
+Theory of operation
+-------------------
+The truth is written from the generator's *labels* and the server specs —
+"this server serves an expired leaf", "this policy host answers 404", "this
+TXT record was built with a missing id" — never by parsing what the servers
+send, and never with survey.proto or a scanner: otherwise a bug in those
+would become the truth and the score could not see it. Verdicts follow
+DESIGN.md "Verdict definitions"; the few readings DESIGN leaves open are
+fixed in ``CONVENTIONS`` (written into world.json) so a scanner author can
+see them.
+
+Tables and keys are the dataset's own (survey.store.schema): ``domains`` by
+domain, ``mx`` by (domain, mx_host, ip), ``hosts`` by (ip, port). The
+``certs`` table cannot be keyed by the certificate hash (certificate bytes
+are not deterministic), so truth ``certs`` rows carry the *leaf served for*
+an mx row: ``sha256`` holds ``mx:<domain>|<mx_host>|<ip>`` and the scorer
+finds the scan's leaf through that mx row's ``chain_sha256[0]``.
+
+Columns that depend on time (``probed_at``, validity dates) or on bytes
+(``chain_sha256``, ``der``, subjects, signature details) are written as
+placeholders and left out of the covered columns. Cells whose right value
+depends on the scanner's own client (the cipher a client-preference server
+picks from several) are listed in ``unknown.json`` and not scored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from survey.store.schema import to_table
+from survey.testbed.generator import CIPHERS, TLS13_SUITES
+from survey.testbed.model import (
+    TLS_VERSIONS, DomainSpec, MxHostSpec, PolicyHostSpec, SmtpServerSpec, World,
+)
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "domains": ("domain",),
+    "mx": ("domain", "mx_host", "ip"),
+    "hosts": ("ip", "port"),
+    "certs": ("sha256",),
+}
+
+_DOMAIN_COLUMNS = [
+    "domain", "input", "rank", "dns_status", "mx_kind", "mx_hosts", "mta_sts_txt_status",
+    "mta_sts_txt", "mta_sts_id", "mta_sts_policy_status", "mta_sts_policy_error",
+    "mta_sts_mode", "mta_sts_max_age", "mta_sts_mx_patterns", "sts_domain_verdict",
+    "tlsrpt_status", "tlsrpt_txt", "tlsrpt_rua"]
+_MX_COLUMNS = [
+    "domain", "mx_host", "preference", "mx_status", "ip", "port", "host_status",
+    "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match", "sts_mx_match",
+    "sts_verdict", "tlsrpt_result_type"]
+_HOST_COLUMNS = [
+    "ip", "port", "status", "banner", "ehlo_capabilities", "ehlo_capabilities_tls",
+    "starttls_offered", "tls_version", "cipher_suite"]
+_CERT_COLUMNS = ["sha256", "san_dns", "self_signed", "key_bits"]
+
+# Covered columns per scanner profile: the starttls profile measures no
+# versions or cipher lists (they stay null = "not measured").
+COLUMNS: dict[str, dict[str, list[str]]] = {
+    "starttls": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS, "hosts": _HOST_COLUMNS,
+                 "certs": _CERT_COLUMNS},
+    "versions": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS,
+                 "hosts": _HOST_COLUMNS + ["versions_supported", "server_preference"],
+                 "certs": _CERT_COLUMNS},
+    "ciphers": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS,
+                "hosts": _HOST_COLUMNS + ["versions_supported", "server_preference",
+                                          "cipher_suites"],
+                "certs": _CERT_COLUMNS},
+}
+
+CONVENTIONS: dict[str, str] = {
+    "dns_status": "outcome of the domain's MX query: ok (MX records, null MX included), "
+                  "no_data (no MX: implicit or none), nxdomain, servfail, dns_refused, "
+                  "dns_timeout",
+    "mx_kind": "null when the MX query failed (nxdomain, servfail, refused, timeout)",
+    "mx_hosts": "the MX record targets in preference order (ties by name); [] for null MX, "
+                "implicit and none; null when the MX query failed",
+    "mx rows": "one per (MX host, address); an implicit MX is mx_host = domain, preference "
+               "0; a host without addresses is one row with ip null and mx_status saying "
+               "why; no rows for null MX, none or a failed MX query",
+    "mta_sts_txt / tlsrpt_txt": "every TXT record at the name, character-strings joined, "
+                                "sorted; [] when there is none (NXDOMAIN/NODATA); null on a "
+                                "DNS error",
+    "mta_sts_policy_error": "vector categories (http_status, redirect, content_type, timeout, "
+                            "too_large, syntax, invalid_*, missing_*) plus dns (policy host "
+                            "does not resolve) and certificate (policy host certificate "
+                            "invalid)",
+    "banner": "the greeting reply exactly as received (codes, CRLFs), decoded as UTF-8",
+    "ehlo_capabilities": "the EHLO reply lines after the first, text after the code, sorted; "
+                         "null when EHLO was not answered with 250",
+    "host status": "greylisting that clears within the retry budget is ok; a per-IP limit "
+                   "above the scanner's per-IP cap is ok; a drop after 220 to STARTTLS is "
+                   "tls_handshake_failed",
+    "cert columns": "for rows whose host status is ok; cert_status no_cert and null "
+                    "booleans for rows with an address and no certificate; all null without "
+                    "an address",
+    "tlsrpt_result_type": "policy-level types on every row of the domain; mode none -> "
+                          "null; MX not matched -> validation-failure (checked first); "
+                          "no_starttls or starttls_rejected -> starttls-not-supported; "
+                          "tls_handshake_failed -> validation-failure; other non-ok host "
+                          "statuses and unresolvable hosts -> null",
+    "certs": "truth rows describe the leaf served for an mx row: sha256 = "
+             "'mx:<domain>|<mx_host>|<ip>'; the scan's leaf is found via that mx row's "
+             "chain_sha256[0]",
+    "cipher_suites": "compared as a set of {version, name, preference_order}; "
+                     "preference_order 1.. when the server enforces its order and offers "
+                     "more than one suite for the version, else null",
+}
+
+_CERT_BOOLS = {  # kind -> (trusted, time_valid)
+    "valid": (True, True), "expired": (True, False), "not_yet_valid": (True, False),
+    "self_signed": (False, True), "wrong_name": (True, True), "untrusted": (False, True),
+    "missing_intermediate": (False, True), "sni_dependent": (True, True),
+}
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """A host name against a certificate name or MTA-STS mx pattern.
+
+    Exact (case-insensitive) or a whole left-most-label wildcard ``*.suffix``
+    matching exactly one label. The generator only writes names of these two
+    shapes, so nothing richer is needed here.
+    """
+    name, pattern = name.lower(), pattern.lower()
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return name == pattern
+
+
+@dataclass(frozen=True)
+class HostTruth:
+    status: str
+    banner: str | None
+    ehlo: list[str] | None
+    ehlo_tls: list[str] | None
+    starttls_offered: bool | None
+    tls_version: str | None
+    cipher_suite: str | None
+    cipher_known: bool
+    versions: list[str] | None
+    server_preference: list[dict[str, Any]] | None
+    cipher_suites: list[dict[str, Any]] | None
+
+
+def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
+    """What a correct starttls probe (+ versions/ciphers) of one server reports."""
+    s = world.scanner
+    b = server.behaviour
+    status = {
+        "tarpit": "read_timeout", "banner_421_rate_limit": "rate_limited",
+        "banner_421": "smtp_reject_4xx", "banner_554": "smtp_reject_5xx",
+        "ehlo_4xx": "smtp_reject_4xx", "starttls_454": "starttls_rejected",
+        "starttls_500": "starttls_rejected", "drop_after_starttls": "tls_handshake_failed",
+        "reset": "reset", "no_starttls": "no_starttls",
+    }.get(b, "ok")
+    if b == "greylist" and server.limit > s.retries:
+        status = "rate_limited"
+    if b == "per_ip_limit" and server.limit < s.per_ip_connections:
+        status = "rate_limited"
+    if status == "ok" and server.tls is None:
+        status = "no_starttls"
+    banner = None if b in ("reset", "tarpit") else server.greeting.render()
+    ehlo_answered = status in ("ok", "no_starttls", "starttls_rejected",
+                               "tls_handshake_failed")
+    ehlo = sorted(server.ehlo) if ehlo_answered else None
+    offered = ("STARTTLS" in server.ehlo) if ehlo_answered else None
+    tls_ok = status == "ok" and server.tls is not None
+    ehlo_tls = sorted(server.ehlo_tls) if tls_ok else None
+    version = cipher = None
+    known = True
+    versions = pref = suites = None
+    if tls_ok:
+        tls = server.tls
+        assert tls is not None
+        versions = [v for v in TLS_VERSIONS if v in tls.versions]
+        version = versions[-1]
+        per_version = {v: _suites(tls.ciphers, v) for v in versions}
+        offered_suites = per_version[version]
+        if tls.server_preference or len(offered_suites) == 1:
+            cipher = offered_suites[0]
+        else:
+            known = False
+        pref = [{"version": v, "enforced": tls.server_preference if len(per_version[v]) > 1
+                 else None} for v in versions]
+        suites = [{"version": v, "name": n,
+                   "preference_order": (i + 1 if tls.server_preference and len(ns) > 1
+                                        else None)}
+                  for v, ns in per_version.items() for i, n in enumerate(ns)]
+    return HostTruth(status, banner, ehlo, ehlo_tls, offered, version, cipher, known,
+                     versions, pref, suites)
+
+
+def _suites(cipher_string: str, version: str) -> list[str]:
+    """IANA names of the suites a server offers at ``version``, in its order."""
+    if version == "TLSv1.3":
+        return list(TLS13_SUITES)
+    out = []
+    for name in cipher_string.split(":"):
+        if name in CIPHERS:
+            iana, _key, tls12_only = CIPHERS[name]
+            if version == "TLSv1.2" or not tls12_only:
+                out.append(iana)
+    return out
+
+
+def leaf_names(server: SmtpServerSpec, sni: str) -> list[str]:
+    """The SAN dNSNames of the leaf a server sends for ``sni`` (pki's naming rules)."""
+    from survey.testbed.pki import sni_default_name, wrong_name_for
+
+    tls = server.tls
+    assert tls is not None
+    names = list(tls.names)
+    if tls.cert_kind == "wrong_name":
+        return [wrong_name_for(names)]
+    if tls.cert_kind == "sni_dependent":
+        lowered = {n.lower() for n in names}
+        return [sni] if sni.lower() in lowered else [sni_default_name(names)]
+    return sorted(names)
+
+
+@dataclass
+class Truth:
+    rows: dict[str, list[dict[str, Any]]]
+    unknown: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_truth(world: World) -> Truth:
+    """The truth rows of every table for ``world``."""
+    port = world.ports.smtp
+    hosts: dict[str, HostTruth] = {}
+    unknown: list[dict[str, Any]] = []
+
+    def host(ip: str) -> HostTruth:
+        ht = hosts.get(ip)
+        if ht is None:
+            ht = hosts[ip] = host_truth(world.smtp_servers[ip], world)
+        return ht
+
+    domain_rows: list[dict[str, Any]] = []
+    mx_rows: list[dict[str, Any]] = []
+    cert_rows: list[dict[str, Any]] = []
+    for d in world.domains:
+        policy = world.policy_hosts.get(d.name) if d.mta_sts.status == "valid" else None
+        p_status, p_error, mode, max_age, patterns = _policy_truth(d, policy)
+        rows = []
+        for mx_host, preference in _mx_targets(d):
+            spec = world.mx_hosts.get(mx_host) or MxHostSpec(mx_host, (), status="nxdomain")
+            for ip in spec.ips or (None,):
+                rows.append(_mx_row(world, d, spec, preference, ip, port, host, p_status,
+                                    p_error, mode, patterns, policy, cert_rows))
+        mx_rows.extend(rows)
+        sessions_ok = [r.pop("_session_ok") for r in rows]
+        if p_status == "ok" and mode in ("enforce", "testing"):
+            verdict = "deliver" if mode == "testing" or any(sessions_ok) else "fail"
+        else:
+            verdict = "no_policy"
+        domain_rows.append({
+            "domain": d.name, "input": d.name, "rank": d.rank, "dns_status": d.dns_status,
+            "mx_kind": d.mx_kind,
+            "mx_hosts": (None if d.mx_kind is None else
+                         [m.host for m in sorted(d.mx, key=lambda m: (m.preference, m.host))]),
+            "mta_sts_txt_status": d.mta_sts.status,
+            "mta_sts_txt": _list(d.mta_sts.txt),
+            "mta_sts_id": d.mta_sts.id if d.mta_sts.status == "valid" else None,
+            "mta_sts_policy_status": p_status, "mta_sts_policy_error": p_error,
+            "mta_sts_mode": mode, "mta_sts_max_age": max_age,
+            "mta_sts_mx_patterns": patterns,
+            "sts_domain_verdict": verdict,
+            "tlsrpt_status": d.tlsrpt.status, "tlsrpt_txt": _list(d.tlsrpt.txt),
+            "tlsrpt_rua": _list(d.tlsrpt.rua) if d.tlsrpt.status == "valid" else None,
+            "probed_at": EPOCH,
+        })
+    host_rows = []
+    for ip in sorted(hosts):
+        ht = hosts[ip]
+        host_rows.append({
+            "ip": ip, "port": port, "status": ht.status, "banner": ht.banner,
+            "ehlo_capabilities": ht.ehlo, "ehlo_capabilities_tls": ht.ehlo_tls,
+            "starttls_offered": ht.starttls_offered, "tls_version": ht.tls_version,
+            "cipher_suite": ht.cipher_suite, "versions_supported": ht.versions,
+            "server_preference": ht.server_preference, "cipher_suites": ht.cipher_suites,
+            "probed_at": EPOCH,
+        })
+        if not ht.cipher_known:
+            unknown.append({"table": "hosts", "key": [ip, port], "column": "cipher_suite",
+                            "why": "client-preference server: the choice follows the "
+                                   "client's order"})
+        if world.smtp_servers[ip].behaviour == "tarpit":
+            unknown.append({"table": "hosts", "key": [ip, port], "column": "banner",
+                            "why": "a never-ending greeting: what part is kept is the "
+                                   "scanner's choice"})
+    return Truth({"domains": domain_rows, "mx": mx_rows, "hosts": host_rows,
+                  "certs": cert_rows}, unknown)
+
+
+def _list(value: Iterable[str] | None) -> list[str] | None:
+    return None if value is None else sorted(value)
+
+
+def _mx_targets(d: DomainSpec) -> list[tuple[str, int]]:
+    if d.mx_kind == "mx":
+        return [(m.host, m.preference) for m in d.mx]
+    if d.mx_kind == "implicit":
+        return [(d.name, 0)]
+    return []
+
+
+def _policy_truth(d: DomainSpec, policy: PolicyHostSpec | None
+                  ) -> tuple[str, str | None, str | None, int | None, list[str] | None]:
+    if d.mta_sts.status != "valid":
+        return "not_attempted", None, None, None, None
+    if policy is None:  # a valid record with no host at all: the name does not resolve
+        return "fetch_error", "dns", None, None, None
+    if policy.behaviour == "ok":
+        assert policy.policy is not None
+        p = policy.policy
+        return "ok", None, p.mode, min(p.max_age, 31557600), sorted(p.mx)
+    if policy.behaviour.startswith(("invalid_", "missing_")) or policy.behaviour == "syntax":
+        return "invalid", policy.error, None, None, None
+    return "fetch_error", policy.error, None, None, None
+
+
+def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: str | None,
+            port: int, host: Any, p_status: str, p_error: str | None, mode: str | None,
+            patterns: list[str] | None, policy: PolicyHostSpec | None,
+            cert_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"domain": d.name, "mx_host": spec.name, "preference": preference,
+                           "mx_status": spec.status if ip is None else "ok", "ip": ip,
+                           "port": None, "host_status": None, "probed_at": EPOCH}
+    cert_status = None
+    if ip is not None:
+        ht = host(ip)
+        row.update(port=port, host_status=ht.status)
+        if ht.status == "ok":
+            server = world.smtp_servers[ip]
+            assert server.tls is not None
+            kind = server.tls.cert_kind
+            trusted, time_valid = _CERT_BOOLS[kind]
+            names = leaf_names(server, spec.name)
+            name_match = any(name_matches(spec.name, n) for n in names)
+            if kind == "self_signed":
+                cert_status = "self_signed"
+            elif not trusted:
+                cert_status = "untrusted"
+            elif not time_valid:
+                cert_status = kind  # expired / not_yet_valid
+            elif not name_match:
+                cert_status = "name_mismatch"
+            else:
+                cert_status = "valid"
+            row.update(cert_status=cert_status, cert_trusted=trusted,
+                       cert_time_valid=time_valid, cert_name_match=name_match)
+            cert_rows.append({
+                "sha256": f"mx:{d.name}|{spec.name}|{ip}", "der": b"",
+                "san_dns": sorted(names), "self_signed": kind == "self_signed",
+                "key_bits": 2048 if server.tls.key_type == "rsa" else 256,
+                "probed_at": EPOCH})
+        else:
+            cert_status = "no_cert"
+            row.update(cert_status="no_cert")
+    # MTA-STS (RFC 8461 §4) and TLSRPT (RFC 8460 §4.3)
+    mx_match = None
+    if p_status == "ok":
+        assert patterns is not None
+        mx_match = any(name_matches(spec.name, p) for p in patterns)
+    host_status = row["host_status"]
+    session_ok = bool(ip is not None and host_status == "ok" and cert_status == "valid"
+                      and mx_match)
+    if p_status == "ok" and mode in ("enforce", "testing"):
+        verdict = "deliver" if (session_ok or mode == "testing") else "fail"
+    else:
+        verdict = "no_policy"
+    rtype = None
+    if d.mta_sts.status == "valid":
+        if p_status == "fetch_error":
+            rtype = "sts-webpki-invalid" if p_error == "certificate" else \
+                "sts-policy-fetch-error"
+        elif p_status == "invalid":
+            rtype = "sts-policy-invalid"
+        elif mode != "none":
+            rtype = _session_type(mx_match, ip, host_status, cert_status)
+    row.update(sts_mx_match=mx_match, sts_verdict=verdict, tlsrpt_result_type=rtype,
+               _session_ok=session_ok)
+    return row
+
+
+def _session_type(mx_match: bool | None, ip: str | None, host_status: str | None,
+                  cert_status: str | None) -> str | None:
+    if not mx_match:
+        return "validation-failure"
+    if ip is None:
+        return None
+    if host_status in ("no_starttls", "starttls_rejected"):
+        return "starttls-not-supported"
+    if host_status == "tls_handshake_failed":
+        return "validation-failure"
+    if host_status != "ok":
+        return None
+    return {"self_signed": "certificate-not-trusted", "untrusted": "certificate-not-trusted",
+            "expired": "certificate-expired", "not_yet_valid": "certificate-expired",
+            "name_mismatch": "certificate-host-mismatch"}.get(cert_status or "")
+
+
+def write_truth(world: World, directory: str | Path) -> dict[str, Any]:
+    """Write ``truth/<table>.parquet`` and ``unknown.json``; returns world.json's truth block."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    truth = build_truth(world)
+    files = {}
+    for table, rows in truth.rows.items():
+        path = directory / f"{table}.parquet"
+        pq.write_table(to_table(table, rows), path, compression="zstd")
+        files[table] = path.name
+    (directory / "unknown.json").write_text(json.dumps(truth.unknown, indent=1))
+    return {
+        "dir": directory.name,
+        "files": files,
+        "unknown": "unknown.json",
+        "keys": {t: list(k) for t, k in KEYS.items()},
+        "columns": COLUMNS,
+        "profile": world.scanner.profile,
+        "rows": {t: len(r) for t, r in truth.rows.items()},
+        "conventions": CONVENTIONS,
+    }
