@@ -1,0 +1,286 @@
+"""One listening socket per port for the whole of 127.0.0.0/8, and the connection log.
+
+Theory of operation
+-------------------
+A world serves thousands of "servers" from one process. Instead of binding
+thousands of addresses, each service binds ``0.0.0.0:port`` with
+``SO_BINDTODEVICE`` set to ``lo`` (so nothing off this machine can reach it,
+and any 127.x.y.z connects) plus ``[::1]:port``; the accepted socket's own
+address (``getsockname()``) says which server the client meant, and the
+handler picks the behaviour from it.
+
+``serve_tcp`` runs the accept loops. A guard bounds concurrent
+connections: once full, the loop stops accepting and the kernel backlog holds
+the rest (a testbed must not fall over because a scanner misbehaves). Every
+connection is written to the ``ConnectionLog`` when it ends — destination
+ip and port, peer, start and end (Unix seconds), the service and how it
+ended — as one JSON line appended with a single ``write`` on an
+``O_APPEND`` descriptor: lines from several services (or processes) sharing
+one file never interleave, and the log is complete on disk the moment a
+connection closes, so a test can read it while the world still runs.
+``read_connection_log`` and ``max_concurrency`` turn it back into facts such
+as "never more than one connection at a time to 127.1.2.3".
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import json
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import trio
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONNECTIONS = 4096
+BACKLOG = 1024
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An accepted connection and the address the client asked for."""
+
+    stream: trio.SocketStream
+    ip: str                # destination address, canonical text (RFC 5952 for IPv6)
+    port: int
+    peer: str
+    peer_port: int
+
+
+@dataclass(frozen=True)
+class ConnectionRecord:
+    """One line of the connection log."""
+
+    service: str
+    ip: str
+    port: int
+    peer: str
+    peer_port: int
+    start: float           # Unix time, seconds
+    end: float
+    outcome: str           # "closed", "cancelled" or "error: <type>"
+
+
+Handler = Callable[[Connection], Awaitable[None]]
+
+
+def canonical_ip(address: str) -> str:
+    """RFC 5952 text for an address as a socket reports it (drops a zone id)."""
+    return str(ipaddress.ip_address(address.split("%", 1)[0]))
+
+
+class ConnectionLog:
+    """Appends one JSON line per finished connection to ``path``.
+
+    ``ConnectionLog(None)`` keeps records in memory only (``records``), for
+    tests that don't need a file; a file-backed log also keeps them unless
+    ``keep=False`` (a 100,000-domain world makes many connections).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, keep: bool = True) -> None:
+        self.path = Path(path) if path is not None else None
+        self.keep = keep or path is None
+        self.records: list[ConnectionRecord] = []
+        self._fd: int | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, record: ConnectionRecord) -> None:
+        if self.keep:
+            self.records.append(record)
+        if self._fd is not None:
+            line = json.dumps(asdict(record), separators=(",", ":")) + "\n"
+            os.write(self._fd, line.encode())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> ConnectionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_connection_log(path: str | os.PathLike[str]) -> list[ConnectionRecord]:
+    """The records of a log file (a torn last line, from a killed world, is skipped)."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                records.append(ConnectionRecord(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue
+    return records
+
+
+def max_concurrency(records: Iterable[ConnectionRecord]) -> dict[str, int]:
+    """Per destination ip, the most connections that were open at the same time.
+
+    A connection that ends exactly when another starts does not overlap it.
+    """
+    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for r in records:
+        events[r.ip].append((r.start, 1))
+        events[r.ip].append((r.end, -1))
+    peaks = {}
+    for ip, evs in events.items():
+        evs.sort()  # at equal times -1 sorts before +1: touching intervals don't overlap
+        open_now = peak = 0
+        for _, delta in evs:
+            open_now += delta
+            peak = max(peak, open_now)
+        peaks[ip] = peak
+    return peaks
+
+
+def connections_by_ip(records: Iterable[ConnectionRecord]) -> dict[str, int]:
+    """Per destination ip, how many connections were made."""
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[r.ip] += 1
+    return dict(counts)
+
+
+async def open_listeners(port: int, *, ipv6: bool = True) -> list[trio.socket.SocketType]:
+    """Bind ``0.0.0.0:port`` on ``lo`` (and ``[::1]`` on the same port); port 0 picks one."""
+    sock4 = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock4.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+        await sock4.bind(("0.0.0.0", port))
+        sock4.listen(BACKLOG)
+    except BaseException:
+        sock4.close()
+        raise
+    sockets = [sock4]
+    if ipv6:
+        port = sock4.getsockname()[1]
+        sock6 = trio.socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            sock6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock6.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+            await sock6.bind(("::1", port))
+            sock6.listen(BACKLOG)
+            sockets.append(sock6)
+        except OSError as exc:  # a kernel without IPv6 on lo: serve IPv4 only, say so
+            sock6.close()
+            log.warning("no IPv6 listener on [::1]:%d: %s", port, exc)
+        except BaseException:
+            sock6.close()
+            sock4.close()
+            raise
+    return sockets
+
+
+_ACCEPT_TRANSIENT = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS,
+                     errno.ECONNABORTED, errno.EPROTO}
+
+
+class _Guard:
+    """Counts running handlers; the accept loops wait for room before accepting."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def wait_room(self) -> None:
+        while self.active >= self.limit:
+            await self._lot.park()
+
+    def enter(self) -> None:
+        self.active += 1
+
+    def leave(self) -> None:
+        self.active -= 1
+        self._lot.unpark_all()
+
+
+async def serve_tcp(handler: Handler, *, port: int, connlog: ConnectionLog, service: str,
+                    max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
+                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Accept on ``port`` for all of 127/8 (and ::1) and run ``handler`` per connection.
+
+    Reports the bound port through ``task_status.started(port)``. At most
+    ``max_connections`` handlers run at once; beyond that, connections wait
+    in the kernel backlog (or, one per listener, accepted but not yet served).
+    The handler owns the dialogue; this function closes the stream and logs
+    the connection however the handler ends. Runs until cancelled.
+    """
+    sockets = await open_listeners(port, ipv6=ipv6)
+    bound = sockets[0].getsockname()[1]
+    guard = _Guard(max_connections)
+    try:
+        async with trio.open_nursery() as nursery:
+            for sock in sockets:
+                nursery.start_soon(_accept_loop, sock, handler, connlog, service, guard,
+                                   nursery)
+            task_status.started(bound)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _accept_loop(sock: trio.socket.SocketType, handler: Handler, connlog: ConnectionLog,
+                       service: str, guard: _Guard, nursery: trio.Nursery) -> None:
+    while True:
+        await guard.wait_room()
+        try:
+            conn_sock, _ = await sock.accept()
+        except OSError as exc:
+            if exc.errno in _ACCEPT_TRANSIENT:
+                log.warning("accept on %s: %s", service, exc)
+                await trio.sleep(0.05)
+                continue
+            raise
+        try:
+            await guard.wait_room()  # another listener may have taken the room meanwhile
+        except BaseException:
+            conn_sock.close()
+            raise
+        guard.enter()  # no checkpoint between the check and the count
+        nursery.start_soon(_run_one, conn_sock, handler, connlog, service, guard)
+
+
+async def _run_one(conn_sock: trio.socket.SocketType, handler: Handler, connlog: ConnectionLog,
+                   service: str, guard: _Guard) -> None:
+    start = time.time()
+    outcome = "closed"
+    stream = trio.SocketStream(conn_sock)
+    local = conn_sock.getsockname()
+    try:
+        remote = conn_sock.getpeername()
+    except OSError:  # reset before we looked
+        remote = ("0.0.0.0", 0)
+    conn = Connection(stream, canonical_ip(local[0]), local[1], canonical_ip(remote[0]),
+                      remote[1])
+    try:
+        await handler(conn)
+    except trio.Cancelled:
+        outcome = "cancelled"
+        raise
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        outcome = "closed"
+    except Exception as exc:  # one broken dialogue must not take the world down
+        outcome = f"error: {type(exc).__name__}"
+        log.exception("%s handler failed for %s:%d", service, conn.ip, conn.port)
+    finally:
+        try:
+            stream.socket.close()
+        finally:
+            guard.leave()
+            connlog.write(ConnectionRecord(service, conn.ip, conn.port, conn.peer,
+                                           conn.peer_port, start, time.time(), outcome))
