@@ -197,13 +197,29 @@ def _strength_key(s: CipherSuite) -> tuple:
     )
 
 
+_MAINSTREAM_KX = frozenset({"ECDHE", "DHE", "RSA", "DH_anon", "ECDH_anon"})
+
+
+def _deployment_tier(s: CipherSuite) -> int:
+    """0: what real stacks (OpenSSL, SChannel, GnuTLS, Java) serve; 1: their export and
+    NULL suites; 2: the rest (static DH/ECDH, KRB5, GOST, suites OpenSSL never had)."""
+    if s.tls13:
+        return 0 if s.openssl_name else 2
+    if s.openssl_name is None or s.kx not in _MAINSTREAM_KX:
+        return 2
+    return 1 if s.export or s.cipher == "NULL" else 0
+
+
 def scan_candidates(version: str, families: frozenset[str] = DEFAULT_FAMILIES) -> tuple[int, ...]:
     """The suites a scan offers in ``version`` hellos, most likely to be deployed first.
 
-    Suites OpenSSL knows (or knew) come first, strongest first; the rest follow.
-    The order matters only for servers without their own preference and for
-    how the list splits into chunks (``enumerate.DEFAULT_CHUNK``).
+    Tier 0 (mainstream key exchanges with a cipher OpenSSL knows or knew:
+    about 110 suites at TLS 1.2, so they fit the first 128-suite chunk), then
+    export and NULL, then the rest; strongest first within a tier. The order
+    matters for servers without their own preference and for how the list
+    splits into chunks (``enumerate.DEFAULT_CHUNK``): suites in one chunk need
+    no merge hellos.
     """
     chosen = [s for s in all_suites() if s.family in families and s.offerable_in(version)]
-    chosen.sort(key=lambda s: (s.openssl_name is None, _strength_key(s)))
+    chosen.sort(key=lambda s: (_deployment_tier(s), _strength_key(s)))
     return tuple(s.code for s in chosen)
