@@ -12,7 +12,9 @@ import sys
 from importlib import import_module
 
 # name -> (module, one-line help). Add a subcommand by adding a line.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "world": ("survey.testbed.cli_world", "build (and serve) a simulated mail Internet on loopback"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,249 @@
+"""Build a world directory, and run a world: DNS + SMTP + HTTPS, then world.json.
+
+Theory of operation
+-------------------
+``build_world`` writes everything that does not need a running process:
+``spec.json`` (the model), ``domains.txt`` (the scan input, one name a line in
+rank order), ``truth/`` (Parquet per table, ``unknown.json``, ``truth.json``
+= the truth block of world.json), ``zones/`` (zone file + NSD/Unbound
+snippets) and ``ca.pem``.
+
+``run_world`` starts the servers one by one with ``nursery.start`` (each
+reports its bound port when it listens), then — and only then — writes
+``world.json`` atomically (temporary file + rename), so a harness can wait for
+the file to appear and trust every port in it. A stale world.json is removed
+first. On cancellation (SIGINT/SIGTERM under ``serve_forever``) the servers
+stop, in-flight connections are cancelled (a tarpit must not hold the world
+open) and world.json is rewritten with ``"state": "stopped"`` so a scorer
+can still find the truth.
+
+SMTP and HTTPS come from SERVERS' modules (``smtp_server.serve_smtp``,
+``https_server.serve_https``); a world whose modules are missing runs DNS
+only and says so in world.json (``services``). Keys are generated per process
+(``pki.Pki``), so ``ca.pem`` is rewritten at each start: use the one named in
+world.json while the world runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from survey.testbed import truth as truth_mod
+from survey.testbed import zones
+from survey.testbed.dns_server import serve_dns
+from survey.testbed.generator import generate
+from survey.testbed.model import World
+
+log = logging.getLogger(__name__)
+
+SPEC = "spec.json"
+WORLD_JSON = "world.json"
+DOMAINS = "domains.txt"
+TRUTH_DIR = "truth"
+TRUTH_INDEX = "truth.json"
+ZONES_DIR = "zones"
+CONNECTION_LOG = "connections.jsonl"
+CA_BUNDLE = "ca.pem"
+WORLD_JSON_FORMAT = 1
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def build_world(out: str | Path, *, domains: int, seed: int = 0,
+                profile: str | Path = "default", scale: str = "default") -> World:
+    """Generate a world and write its directory (everything but world.json)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / WORLD_JSON).unlink(missing_ok=True)
+    world = generate(domains, seed, profile, scale=scale)
+    world.save(out / SPEC)
+    with open(out / DOMAINS, "w", encoding="utf-8") as fh:
+        for d in world.domains:
+            fh.write(d.name + "\n")
+    info = truth_mod.write_truth(world, out / TRUTH_DIR)
+    _write_json_atomic(out / TRUTH_DIR / TRUTH_INDEX, info)
+    zones.write_zones(world, out / ZONES_DIR)
+    try:
+        from survey.testbed.pki import Pki
+
+        Pki(out)
+    except ImportError:  # pragma: no cover - pki ships with the testbed
+        log.warning("no survey.testbed.pki: ca.pem not written")
+    return world
+
+
+def _optional_server(module: str, name: str) -> tuple[Any, str | None]:
+    try:
+        return getattr(importlib.import_module(module), name), None
+    except Exception as exc:  # noqa: BLE001 - a missing or broken module: run without it
+        return None, f"unavailable: {type(exc).__name__}: {exc}"
+
+
+def world_json(world_dir: Path, world: World, *, dns: tuple[str, int],
+               smtp: int | None, https: int | None, services: dict[str, str],
+               state: str = "running") -> dict[str, Any]:
+    world_dir = world_dir.resolve()
+    truth_dir = world_dir / TRUTH_DIR
+    truth_info = json.loads((truth_dir / TRUTH_INDEX).read_text())
+    truth_info["dir"] = str(truth_dir)
+    scanner = asdict(world.scanner)
+    scanner.update(resolvers=[f"{dns[0]}:{dns[1]}"], smtp_port=smtp, https_port=https,
+                   testbed=True)
+    return {
+        "format": WORLD_JSON_FORMAT,
+        "state": state,
+        "pid": os.getpid(),
+        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "world_dir": str(world_dir),
+        "seed": world.seed,
+        "profile": world.profile,
+        "domains": len(world.domains),
+        "domain_list": str(world_dir / DOMAINS),
+        "spec": str(world_dir / SPEC),
+        "resolver": {"ip": dns[0], "port": dns[1]},
+        "smtp": {"port": smtp, "spec_port": world.ports.smtp},
+        "https": {"port": https, "spec_port": world.ports.https},
+        "services": services,
+        "ca_bundle": str(world_dir / CA_BUNDLE),
+        "connection_log": str(world_dir / CONNECTION_LOG),
+        "zones": str(world_dir / ZONES_DIR),
+        "truth": truth_info,
+        "scanner": scanner,
+    }
+
+
+async def run_world(world_dir: str | Path, *, dns_port: int | None = None,
+                    smtp_port: int | None = None, https_port: int | None = None,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the world in ``world_dir`` until cancelled; started(world.json dict)."""
+    world_dir = Path(world_dir)
+    (world_dir / WORLD_JSON).unlink(missing_ok=True)
+    world = World.load(world_dir / SPEC)
+    ports = world.ports
+    dns_port = ports.dns if dns_port is None else dns_port
+    smtp_port = ports.smtp if smtp_port is None else smtp_port
+    https_port = ports.https if https_port is None else https_port
+    services: dict[str, str] = {}
+    serve_smtp, smtp_missing = _optional_server("survey.testbed.smtp_server", "serve_smtp")
+    serve_https, https_missing = _optional_server("survey.testbed.https_server", "serve_https")
+    pki = connlog = None
+    if serve_smtp or serve_https:
+        from survey.testbed.listen import ConnectionLog
+        from survey.testbed.pki import Pki
+
+        pki = Pki(world_dir)
+        connlog = ConnectionLog(world_dir / CONNECTION_LOG, keep=False)
+    info: dict[str, Any] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+            dns = await nursery.start(_dns_task, world, dns_port)
+            services["dns"] = "ready"
+            smtp = https = None
+            if serve_smtp is not None:
+                smtp = await nursery.start(_server_task, serve_smtp, world, smtp_port, pki,
+                                           connlog)
+                services["smtp"] = "ready"
+            else:
+                services["smtp"] = smtp_missing or "unavailable"
+            if serve_https is not None:
+                https = await nursery.start(_server_task, serve_https, world, https_port, pki,
+                                            connlog)
+                services["https"] = "ready"
+            else:
+                services["https"] = https_missing or "unavailable"
+            info = world_json(world_dir, world, dns=dns, smtp=smtp, https=https,
+                              services=services)
+            _write_json_atomic(world_dir / WORLD_JSON, info)
+            log.info("world ready: %s", world_dir / WORLD_JSON)
+            task_status.started(info)
+    finally:
+        if info:
+            info = dict(info, state="stopped",
+                        stopped_at=dt.datetime.now(dt.timezone.utc).isoformat(
+                            timespec="seconds"))
+            _write_json_atomic(world_dir / WORLD_JSON, info)
+        if connlog is not None:
+            connlog.close()
+
+
+async def _dns_task(world: World, port: int, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    await serve_dns(world, port=port, task_status=task_status)
+
+
+async def _server_task(serve: Any, world: World, port: int, pki: Any, connlog: Any,
+                       task_status=trio.TASK_STATUS_IGNORED) -> None:
+    await serve(world, port=port, pki=pki, connlog=connlog, task_status=task_status)
+
+
+async def _serve_until_signal(world_dir: Path, ports: dict[str, int | None],
+                              announce: bool) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(lambda task_status=trio.TASK_STATUS_IGNORED: run_world(
+                world_dir, task_status=task_status, **ports))
+            if announce:
+                print(_summary(info), file=sys.stderr, flush=True)
+            async for signum in signals:
+                if announce:
+                    print(f"survey world: {signal.Signals(signum).name}, stopping",
+                          file=sys.stderr, flush=True)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def _summary(info: dict[str, Any]) -> str:
+    r = info["resolver"]
+    parts = [f"world ready: {info['domains']} domains",
+             f"DNS {r['ip']}:{r['port']}",
+             f"SMTP port {info['smtp']['port']}", f"HTTPS port {info['https']['port']}"]
+    missing = [f"{k} {v}" for k, v in info["services"].items() if v != "ready"]
+    text = ", ".join(parts) + f"\n  {info['world_dir']}/{WORLD_JSON}"
+    if missing:
+        text += "\n  not running: " + "; ".join(missing)
+    return text
+
+
+def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
+                  smtp_port: int | None = None, https_port: int | None = None,
+                  announce: bool = True) -> int:
+    """Run a world in the foreground until SIGINT or SIGTERM; the exit status."""
+    ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port}
+    try:
+        trio.run(_serve_until_signal, Path(world_dir), ports, announce)
+    except (OSError, BaseExceptionGroup) as exc:
+        oserror = _find_oserror(exc)
+        if oserror is None:
+            raise
+        print(f"survey world: cannot start: {oserror} (try --any-ports, or ports >= 1024 "
+              "when not root)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _find_oserror(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _find_oserror(inner)
+            if found is not None:
+                return found
+    return None
