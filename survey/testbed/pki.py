@@ -32,8 +32,9 @@ Kinds (what the server sends; see ``LEAF_KINDS``):
                         ones (``wrong_name_for``)
   untrusted             leaf + issuer from a CA outside the bundle
   missing_intermediate  leaf by the intermediate, sent alone
-  sni_dependent         (contexts only) SNI naming one of the names gets a
-                        valid leaf for exactly that name; no SNI or another
+  sni_dependent         (contexts only) SNI naming one of the names (or
+                        matching a ``*.`` name) gets a valid leaf for
+                        exactly that name; no SNI or another
                         name gets the default: a valid leaf for
                         ``sni_default_name(names)``, which matches none of them
 """
@@ -344,7 +345,10 @@ class Pki:
 
         def choose(sslobj: ssl.SSLObject, server_name: str | None,
                    _ctx: ssl.SSLContext) -> None:
-            chosen = per_name.get((server_name or "").lower().rstrip("."))
+            name = (server_name or "").lower().rstrip(".")
+            chosen = per_name.get(name)
+            if chosen is None and "." in name:  # a wildcard name covers one label
+                chosen = per_name.get("*." + name.split(".", 1)[1])
             if chosen is not None:
                 sslobj.context = chosen
 

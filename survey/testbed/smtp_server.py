@@ -1,0 +1,274 @@
+"""The world's SMTP servers: one listener, one behaviour per destination address.
+
+Theory of operation
+-------------------
+``serve_smtp`` listens once (``listen.serve_tcp``) and, per accepted
+connection, looks up the ``SmtpServerSpec`` of the address the client dialled
+(``World.smtp_server(ip)``). The spec says everything: the reply texts are
+sent verbatim, the behaviour picks the script (model.py documents the
+vocabulary). An address without a server answers with a TCP reset.
+
+Before the greeting, the behaviour may refuse (421/554 banners, per-IP limit,
+greylisting), reset, stall (slow banner) or tarpit (greeting continuation
+lines dribbled until ``duration``, never the final line). Then a command loop:
+
+  EHLO      250 hostname + capabilities (``ehlo``, or ``ehlo_tls`` after TLS);
+            ``ehlo_4xx`` answers EHLO and HELO with ``ehlo_reject``
+  HELO      250 hostname
+  STARTTLS  ``starttls_reply``; on a 220 the server drops anything the client
+            pipelined after STARTTLS (RFC 3207 §5, the "command injection"
+            defence), then runs the TLS handshake on the same TCP stream with
+            ``trio.SSLStream`` and ``Pki.server_context``, and the session
+            starts over (the client must EHLO again, RFC 3207 §4.2)
+  NOOP/RSET 250;  QUIT 221 and close
+  other     502 (MAIL, RCPT, DATA, VRFY, EXPN included: a scanner never sends
+            them, and a test checks that this server would notice)
+
+The server side has caps too: a command line longer than ``MAX_LINE`` gets
+500 and a close, a session ends after ``MAX_COMMANDS`` commands, and a
+client silent for ``idle_timeout`` seconds gets 421 and a close.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import struct
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import trio
+
+from survey.testbed.listen import (
+    DEFAULT_MAX_CONNECTIONS, Connection, ConnectionLog, serve_tcp,
+)
+from survey.testbed.model import Reply, SmtpServerSpec, World
+from survey.testbed.pki import Pki
+
+MAX_LINE = 2048            # RFC 5321 §4.5.3.1.4 asks for 512; be a little generous
+MAX_COMMANDS = 100
+DEFAULT_IDLE_TIMEOUT = 120.0
+
+REPLY_OK = Reply(250, ("2.0.0 OK",))
+REPLY_BYE = Reply(221, ("2.0.0 Bye",))
+REPLY_UNKNOWN = Reply(502, ("5.5.1 Error: command not recognized",))
+REPLY_NOT_OFFERED = Reply(502, ("5.5.1 Error: command not implemented",))
+REPLY_TLS_ACTIVE = Reply(503, ("5.5.1 Error: TLS already active",))
+REPLY_SYNTAX = Reply(500, ("5.5.2 Error: bad syntax",))
+REPLY_TOO_LONG = Reply(500, ("5.5.2 Error: line too long",))
+REPLY_IDLE = Reply(421, ("4.4.2 Error: timeout exceeded",))
+REPLY_TOO_MANY = Reply(421, ("4.7.0 Error: too many commands",))
+
+_REFUSING_BANNERS = ("banner_421_rate_limit", "banner_421", "banner_554")
+_STARTTLS_REJECTING = ("starttls_454", "starttls_500")
+
+
+class LineTooLong(Exception):
+    """The client sent a line longer than the cap."""
+
+
+class LineReader:
+    """CRLF-terminated lines from a stream, at most ``cap`` bytes each.
+
+    Bare LF is accepted as a line end (lenient, like Postfix).
+    """
+
+    def __init__(self, stream: trio.abc.ReceiveStream, cap: int = MAX_LINE) -> None:
+        self.stream = stream
+        self.cap = cap
+        self._buffer = bytearray()
+
+    async def readline(self) -> bytes | None:
+        """The next line without its line end, or None at end of stream."""
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                if end > self.cap:
+                    raise LineTooLong
+                line = bytes(self._buffer[:end])
+                del self._buffer[:end + 1]
+                return line[:-1] if line.endswith(b"\r") else line
+            if len(self._buffer) > self.cap:
+                raise LineTooLong
+            chunk = await self.stream.receive_some(4096)
+            if not chunk:
+                return None
+            self._buffer += chunk
+
+    def discard_buffered(self) -> int:
+        """Forget what the client sent ahead (before a TLS handshake); returns the count."""
+        n = len(self._buffer)
+        self._buffer.clear()
+        return n
+
+
+class SmtpWorld:
+    """Connection handler for all SMTP servers of a world (state shared across connections)."""
+
+    def __init__(self, world: World, pki: Pki, *,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        self.world = world
+        self.pki = pki
+        self.idle_timeout = idle_timeout
+        self._open: dict[tuple[str, str], int] = defaultdict(int)   # (server ip, peer) -> open
+        self._refused: dict[str, int] = defaultdict(int)            # server ip -> greylisted
+
+    async def handle(self, conn: Connection) -> None:
+        spec = self.world.smtp_server(conn.ip)
+        if spec is None or spec.behaviour == "reset":
+            reset(conn.stream)
+            return
+        b = spec.behaviour
+        if b in _REFUSING_BANNERS:
+            await send(conn.stream, spec.greeting)
+            return
+        if b == "greylist" and self._refused[conn.ip] < spec.limit:
+            self._refused[conn.ip] += 1
+            await send(conn.stream, spec.refusal or Reply(421, ("4.7.1 Try again later",)))
+            return
+        key = (conn.ip, conn.peer)
+        if b == "per_ip_limit" and self._open[key] >= spec.limit:
+            await send(conn.stream, spec.refusal or Reply(
+                421, ("4.7.0 Too many concurrent connections from your IP",)))
+            return
+        self._open[key] += 1
+        try:
+            if b == "tarpit":
+                await tarpit(conn.stream, spec)
+                return
+            if b == "slow_banner":
+                await trio.sleep(spec.delay)
+            await send(conn.stream, spec.greeting)
+            await Session(self, spec, conn.stream).run()
+        finally:
+            self._open[key] -= 1
+            if not self._open[key]:
+                del self._open[key]
+
+    def tls_context(self, spec: SmtpServerSpec) -> Any:
+        assert spec.tls is not None
+        return self.pki.server_context(spec.tls, spec.tls.names or (spec.hostname,))
+
+
+class Session:
+    """One SMTP dialogue after the greeting."""
+
+    def __init__(self, owner: SmtpWorld, spec: SmtpServerSpec, stream: trio.abc.Stream) -> None:
+        self.owner = owner
+        self.spec = spec
+        self.stream: trio.abc.Stream = stream
+        self.reader = LineReader(stream)
+        self.tls_active = False
+
+    async def run(self) -> None:
+        for _ in range(MAX_COMMANDS):
+            try:
+                with trio.move_on_after(self.owner.idle_timeout) as idle:
+                    line = await self.reader.readline()
+            except LineTooLong:
+                await send(self.stream, REPLY_TOO_LONG)
+                return
+            if idle.cancelled_caught:
+                await send(self.stream, REPLY_IDLE)
+                return
+            if line is None:
+                return
+            if not await self.command(line):
+                return
+        await send(self.stream, REPLY_TOO_MANY)
+
+    async def command(self, line: bytes) -> bool:
+        """Answer one command line; False ends the session."""
+        spec = self.spec
+        verb = line.split(b" ", 1)[0].upper()
+        if not verb.strip():
+            await send(self.stream, REPLY_SYNTAX)
+        elif verb in (b"EHLO", b"HELO"):
+            if spec.behaviour == "ehlo_4xx" and spec.ehlo_reject is not None:
+                await send(self.stream, spec.ehlo_reject)
+            elif verb == b"HELO":
+                await send(self.stream, Reply(250, (spec.hostname,)))
+            else:
+                caps = spec.ehlo_tls if self.tls_active else spec.ehlo
+                await send(self.stream, Reply(250, (spec.hostname, *caps)))
+        elif verb == b"STARTTLS":
+            return await self.starttls()
+        elif verb in (b"NOOP", b"RSET"):
+            await send(self.stream, REPLY_OK)
+        elif verb == b"QUIT":
+            await send(self.stream, REPLY_BYE)
+            await self.close()
+            return False
+        else:
+            await send(self.stream, REPLY_UNKNOWN)
+        return True
+
+    async def starttls(self) -> bool:
+        spec = self.spec
+        if self.tls_active:
+            await send(self.stream, REPLY_TLS_ACTIVE)
+            return True
+        if spec.behaviour in _STARTTLS_REJECTING and spec.starttls_reply is not None:
+            await send(self.stream, spec.starttls_reply)
+            return True
+        if spec.behaviour == "drop_after_starttls":
+            await send(self.stream, spec.starttls_reply or Reply(220, ("2.0.0 Ready",)))
+            return False
+        if spec.tls is None or "STARTTLS" not in spec.ehlo:
+            await send(self.stream, REPLY_NOT_OFFERED)
+            return True
+        await send(self.stream, spec.starttls_reply or Reply(220, ("2.0.0 Ready to start TLS",)))
+        self.reader.discard_buffered()
+        tls = trio.SSLStream(self.stream, self.owner.tls_context(spec), server_side=True)
+        with trio.move_on_after(self.owner.idle_timeout) as idle:
+            await tls.do_handshake()  # a failed handshake raises BrokenResourceError
+        if idle.cancelled_caught:
+            return False
+        self.stream = tls
+        self.reader = LineReader(tls)
+        self.tls_active = True
+        return True
+
+    async def close(self) -> None:
+        if self.tls_active:
+            with trio.move_on_after(1):
+                try:
+                    await self.stream.aclose()  # close_notify, then the socket
+                except trio.BrokenResourceError:
+                    pass
+
+
+async def send(stream: trio.abc.SendStream, reply: Reply) -> None:
+    await stream.send_all(reply.render().encode("utf-8"))
+
+
+def reset(stream: trio.SocketStream) -> None:
+    """Close with a TCP RST (SO_LINGER 0) instead of a FIN."""
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    stream.socket.close()
+
+
+def tarpit_lines(spec: SmtpServerSpec) -> Iterator[bytes]:
+    """Greeting continuation lines, forever (never the final ``220 `` line)."""
+    code = spec.greeting.code
+    for text in itertools.cycle(spec.greeting.lines or ("",)):
+        yield f"{code}-{text}\r\n".encode("utf-8")
+
+
+async def tarpit(stream: trio.SocketStream, spec: SmtpServerSpec) -> None:
+    """Dribble an endless greeting, one line per ``delay``, then hang up after ``duration``."""
+    with trio.move_on_after(spec.duration):
+        for line in tarpit_lines(spec):
+            await stream.send_all(line)
+            await trio.sleep(max(spec.delay, 0.01))
+
+
+async def serve_smtp(world: World, *, port: int, pki: Pki, connlog: ConnectionLog,
+                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+                     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                     max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True) -> None:
+    """Serve every SMTP server of ``world`` on ``port`` (0: any; ``started`` gets the port)."""
+    handler = SmtpWorld(world, pki, idle_timeout=idle_timeout)
+    await serve_tcp(handler.handle, port=port, connlog=connlog, service="smtp",
+                    max_connections=max_connections, ipv6=ipv6, task_status=task_status)
