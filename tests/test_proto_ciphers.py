@@ -21,7 +21,11 @@ def test_registry_is_large_and_unique():
     assert len(set(names)) == len(names)
     assert list(suites) == sorted(suites, key=lambda s: s.code)
     # Signalling values are not cipher suites (RFC 5746 §3.3, RFC 7507).
-    assert ciphers.by_code(0x00FF) is None and ciphers.by_code(0x5600) is None and ciphers.by_code(0) is None
+    assert (
+        ciphers.by_code(0x00FF) is None
+        and ciphers.by_code(0x5600) is None
+        and ciphers.by_code(0) is None
+    )
 
 
 def test_lookup_by_code_iana_and_openssl_names():
@@ -29,7 +33,14 @@ def test_lookup_by_code_iana_and_openssl_names():
     assert s.iana_name == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
     assert s.openssl_name == "ECDHE-RSA-AES128-GCM-SHA256"
     assert (s.kx, s.auth, s.cipher, s.key_bits, s.mac, s.aead, s.forward_secrecy) == (
-        "ECDHE", "RSA", "AES_GCM", 128, "AEAD", True, True)
+        "ECDHE",
+        "RSA",
+        "AES_GCM",
+        128,
+        "AEAD",
+        True,
+        True,
+    )
     assert ciphers.by_iana_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256") is s
     assert ciphers.by_openssl_name("ECDHE-RSA-AES128-GCM-SHA256") is s
     assert ciphers.openssl_to_iana("ECDHE-RSA-AES128-GCM-SHA256") == s.iana_name
@@ -37,28 +48,34 @@ def test_lookup_by_code_iana_and_openssl_names():
     assert ciphers.openssl_to_iana("TLS_AES_256_GCM_SHA384") == "TLS_AES_256_GCM_SHA384"
     # Pre-1.1.0 OpenSSL logged EDH- where newer versions say DHE-.
     assert ciphers.openssl_to_iana("EDH-RSA-DES-CBC3-SHA") == "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA"
-    assert ciphers.openssl_to_iana("EXP-EDH-RSA-DES-CBC-SHA") == "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA"
+    assert (
+        ciphers.openssl_to_iana("EXP-EDH-RSA-DES-CBC-SHA")
+        == "TLS_DHE_RSA_EXPORT_WITH_DES40_CBC_SHA"
+    )
     assert ciphers.openssl_to_iana("NO-SUCH-CIPHER") is None
     assert ciphers.name_for_code(0x0A0A) == "0x0A0A"  # a GREASE value (RFC 8701): stored as seen
     assert ciphers.by_code(0x0A0A) is None
 
 
-@pytest.mark.parametrize("code,name,openssl", [
-    (0x0004, "TLS_RSA_WITH_RC4_128_MD5", "RC4-MD5"),
-    (0x0005, "TLS_RSA_WITH_RC4_128_SHA", "RC4-SHA"),
-    (0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "DES-CBC3-SHA"),
-    (0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", "EXP-RC4-MD5"),
-    (0x0001, "TLS_RSA_WITH_NULL_MD5", "NULL-MD5"),
-    (0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", "ADH-RC4-MD5"),
-    (0x0007, "TLS_RSA_WITH_IDEA_CBC_SHA", "IDEA-CBC-SHA"),
-    (0x0096, "TLS_RSA_WITH_SEED_CBC_SHA", "SEED-SHA"),
-    (0xC017, "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA", "AECDH-DES-CBC3-SHA"),
-    (0x0046, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA", "ADH-CAMELLIA128-SHA"),
-    (0xC061, "TLS_ECDHE_RSA_WITH_ARIA_256_GCM_SHA384", "ECDHE-ARIA256-GCM-SHA384"),
-    (0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"),
-    (0x1304, "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256"),
-    (0x1305, "TLS_AES_128_CCM_8_SHA256", "TLS_AES_128_CCM_8_SHA256"),
-])
+@pytest.mark.parametrize(
+    "code,name,openssl",
+    [
+        (0x0004, "TLS_RSA_WITH_RC4_128_MD5", "RC4-MD5"),
+        (0x0005, "TLS_RSA_WITH_RC4_128_SHA", "RC4-SHA"),
+        (0x000A, "TLS_RSA_WITH_3DES_EDE_CBC_SHA", "DES-CBC3-SHA"),
+        (0x0003, "TLS_RSA_EXPORT_WITH_RC4_40_MD5", "EXP-RC4-MD5"),
+        (0x0001, "TLS_RSA_WITH_NULL_MD5", "NULL-MD5"),
+        (0x0018, "TLS_DH_anon_WITH_RC4_128_MD5", "ADH-RC4-MD5"),
+        (0x0007, "TLS_RSA_WITH_IDEA_CBC_SHA", "IDEA-CBC-SHA"),
+        (0x0096, "TLS_RSA_WITH_SEED_CBC_SHA", "SEED-SHA"),
+        (0xC017, "TLS_ECDH_anon_WITH_3DES_EDE_CBC_SHA", "AECDH-DES-CBC3-SHA"),
+        (0x0046, "TLS_DH_anon_WITH_CAMELLIA_128_CBC_SHA", "ADH-CAMELLIA128-SHA"),
+        (0xC061, "TLS_ECDHE_RSA_WITH_ARIA_256_GCM_SHA384", "ECDHE-ARIA256-GCM-SHA384"),
+        (0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+        (0x1304, "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_SHA256"),
+        (0x1305, "TLS_AES_128_CCM_8_SHA256", "TLS_AES_128_CCM_8_SHA256"),
+    ],
+)
 def test_legacy_and_modern_families_present(code, name, openssl):
     s = ciphers.by_code(code)
     assert (s.iana_name, s.openssl_name) == (name, openssl)
@@ -89,30 +106,37 @@ def test_structural_invariants():
             assert s.min_version in (TLS10, TLS12), s  # RFC 4492: TLS only, not SSLv3
         if s.kx in ("RSA", "DH", "ECDH", "PSK", "RSA_PSK", "KRB5", "SRP"):
             assert not s.forward_secrecy, s
-        if s.auth in ("anon",) or s.cipher in ("NULL", "RC4", "DES_CBC", "DES40_CBC", "RC2_CBC") or s.mac == "MD5":
+        if (
+            s.auth in ("anon",)
+            or s.cipher in ("NULL", "RC4", "DES_CBC", "DES40_CBC", "RC2_CBC")
+            or s.mac == "MD5"
+        ):
             assert s.ncsc_class == "insufficient" and s.ncsc_class_v2_1 == "insufficient", s
 
 
-@pytest.mark.parametrize("name,cls_2025,cls_21", [
-    ("TLS_AES_256_GCM_SHA384", "good", "good"),
-    ("TLS_CHACHA20_POLY1305_SHA256", "good", "good"),
-    ("TLS_AES_128_GCM_SHA256", "sufficient", "good"),
-    ("TLS_AES_128_CCM_SHA256", "sufficient", "sufficient"),
-    ("TLS_AES_128_CCM_8_SHA256", "insufficient", "insufficient"),
-    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "sufficient", "good"),
-    ("TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "sufficient", "sufficient"),
-    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "insufficient", "sufficient"),
-    ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "phase-out", "sufficient"),
-    ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "phase-out", "sufficient"),
-    ("TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "insufficient", "sufficient"),
-    ("TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256", "phase-out", "insufficient"),
-    ("TLS_RSA_WITH_AES_128_GCM_SHA256", "insufficient", "phase-out"),
-    ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "insufficient", "phase-out"),
-    ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "insufficient", "phase-out"),
-    ("TLS_DHE_DSS_WITH_AES_256_GCM_SHA384", "insufficient", "insufficient"),
-    ("TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "insufficient", "insufficient"),
-    ("TLS_RSA_WITH_RC4_128_SHA", "insufficient", "insufficient"),
-])
+@pytest.mark.parametrize(
+    "name,cls_2025,cls_21",
+    [
+        ("TLS_AES_256_GCM_SHA384", "good", "good"),
+        ("TLS_CHACHA20_POLY1305_SHA256", "good", "good"),
+        ("TLS_AES_128_GCM_SHA256", "sufficient", "good"),
+        ("TLS_AES_128_CCM_SHA256", "sufficient", "sufficient"),
+        ("TLS_AES_128_CCM_8_SHA256", "insufficient", "insufficient"),
+        ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "sufficient", "good"),
+        ("TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "sufficient", "sufficient"),
+        ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "insufficient", "sufficient"),
+        ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "phase-out", "sufficient"),
+        ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "phase-out", "sufficient"),
+        ("TLS_DHE_RSA_WITH_AES_256_CBC_SHA", "insufficient", "sufficient"),
+        ("TLS_ECDHE_RSA_WITH_CAMELLIA_128_CBC_SHA256", "phase-out", "insufficient"),
+        ("TLS_RSA_WITH_AES_128_GCM_SHA256", "insufficient", "phase-out"),
+        ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "insufficient", "phase-out"),
+        ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", "insufficient", "phase-out"),
+        ("TLS_DHE_DSS_WITH_AES_256_GCM_SHA384", "insufficient", "insufficient"),
+        ("TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "insufficient", "insufficient"),
+        ("TLS_RSA_WITH_RC4_128_SHA", "insufficient", "insufficient"),
+    ],
+)
 def test_ncsc_classes(name, cls_2025, cls_21):
     s = ciphers.by_iana_name(name)
     assert (s.ncsc_class, s.ncsc_class_v2_1) == (cls_2025, cls_21)
@@ -137,8 +161,18 @@ def test_scan_candidates_per_version():
     # Mainstream suites first (strongest first), then export/NULL, then the rest.
     assert tls12[0] in (0xC02C, 0xC030, 0xCCA8, 0xCCA9)
     first_chunk = {ciphers.by_code(c).openssl_name for c in tls12[:128]}
-    assert {"RC4-SHA", "RC4-MD5", "DES-CBC3-SHA", "EXP-RC4-MD5", "NULL-SHA", "ADH-CAMELLIA256-SHA",
-            "AECDH-AES256-SHA", "SEED-SHA", "IDEA-CBC-SHA", "ECDHE-RSA-AES128-GCM-SHA256"} <= first_chunk
+    assert {
+        "RC4-SHA",
+        "RC4-MD5",
+        "DES-CBC3-SHA",
+        "EXP-RC4-MD5",
+        "NULL-SHA",
+        "ADH-CAMELLIA256-SHA",
+        "AECDH-AES256-SHA",
+        "SEED-SHA",
+        "IDEA-CBC-SHA",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+    } <= first_chunk
     assert ciphers.by_code(tls12[-1]).kx not in ("ECDHE", "DHE", "RSA")
     # Anonymous suites are offered: Postfix offers (and may pick) them.
     assert 0x0089 in tls12 and 0xC019 in tls12
@@ -147,7 +181,10 @@ def test_scan_candidates_per_version():
 def _openssl_listing() -> list[tuple[int, str, str, str]]:
     out = subprocess.run(
         ["openssl", "ciphers", "-V", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"],
-        capture_output=True, text=True, check=True, timeout=10,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
     ).stdout
     rows = []
     for line in out.splitlines():
@@ -177,7 +214,9 @@ def test_tlslite_names_agree_where_tlslite_knows_the_suite():
         s = ciphers.by_code(code)
         if s is None:
             # SCSVs, SSLv2 three-byte kinds, pre-RFC draft ChaCha codes
-            assert code in (0x00FF, 0x5600) or code > 0xFFFF or code >> 8 == 0xCC and code < 0xCCA8, hex(code)
+            assert (
+                code in (0x00FF, 0x5600) or code > 0xFFFF or code >> 8 == 0xCC and code < 0xCCA8
+            ), hex(code)
             continue
         assert s.iana_name.upper() == name.upper()  # tlslite spells "anon" in capitals
         checked += 1

@@ -9,9 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from survey.proto import ciphers, enumerate as en
+from survey.proto import ciphers
 from survey.proto.enumerate import (
-    Chosen, Failed, Offer, Refused, ServerEnumeration, SuiteEnumeration, outcome_from_events, run,
+    Chosen,
+    Failed,
+    Offer,
+    Refused,
+    ServerEnumeration,
+    SuiteEnumeration,
+    outcome_from_events,
+    run,
 )
 from survey.proto.tlshello import Alert, HelloRetryRequest, ServerHello, TLSProtocolError
 
@@ -66,7 +73,9 @@ def test_server_preference_30_suites_in_one_chunk():
     r = enumerate_with(FakeServer({TLS12: mine}))
     assert r.supported and r.complete and r.preference == "server" and r.server_preference is True
     assert list(r.suites) == mine and r.ordered
-    assert r.hellos == 30 + 1 + 1  # discovery in chunk 1 + refusal of chunk 2 (order differs from ours)
+    assert (
+        r.hellos == 30 + 1 + 1
+    )  # discovery in chunk 1 + refusal of chunk 2 (order differs from ours)
 
 
 def test_client_preference_30_suites():
@@ -87,7 +96,12 @@ def test_server_order_that_agrees_with_ours_needs_the_test_hello():
 
 def test_one_suite_preference_is_undefined():
     r = enumerate_with(FakeServer({TLS12: [0xC02F]}))
-    assert r.supported and r.suites == (0xC02F,) and r.preference == "undefined" and r.server_preference is None
+    assert (
+        r.supported
+        and r.suites == (0xC02F,)
+        and r.preference == "undefined"
+        and r.server_preference is None
+    )
     assert r.hellos == 1 + 2  # pick, refusal in chunk 1, refusal of chunk 2
 
 
@@ -189,7 +203,11 @@ def test_mixed_preference_is_reported():
 
     e = SuiteEnumeration(TLS12, CANDIDATES)
     run(e, answer)
-    assert e.result().preference == "mixed" and set(e.result().suites) == set(mine) and e.result().complete
+    assert (
+        e.result().preference == "mixed"
+        and set(e.result().suites) == set(mine)
+        and e.result().complete
+    )
 
 
 def test_preference_with_single_suite_chains_needs_two_test_hellos():
@@ -202,12 +220,14 @@ def test_preference_with_single_suite_chains_needs_two_test_hellos():
 
 
 def test_tls13_all_versions_and_counts():
-    server = FakeServer({
-        "SSLv3": [0x000A, 0x0005],
-        "TLSv1.0": [0xC014, 0x0035, 0x000A],
-        "TLSv1.2": pick_suites(30, pool=CANDIDATES[:128]),
-        "TLSv1.3": [0x1301, 0x1302, 0x1303],
-    })
+    server = FakeServer(
+        {
+            "SSLv3": [0x000A, 0x0005],
+            "TLSv1.0": [0xC014, 0x0035, 0x000A],
+            "TLSv1.2": pick_suites(30, pool=CANDIDATES[:128]),
+            "TLSv1.3": [0x1301, 0x1302, 0x1303],
+        }
+    )
     e = ServerEnumeration()
     run(e, server.answer)
     by_version = {r.version: r for r in e.results()}
@@ -225,14 +245,22 @@ def test_outcomes_from_parser_events():
     offer = Offer(TLS12, (0xC02F, 0x002F))
     sh = ServerHello(TLS12, 0x0303, 0xC02F)
     assert outcome_from_events(offer, [sh]) == Chosen(0xC02F)
-    assert outcome_from_events(offer, [ServerHello("TLSv1.0", 0x0301, 0x002F)]) == Refused("version:TLSv1.0")
-    assert outcome_from_events(offer, [ServerHello(None, 0x7F1C, 0x002F)]) == Refused("version:0x7f1c")
-    assert outcome_from_events(offer, [ServerHello(TLS12, 0x0303, 0x0005)]) == Failed("suite_not_offered")
+    assert outcome_from_events(offer, [ServerHello("TLSv1.0", 0x0301, 0x002F)]) == Refused(
+        "version:TLSv1.0"
+    )
+    assert outcome_from_events(offer, [ServerHello(None, 0x7F1C, 0x002F)]) == Refused(
+        "version:0x7f1c"
+    )
+    assert outcome_from_events(offer, [ServerHello(TLS12, 0x0303, 0x0005)]) == Failed(
+        "suite_not_offered"
+    )
     assert outcome_from_events(offer, [Alert(2, 40)]) == Refused("handshake_failure")
     assert outcome_from_events(offer, [Alert(1, 112), Alert(2, 70)]) == Refused("protocol_version")
     assert outcome_from_events(offer, []) == Refused("closed")
     assert outcome_from_events(offer, [], transport="reset") == Refused("reset")
     assert outcome_from_events(offer, [], transport="timeout") == Failed("timeout")
-    assert outcome_from_events(offer, [], error=TLSProtocolError("plaintext", "x")) == Failed("plaintext")
+    assert outcome_from_events(offer, [], error=TLSProtocolError("plaintext", "x")) == Failed(
+        "plaintext"
+    )
     hrr = HelloRetryRequest("TLSv1.3", 0x0304, 0x1301, group=0x18)
     assert outcome_from_events(Offer("TLSv1.3", (0x1301,)), [hrr]) == Chosen(0x1301)

@@ -27,7 +27,13 @@ import trustme
 
 from survey.proto import tlshello
 from survey.proto.tlshello import (
-    CLOSED, NEED_DATA, Alert, HelloRetryRequest, ServerHello, ServerHelloDone, TLSProtocolError,
+    CLOSED,
+    NEED_DATA,
+    Alert,
+    HelloRetryRequest,
+    ServerHello,
+    ServerHelloDone,
+    TLSProtocolError,
 )
 
 TIMEOUT = 5.0
@@ -54,7 +60,9 @@ class Certs:
 
     def __post_init__(self) -> None:
         self.rsa = self.ca.issue_cert("mx.example.test", "127.0.0.1", key_type=trustme.KeyType.RSA)
-        self.ecdsa = self.ca.issue_cert("mx.example.test", "127.0.0.1", key_type=trustme.KeyType.ECDSA)
+        self.ecdsa = self.ca.issue_cert(
+            "mx.example.test", "127.0.0.1", key_type=trustme.KeyType.ECDSA
+        )
         self.rsa_cert = self.directory / "rsa.pem"
         self.rsa_key = self.directory / "rsa.key"
         self.ecdsa_cert = self.directory / "ecdsa.pem"
@@ -91,7 +99,7 @@ class _Server:
             conn.settimeout(TIMEOUT)
             try:
                 self.handle(conn)
-            except Exception:  # the client hangs up after the ServerHello: expected
+            except Exception:  # noqa: BLE001, S110 -- the client hangs up after the ServerHello: expected
                 pass
             finally:
                 conn.close()
@@ -112,13 +120,23 @@ class _Server:
 
 
 _SSL_VERSIONS = {
-    "TLSv1.0": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,  # the enum members do not warn
-    "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+    "TLSv1.0": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,  # the enum members do not warn
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
 
 
-def openssl_context(certs: Certs, *, min_version: str, max_version: str, cipher_string: str | None = None,
-                    server_preference: bool = False, ecdsa: bool = True, rsa: bool = True) -> ssl.SSLContext:
+def openssl_context(
+    certs: Certs,
+    *,
+    min_version: str,
+    max_version: str,
+    cipher_string: str | None = None,
+    server_preference: bool = False,
+    ecdsa: bool = True,
+    rsa: bool = True,
+) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: serving them is the point here
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -150,12 +168,25 @@ class OpenSSLServer(_Server):
 class TlsliteServer(_Server):
     """tlslite-ng with a HandshakeSettings built from the keyword arguments."""
 
-    def __init__(self, certs: Certs, *, min_version=(3, 0), max_version=(3, 3), cipher_names=None,
-                 key_exchange_names=None, mac_names=None, groups=None, key_shares=None, use_ecdsa=False) -> None:
-        from tlslite import HandshakeSettings, X509, X509CertChain
+    def __init__(
+        self,
+        certs: Certs,
+        *,
+        min_version=(3, 0),
+        max_version=(3, 3),
+        cipher_names=None,
+        key_exchange_names=None,
+        mac_names=None,
+        groups=None,
+        key_shares=None,
+        use_ecdsa=False,
+    ) -> None:
+        from tlslite import X509, HandshakeSettings, X509CertChain
         from tlslite.utils.keyfactory import parsePEMKey
 
-        cert_file, key_file = (certs.ecdsa_cert, certs.ecdsa_key) if use_ecdsa else (certs.rsa_cert, certs.rsa_key)
+        cert_file, key_file = (
+            (certs.ecdsa_cert, certs.ecdsa_key) if use_ecdsa else (certs.rsa_cert, certs.rsa_key)
+        )
         pems = cert_file.read_text().split("-----END CERTIFICATE-----")
         chain = []
         for pem in pems:
@@ -184,7 +215,9 @@ class TlsliteServer(_Server):
     def handle(self, conn: socket.socket) -> None:
         from tlslite import TLSConnection
 
-        TLSConnection(conn).handshakeServer(certChain=self.chain, privateKey=self.key, settings=self.settings)
+        TLSConnection(conn).handshakeServer(
+            certChain=self.chain, privateKey=self.key, settings=self.settings
+        )
 
 
 class RawServer(_Server):
@@ -210,7 +243,9 @@ class Answer:
 
     @property
     def hello(self) -> ServerHello | HelloRetryRequest | None:
-        return next((e for e in self.events if isinstance(e, (ServerHello, HelloRetryRequest))), None)
+        return next(
+            (e for e in self.events if isinstance(e, (ServerHello, HelloRetryRequest))), None
+        )
 
     @property
     def alert(self) -> Alert | None:

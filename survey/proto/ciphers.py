@@ -40,7 +40,13 @@ TLS11 = "TLSv1.1"
 TLS12 = "TLSv1.2"
 TLS13 = "TLSv1.3"
 VERSIONS: tuple[str, ...] = (SSL3, TLS10, TLS11, TLS12, TLS13)
-VERSION_CODES: dict[str, int] = {SSL3: 0x0300, TLS10: 0x0301, TLS11: 0x0302, TLS12: 0x0303, TLS13: 0x0304}
+VERSION_CODES: dict[str, int] = {
+    SSL3: 0x0300,
+    TLS10: 0x0301,
+    TLS11: 0x0302,
+    TLS12: 0x0303,
+    TLS13: 0x0304,
+}
 _CODE_VERSIONS = {v: k for k, v in VERSION_CODES.items()}
 
 SECURITY_CLASSES: tuple[str, ...] = ("good", "sufficient", "phase-out", "insufficient")
@@ -68,7 +74,9 @@ class CipherSuite:
     code: int
     iana_name: str
     openssl_name: str | None
-    kx: str  # RSA, DH, DHE, ECDH, ECDHE, DH_anon, ECDH_anon, PSK, DHE_PSK, RSA_PSK, ECDHE_PSK, SRP, KRB5, ...; ANY for TLS 1.3
+    # kx: RSA, DH, DHE, ECDH, ECDHE, DH_anon, ECDH_anon, PSK, DHE_PSK, RSA_PSK, ECDHE_PSK,
+    # SRP, KRB5, ...; ANY for TLS 1.3 (negotiated apart from the suite)
+    kx: str
     auth: str  # RSA, DSS, ECDSA, anon, PSK, SRP, KRB5, ...; ANY for TLS 1.3
     cipher: str  # AES_GCM, AES_CBC, CHACHA20_POLY1305, 3DES_EDE_CBC, RC4, NULL, ...
     key_bits: int
@@ -136,7 +144,11 @@ def _parse(text: str) -> tuple[CipherSuite, ...]:
 @lru_cache(maxsize=1)
 def all_suites() -> tuple[CipherSuite, ...]:
     """Every registry row, by code."""
-    text = resources.files("survey.proto").joinpath("data/cipher_suites.csv").read_text(encoding="utf-8")
+    text = (
+        resources.files("survey.proto")
+        .joinpath("data/cipher_suites.csv")
+        .read_text(encoding="utf-8")
+    )
     return _parse(text)
 
 

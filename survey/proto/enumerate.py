@@ -111,8 +111,12 @@ class Failed:
 Outcome = Chosen | Refused | Failed
 
 
-def outcome_from_events(offer: Offer, events: Iterable[object], error: TLSProtocolError | None = None,
-                        transport: str | None = None) -> Outcome:
+def outcome_from_events(
+    offer: Offer,
+    events: Iterable[object],
+    error: TLSProtocolError | None = None,
+    transport: str | None = None,
+) -> Outcome:
     """What the server did with ``offer``, from the parser's events.
 
     ``transport`` is how the connection ended if it did before a decision:
@@ -176,13 +180,22 @@ class _Stop(Exception):
 class SuiteEnumeration:
     """The offers that find every supported suite at one version, and its preference."""
 
-    def __init__(self, version: str, candidates: Sequence[int] | None = None, *, chunk_size: int = DEFAULT_CHUNK,
-                 max_hellos: int | None = None) -> None:
+    def __init__(
+        self,
+        version: str,
+        candidates: Sequence[int] | None = None,
+        *,
+        chunk_size: int = DEFAULT_CHUNK,
+        max_hellos: int | None = None,
+    ) -> None:
         if chunk_size < 2:
             raise ValueError("chunk_size must be at least 2")
         self.version = version
-        self.candidates = tuple(dict.fromkeys(candidates if candidates is not None
-                                              else ciphers.scan_candidates(version)))
+        self.candidates = tuple(
+            dict.fromkeys(
+                candidates if candidates is not None else ciphers.scan_candidates(version)
+            )
+        )
         self.chunk_size = chunk_size
         self.max_hellos = max_hellos
         self.hellos = 0
@@ -221,9 +234,14 @@ class SuiteEnumeration:
         suites = tuple(self._order) if self._order is not None else tuple(found)
         supported = bool(found) if self._answered_first else None
         return VersionResult(
-            version=self.version, supported=supported, suites=suites, preference=self._preference,
-            ordered=self._ordered and self._order is not None, hellos=self.hellos,
-            complete=self._complete, error=self._error,
+            version=self.version,
+            supported=supported,
+            suites=suites,
+            preference=self._preference,
+            ordered=self._ordered and self._order is not None,
+            hellos=self.hellos,
+            complete=self._complete,
+            error=self._error,
         )
 
     # the plan, as a generator: yields offers, receives outcomes
@@ -265,8 +283,10 @@ class SuiteEnumeration:
 
     def _discover(self) -> Generator[Offer, Outcome, None]:
         history: list[tuple[tuple[int, ...], int]] = []
-        chunks = [list(self.candidates[i:i + self.chunk_size])
-                  for i in range(0, len(self.candidates), self.chunk_size)]
+        chunks = [
+            list(self.candidates[i : i + self.chunk_size])
+            for i in range(0, len(self.candidates), self.chunk_size)
+        ]
         for chunk in chunks:
             chain: list[int] = []
             self._chains.append(chain)  # filled in place: a later failure keeps what was found
@@ -302,7 +322,9 @@ class SuiteEnumeration:
         # pick the same suite as a client-order one.
         test = found[::-1]
         lead = next((s for s in test if s not in heads), None)
-        tests = [[lead] + [s for s in test if s != lead]] if lead is not None else [test, test[::-1]]
+        tests = (
+            [[lead] + [s for s in test if s != lead]] if lead is not None else [test, test[::-1]]
+        )
         picks = []
         for offer in tests:
             outcome = yield from self._ask(offer, "preference")
@@ -356,7 +378,9 @@ class SuiteEnumeration:
         return out
 
     def _beats(self, a: int, b: int) -> Generator[Offer, Outcome, bool]:
-        outcome = yield from self._ask((b, a), "order")  # offered second: a pick of it is the server's own
+        outcome = yield from self._ask(
+            (b, a), "order"
+        )  # offered second: a pick of it is the server's own
         if isinstance(outcome, Refused):
             raise _Stop("refused_known_suites")
         return outcome.suite == a
@@ -370,9 +394,13 @@ def _version_refusal(outcome: Refused) -> bool:
 class ServerEnumeration:
     """Every version SSLv3..TLS 1.3, one ``SuiteEnumeration`` after another."""
 
-    def __init__(self, versions: Sequence[str] = ciphers.VERSIONS, *,
-                 candidates: Callable[[str], Sequence[int]] = ciphers.scan_candidates,
-                 chunk_size: int = DEFAULT_CHUNK) -> None:
+    def __init__(
+        self,
+        versions: Sequence[str] = ciphers.VERSIONS,
+        *,
+        candidates: Callable[[str], Sequence[int]] = ciphers.scan_candidates,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
         self._enums = [SuiteEnumeration(v, candidates(v), chunk_size=chunk_size) for v in versions]
         self._i = 0
 

@@ -84,7 +84,7 @@ import os
 import struct
 from collections import deque
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Final
 
 from . import ciphers
@@ -117,38 +117,137 @@ SECP256R1: Final = 0x0017
 SECP384R1: Final = 0x0018
 SECP521R1: Final = 0x0019
 GROUP_NAMES: Final = {
-    0x0001: "sect163k1", 0x0002: "sect163r1", 0x0003: "sect163r2", 0x0004: "sect193r1", 0x0005: "sect193r2",
-    0x0006: "sect233k1", 0x0007: "sect233r1", 0x0008: "sect239k1", 0x0009: "sect283k1", 0x000A: "sect283r1",
-    0x000B: "sect409k1", 0x000C: "sect409r1", 0x000D: "sect571k1", 0x000E: "sect571r1", 0x000F: "secp160k1",
-    0x0010: "secp160r1", 0x0011: "secp160r2", 0x0012: "secp192k1", 0x0013: "secp192r1", 0x0014: "secp224k1",
-    0x0015: "secp224r1", 0x0016: "secp256k1", 0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1",
-    0x001A: "brainpoolP256r1", 0x001B: "brainpoolP384r1", 0x001C: "brainpoolP512r1", 0x001D: "x25519",
-    0x001E: "x448", 0x001F: "brainpoolP256r1tls13", 0x0020: "brainpoolP384r1tls13",
-    0x0021: "brainpoolP512r1tls13", 0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096",
-    0x0103: "ffdhe6144", 0x0104: "ffdhe8192", 0x11EC: "X25519MLKEM768", 0x11EB: "SecP256r1MLKEM768",
+    0x0001: "sect163k1",
+    0x0002: "sect163r1",
+    0x0003: "sect163r2",
+    0x0004: "sect193r1",
+    0x0005: "sect193r2",
+    0x0006: "sect233k1",
+    0x0007: "sect233r1",
+    0x0008: "sect239k1",
+    0x0009: "sect283k1",
+    0x000A: "sect283r1",
+    0x000B: "sect409k1",
+    0x000C: "sect409r1",
+    0x000D: "sect571k1",
+    0x000E: "sect571r1",
+    0x000F: "secp160k1",
+    0x0010: "secp160r1",
+    0x0011: "secp160r2",
+    0x0012: "secp192k1",
+    0x0013: "secp192r1",
+    0x0014: "secp224k1",
+    0x0015: "secp224r1",
+    0x0016: "secp256k1",
+    0x0017: "secp256r1",
+    0x0018: "secp384r1",
+    0x0019: "secp521r1",
+    0x001A: "brainpoolP256r1",
+    0x001B: "brainpoolP384r1",
+    0x001C: "brainpoolP512r1",
+    0x001D: "x25519",
+    0x001E: "x448",
+    0x001F: "brainpoolP256r1tls13",
+    0x0020: "brainpoolP384r1tls13",
+    0x0021: "brainpoolP512r1tls13",
+    0x0100: "ffdhe2048",
+    0x0101: "ffdhe3072",
+    0x0102: "ffdhe4096",
+    0x0103: "ffdhe6144",
+    0x0104: "ffdhe8192",
+    0x11EC: "X25519MLKEM768",
+    0x11EB: "SecP256r1MLKEM768",
 }
 # Modern first (as OpenSSL orders them), then every legacy curve a server might
 # insist on, then the FFDHE groups (RFC 7919).
 DEFAULT_GROUPS: Final = (
-    X25519, SECP256R1, X448, SECP521R1, SECP384R1, 0x001C, 0x001B, 0x001A, 0x0016, 0x0015, 0x0014, 0x0013,
-    0x0012, 0x000E, 0x000D, 0x000C, 0x000B, 0x000A, 0x0009, 0x0008, 0x0007, 0x0006, 0x0005, 0x0004, 0x0003,
-    0x0002, 0x0001, 0x000F, 0x0010, 0x0011, 0x0100, 0x0101, 0x0102, 0x0103, 0x0104,
+    X25519,
+    SECP256R1,
+    X448,
+    SECP521R1,
+    SECP384R1,
+    0x001C,
+    0x001B,
+    0x001A,
+    0x0016,
+    0x0015,
+    0x0014,
+    0x0013,
+    0x0012,
+    0x000E,
+    0x000D,
+    0x000C,
+    0x000B,
+    0x000A,
+    0x0009,
+    0x0008,
+    0x0007,
+    0x0006,
+    0x0005,
+    0x0004,
+    0x0003,
+    0x0002,
+    0x0001,
+    0x000F,
+    0x0010,
+    0x0011,
+    0x0100,
+    0x0101,
+    0x0102,
+    0x0103,
+    0x0104,
 )
 # Signature schemes (RFC 8446 §4.2.3; the TLS 1.2 hash/signature pairs of
 # RFC 5246 §7.4.1.4.1 share the code space): SHA-2, PSS and EdDSA first, then
 # SHA-224 and the SHA-1 and DSA pairs old servers still need.
 DEFAULT_SIGNATURE_ALGORITHMS: Final = (
-    0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0809, 0x080A, 0x080B, 0x0804, 0x0805, 0x0806,
-    0x0401, 0x0501, 0x0601, 0x0303, 0x0301, 0x0302, 0x0402, 0x0502, 0x0602, 0x0203, 0x0201, 0x0202,
+    0x0403,
+    0x0503,
+    0x0603,
+    0x0807,
+    0x0808,
+    0x0809,
+    0x080A,
+    0x080B,
+    0x0804,
+    0x0805,
+    0x0806,
+    0x0401,
+    0x0501,
+    0x0601,
+    0x0303,
+    0x0301,
+    0x0302,
+    0x0402,
+    0x0502,
+    0x0602,
+    0x0203,
+    0x0201,
+    0x0202,
 )
 DEFAULT_KEY_SHARES: Final = (X25519, SECP256R1)
 # RFC 8446 §4.2.7: the other curves are "obsolete_RESERVED" and MUST NOT be
 # offered by TLS 1.3 (tlslite-ng refuses such a hello with illegal_parameter),
 # so a TLS 1.3 hello keeps only these from ``HelloSpec.groups``.
-TLS13_GROUPS: Final = frozenset({
-    X25519, X448, SECP256R1, SECP384R1, SECP521R1, 0x001F, 0x0020, 0x0021,
-    0x0100, 0x0101, 0x0102, 0x0103, 0x0104, 0x11EB, 0x11EC,
-})
+TLS13_GROUPS: Final = frozenset(
+    {
+        X25519,
+        X448,
+        SECP256R1,
+        SECP384R1,
+        SECP521R1,
+        0x001F,
+        0x0020,
+        0x0021,
+        0x0100,
+        0x0101,
+        0x0102,
+        0x0103,
+        0x0104,
+        0x11EB,
+        0x11EC,
+    }
+)
 
 # Extension types.
 EXT_SERVER_NAME: Final = 0
@@ -190,22 +289,56 @@ MAX_MESSAGE: Final = 64 * 1024  # one handshake message, a Certificate chain inc
 MAX_TEXT: Final = 200  # bytes of plaintext kept in a `plaintext` error
 
 ALERT_NAMES: Final = {
-    0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 21: "decryption_failed",
-    22: "record_overflow", 30: "decompression_failure", 40: "handshake_failure", 41: "no_certificate",
-    42: "bad_certificate", 43: "unsupported_certificate", 44: "certificate_revoked", 45: "certificate_expired",
-    46: "certificate_unknown", 47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied",
-    50: "decode_error", 51: "decrypt_error", 60: "export_restriction", 70: "protocol_version",
-    71: "insufficient_security", 80: "internal_error", 86: "inappropriate_fallback", 90: "user_canceled",
-    100: "no_renegotiation", 109: "missing_extension", 110: "unsupported_extension",
-    111: "certificate_unobtainable", 112: "unrecognized_name", 113: "bad_certificate_status_response",
-    114: "bad_certificate_hash_value", 115: "unknown_psk_identity", 116: "certificate_required",
-    120: "no_application_protocol", 121: "ech_required",
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    21: "decryption_failed",
+    22: "record_overflow",
+    30: "decompression_failure",
+    40: "handshake_failure",
+    41: "no_certificate",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    44: "certificate_revoked",
+    45: "certificate_expired",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    49: "access_denied",
+    50: "decode_error",
+    51: "decrypt_error",
+    60: "export_restriction",
+    70: "protocol_version",
+    71: "insufficient_security",
+    80: "internal_error",
+    86: "inappropriate_fallback",
+    90: "user_canceled",
+    100: "no_renegotiation",
+    109: "missing_extension",
+    110: "unsupported_extension",
+    111: "certificate_unobtainable",
+    112: "unrecognized_name",
+    113: "bad_certificate_status_response",
+    114: "bad_certificate_hash_value",
+    115: "unknown_psk_identity",
+    116: "certificate_required",
+    120: "no_application_protocol",
+    121: "ech_required",
 }
 
-ERROR_KINDS: Final = frozenset({
-    "plaintext", "sslv2", "not_tls", "record_overflow", "message_too_large", "unexpected_message",
-    "decode_error", "illegal_parameter", "truncated",
-})
+ERROR_KINDS: Final = frozenset(
+    {
+        "plaintext",
+        "sslv2",
+        "not_tls",
+        "record_overflow",
+        "message_too_large",
+        "unexpected_message",
+        "decode_error",
+        "illegal_parameter",
+        "truncated",
+    }
+)
 
 
 class TLSProtocolError(Exception):
@@ -257,7 +390,11 @@ class HelloSpec:
         if self.version not in VERSION_CODES:
             raise ValueError(f"unknown version {self.version!r}")
         suites = tuple(self.cipher_suites)
-        if not suites or len(suites) > 32000 or not all(isinstance(c, int) and 0 <= c <= 0xFFFF for c in suites):
+        if (
+            not suites
+            or len(suites) > 32000
+            or not all(isinstance(c, int) and 0 <= c <= 0xFFFF for c in suites)
+        ):
             raise ValueError("cipher_suites must be 1..32000 codes in 0..0xFFFF")
         object.__setattr__(self, "cipher_suites", suites)
 
@@ -307,7 +444,7 @@ _X25519_PRIVATE = bytes(range(1, 33))
 _P256_PRIVATE = 0x5EC0_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0001
 
 
-@lru_cache(maxsize=None)
+@cache
 def key_share_public(group: int) -> bytes:
     """A valid public value for ``group`` (X25519, X448, P-256/384/521)."""
     from cryptography.hazmat.primitives import serialization
@@ -315,17 +452,29 @@ def key_share_public(group: int) -> bytes:
 
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     if group == X25519:
-        return x25519.X25519PrivateKey.from_private_bytes(_X25519_PRIVATE).public_key().public_bytes(*raw)
+        return (
+            x25519.X25519PrivateKey.from_private_bytes(_X25519_PRIVATE)
+            .public_key()
+            .public_bytes(*raw)
+        )
     if group == X448:
-        return x448.X448PrivateKey.from_private_bytes(bytes(range(1, 57))).public_key().public_bytes(*raw)
+        return (
+            x448.X448PrivateKey.from_private_bytes(bytes(range(1, 57)))
+            .public_key()
+            .public_bytes(*raw)
+        )
     curves = {SECP256R1: ec.SECP256R1(), SECP384R1: ec.SECP384R1(), SECP521R1: ec.SECP521R1()}
     if group not in curves:
         raise ValueError(f"no key share for group 0x{group:04x}")
     key = ec.derive_private_key(_P256_PRIVATE, curves[group])
-    return key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
 
 
-def build_client_hello(spec: HelloSpec, *, random: bytes | None = None, session_id: bytes | None = None) -> bytes:
+def build_client_hello(
+    spec: HelloSpec, *, random: bytes | None = None, session_id: bytes | None = None
+) -> bytes:
     """The bytes to send: one or more handshake records carrying the ClientHello.
 
     ``random`` (32 bytes) and ``session_id`` default to fresh random values
@@ -345,8 +494,16 @@ def build_client_hello(spec: HelloSpec, *, random: bytes | None = None, session_
     suites = list(spec.cipher_suites)
     if spec.renegotiation_scsv and ciphers.TLS_EMPTY_RENEGOTIATION_INFO_SCSV not in suites:
         suites.append(ciphers.TLS_EMPTY_RENEGOTIATION_INFO_SCSV)  # RFC 5746 §3.3
-    client_version = VERSION_CODES[SSL3] if version == SSL3 else VERSION_CODES[min(version, TLS12, key=_vkey)]
-    head = struct.pack("!H", client_version) + random + _u8(session_id) + _u16(_codes(tuple(suites))) + b"\x01\x00"
+    client_version = (
+        VERSION_CODES[SSL3] if version == SSL3 else VERSION_CODES[min(version, TLS12, key=_vkey)]
+    )
+    head = (
+        struct.pack("!H", client_version)
+        + random
+        + _u8(session_id)
+        + _u16(_codes(tuple(suites)))
+        + b"\x01\x00"
+    )
 
     if version == SSL3:
         body = head  # RFC 6101: no extensions
@@ -360,10 +517,12 @@ def build_client_hello(spec: HelloSpec, *, random: bytes | None = None, session_
             body = head + _u16(exts)
     message = bytes([HT_CLIENT_HELLO]) + _u24(body)
 
-    record_version = VERSION_CODES[SSL3] if version == SSL3 else VERSION_CODES[TLS10]  # RFC 8446 §5.1
+    record_version = (
+        VERSION_CODES[SSL3] if version == SSL3 else VERSION_CODES[TLS10]
+    )  # RFC 8446 §5.1
     out = bytearray()
     for i in range(0, len(message), MAX_PLAINTEXT):
-        chunk = message[i:i + MAX_PLAINTEXT]
+        chunk = message[i : i + MAX_PLAINTEXT]
         out += struct.pack("!BHH", CT_HANDSHAKE, record_version, len(chunk)) + chunk
     return bytes(out)
 
@@ -390,7 +549,9 @@ def _extensions(spec: HelloSpec) -> bytes:
     if version == TLS13:
         exts += _ext(EXT_SUPPORTED_VERSIONS, _u8(struct.pack("!H", VERSION_CODES[TLS13])))
         exts += _ext(EXT_PSK_KEY_EXCHANGE_MODES, _u8(b"\x01"))  # psk_dhe_ke
-        shares = b"".join(struct.pack("!H", g) + _u16(key_share_public(g)) for g in spec.key_share_groups)
+        shares = b"".join(
+            struct.pack("!H", g) + _u16(key_share_public(g)) for g in spec.key_share_groups
+        )
         exts += _ext(EXT_KEY_SHARE, _u16(shares))
     return bytes(exts)
 
@@ -489,14 +650,27 @@ class Alert:
         return self.level != 1
 
 
-Event = ServerHello | HelloRetryRequest | Certificate | ServerKeyExchange | HandshakeMessage | ServerHelloDone | Alert
+Event = (
+    ServerHello
+    | HelloRetryRequest
+    | Certificate
+    | ServerKeyExchange
+    | HandshakeMessage
+    | ServerHelloDone
+    | Alert
+)
 
 
 # --- the parser -------------------------------------------------------------------
 
 _START, _SH_SEEN, _DONE_FLIGHT, _PROTECTED, _STOPPED = range(5)
-_FLIGHT_TYPES = {HT_CERTIFICATE, HT_SERVER_KEY_EXCHANGE, HT_CERTIFICATE_REQUEST, HT_SERVER_HELLO_DONE,
-                 HT_CERTIFICATE_STATUS}
+_FLIGHT_TYPES = {
+    HT_CERTIFICATE,
+    HT_SERVER_KEY_EXCHANGE,
+    HT_CERTIFICATE_REQUEST,
+    HT_SERVER_HELLO_DONE,
+    HT_CERTIFICATE_STATUS,
+}
 
 
 class ServerHelloParser:
@@ -555,20 +729,30 @@ class ServerHelloParser:
         buf = self._buf
         pos = 0
         while self._state != _STOPPED:
-            if not self._started:
-                if not self._sniff(bytes(buf[:MAX_TEXT])):
-                    break
+            if not self._started and not self._sniff(bytes(buf[:MAX_TEXT])):
+                break
             if len(buf) - pos < 5:
                 break
-            ctype, major, minor, length = buf[pos], buf[pos + 1], buf[pos + 2], struct.unpack_from("!H", buf, pos + 3)[0]
-            if ctype not in (CT_CHANGE_CIPHER_SPEC, CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA) or major != 3:
-                raise TLSProtocolError("not_tls", f"record header {bytes(buf[pos:pos + 5]).hex()}")
-            limit = MAX_CIPHERTEXT if (ctype == CT_APPLICATION_DATA or self._state == _PROTECTED) else MAX_PLAINTEXT
+            ctype, major, length = buf[pos], buf[pos + 1], struct.unpack_from("!H", buf, pos + 3)[0]
+            if (
+                ctype not in (CT_CHANGE_CIPHER_SPEC, CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA)
+                or major != 3
+            ):
+                raise TLSProtocolError(
+                    "not_tls", f"record header {bytes(buf[pos : pos + 5]).hex()}"
+                )
+            limit = (
+                MAX_CIPHERTEXT
+                if (ctype == CT_APPLICATION_DATA or self._state == _PROTECTED)
+                else MAX_PLAINTEXT
+            )
             if length > limit:
-                raise TLSProtocolError("record_overflow", f"record of {length} bytes (limit {limit})")
+                raise TLSProtocolError(
+                    "record_overflow", f"record of {length} bytes (limit {limit})"
+                )
             if len(buf) - pos < 5 + length:
                 break
-            body = bytes(buf[pos + 5:pos + 5 + length])
+            body = bytes(buf[pos + 5 : pos + 5 + length])
             pos += 5 + length
             self._record(ctype, body)
         if self._state == _STOPPED:
@@ -589,13 +773,17 @@ class ServerHelloParser:
                 raise TLSProtocolError("sslv2", "an SSLv2 SERVER-HELLO")
             raise TLSProtocolError("not_tls", f"starts with {head[:3].hex()}")
         if 0x20 <= first < 0x7F or first in (0x09, 0x0A, 0x0D):
-            raise TLSProtocolError("plaintext", "plaintext where a TLS record was expected", text=head[:MAX_TEXT])
+            raise TLSProtocolError(
+                "plaintext", "plaintext where a TLS record was expected", text=head[:MAX_TEXT]
+            )
         raise TLSProtocolError("not_tls", f"starts with {head[:1].hex()}")
 
     def _record(self, ctype: int, body: bytes) -> None:
         if ctype != CT_HANDSHAKE and self._hs:
             # RFC 8446 §5.1: handshake messages must not be interleaved with other records.
-            raise TLSProtocolError("unexpected_message", "record inside an unfinished handshake message")
+            raise TLSProtocolError(
+                "unexpected_message", "record inside an unfinished handshake message"
+            )
         if ctype != CT_ALERT and self._alert:
             raise TLSProtocolError("unexpected_message", "record inside an unfinished alert")
         if ctype == CT_ALERT:
@@ -604,7 +792,9 @@ class ServerHelloParser:
             return  # protected records (or after a fatal alert): nothing for us
         elif ctype == CT_CHANGE_CIPHER_SPEC:
             if self._state == _START or body != b"\x01":
-                raise TLSProtocolError("unexpected_message", "ChangeCipherSpec before ServerHello or malformed")
+                raise TLSProtocolError(
+                    "unexpected_message", "ChangeCipherSpec before ServerHello or malformed"
+                )
             self._state = _PROTECTED  # what follows is encrypted
         elif ctype == CT_APPLICATION_DATA:
             raise TLSProtocolError("unexpected_message", "application data in the clear")
@@ -634,21 +824,27 @@ class ServerHelloParser:
             msg_type = self._hs[0]
             length = int.from_bytes(self._hs[1:4], "big")
             if length > self.max_message:
-                raise TLSProtocolError("message_too_large", f"handshake message type {msg_type} of {length} bytes")
+                raise TLSProtocolError(
+                    "message_too_large", f"handshake message type {msg_type} of {length} bytes"
+                )
             if len(self._hs) < 4 + length:
                 return
-            msg = bytes(self._hs[4:4 + length])
-            del self._hs[:4 + length]
+            msg = bytes(self._hs[4 : 4 + length])
+            del self._hs[: 4 + length]
             self._message(msg_type, msg)
             if self._state in (_PROTECTED, _STOPPED) and self._hs:
-                raise TLSProtocolError("unexpected_message", "clear handshake data after the last clear message")
+                raise TLSProtocolError(
+                    "unexpected_message", "clear handshake data after the last clear message"
+                )
 
     def _message(self, msg_type: int, msg: bytes) -> None:
         if msg_type == HT_HELLO_REQUEST and not msg:
             return  # RFC 5246 §7.4.1.1: ignored during a handshake
         if self._state == _START:
             if msg_type != HT_SERVER_HELLO:
-                raise TLSProtocolError("unexpected_message", f"handshake type {msg_type} before ServerHello")
+                raise TLSProtocolError(
+                    "unexpected_message", f"handshake type {msg_type} before ServerHello"
+                )
             self._server_hello(msg)
             return
         if self._state != _SH_SEEN or msg_type not in _FLIGHT_TYPES or msg_type in self._seen:
@@ -700,7 +896,9 @@ class ServerHelloParser:
                 ks = _Reader(exts[EXT_KEY_SHARE])
                 group = ks.u16()
                 ks.end()
-            self._events.append(HelloRetryRequest(version, version_code, suite, group, tuple(order)))
+            self._events.append(
+                HelloRetryRequest(version, version_code, suite, group, tuple(order))
+            )
             self._state = _PROTECTED  # the server now waits for our second hello
             return
         group = None
@@ -711,12 +909,23 @@ class ServerHelloParser:
                 raise TLSProtocolError("decode_error", "empty key_exchange")
             ks.end()
         tail = random[-8:]
-        downgrade = TLS12 if tail == _DOWNGRADE_TLS12 else TLS11 if tail == _DOWNGRADE_TLS11 else None
-        self._events.append(ServerHello(
-            version=version, version_code=version_code, cipher_suite=suite, legacy_version=legacy_version,
-            group=group, compression=compression, session_id=session_id, extensions=tuple(order),
-            downgrade=downgrade, random=random,
-        ))
+        downgrade = (
+            TLS12 if tail == _DOWNGRADE_TLS12 else TLS11 if tail == _DOWNGRADE_TLS11 else None
+        )
+        self._events.append(
+            ServerHello(
+                version=version,
+                version_code=version_code,
+                cipher_suite=suite,
+                legacy_version=legacy_version,
+                group=group,
+                compression=compression,
+                session_id=session_id,
+                extensions=tuple(order),
+                downgrade=downgrade,
+                random=random,
+            )
+        )
         self._state = _PROTECTED if version_code >= VERSION_CODES[TLS13] else _SH_SEEN
 
     def _finish(self) -> None:
@@ -742,7 +951,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n > self.left:
             raise TLSProtocolError("decode_error", "length runs past the end of the message")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -811,7 +1020,9 @@ def _parse_server_key_exchange(msg: bytes, suite_code: int | None) -> ServerKeyE
     return ServerKeyExchange("other")
 
 
-def parse_server_response(data: bytes, *, eof: bool = True) -> tuple[list[Event], TLSProtocolError | None]:
+def parse_server_response(
+    data: bytes, *, eof: bool = True
+) -> tuple[list[Event], TLSProtocolError | None]:
     """One-shot helper: every event in ``data`` and the error that ended it, if any."""
     parser = ServerHelloParser()
     parser.feed(data)
