@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -70,6 +71,12 @@ class ConnectionRecord:
 
 
 Handler = Callable[[Connection], Awaitable[None]]
+
+
+def reset(stream: trio.SocketStream) -> None:
+    """Close with a TCP RST (SO_LINGER 0) instead of a FIN."""
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    stream.socket.close()
 
 
 def canonical_ip(address: str) -> str:

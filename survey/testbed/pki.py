@@ -49,7 +49,7 @@ import tempfile
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -123,7 +123,7 @@ class Leaf:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
 
 
-class _Lru(Generic[_T]):
+class LruCache(Generic[_T]):
     """A small least-recently-used map: a 100,000-domain world touches more
     certificates and contexts (~30 KB each) than are worth keeping."""
 
@@ -224,8 +224,8 @@ class Pki:
             _ca_cert(_name(UNTRUSTED_NAME), untrusted_key, None, self.now, None), untrusted_key)
         self._leaf_keys: dict[str, Any] = {}
         self._key_pems: dict[str, bytes] = {}
-        self._leaves: _Lru[Leaf] = _Lru(max_leaves)
-        self._contexts: _Lru[ssl.SSLContext] = _Lru(max_contexts)
+        self._leaves: LruCache[Leaf] = LruCache(max_leaves)
+        self._contexts: LruCache[ssl.SSLContext] = LruCache(max_contexts)
         self.ca_bundle_path = self.directory / CA_BUNDLE_FILE
         self.ca_bundle_path.write_bytes(root_cert.public_bytes(serialization.Encoding.PEM))
 
@@ -354,6 +354,29 @@ class Pki:
 
         default.sni_callback = choose
         return default
+
+    def dispatch_context(self, tls_spec: Any, names: Iterable[str],
+                         select: Callable[[str], ssl.SSLContext | None]) -> ssl.SSLContext:
+        """A new (uncached) context serving ``names`` by default, switching by SNI.
+
+        For one address shared by several virtual hosts: ``select(sni)``
+        returns the context of the host the client named (or None to keep
+        the default). Protocol versions and ciphers of the handshake come
+        from ``tls_spec`` (OpenSSL switches only the certificate).
+        """
+        names = tuple(names)
+        key_type = getattr(tls_spec, "key_type", None) or "ec"
+        ctx = self._context_for(tls_spec, self.leaf(tls_spec.cert_kind, names, key_type))
+
+        def choose(sslobj: ssl.SSLObject, server_name: str | None,
+                   _ctx: ssl.SSLContext) -> None:
+            if server_name:
+                chosen = select(server_name.lower().rstrip("."))
+                if chosen is not None:
+                    sslobj.context = chosen
+
+        ctx.sni_callback = choose
+        return ctx
 
     def _context_for(self, tls_spec: Any, leaf: Leaf) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -32,8 +32,6 @@ client silent for ``idle_timeout`` seconds gets 421 and a close.
 from __future__ import annotations
 
 import itertools
-import socket
-import struct
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +39,7 @@ from typing import Any
 import trio
 
 from survey.testbed.listen import (
-    DEFAULT_MAX_CONNECTIONS, Connection, ConnectionLog, serve_tcp,
+    DEFAULT_MAX_CONNECTIONS, Connection, ConnectionLog, reset, serve_tcp,
 )
 from survey.testbed.model import Reply, SmtpServerSpec, World
 from survey.testbed.pki import Pki
@@ -241,12 +239,6 @@ class Session:
 
 async def send(stream: trio.abc.SendStream, reply: Reply) -> None:
     await stream.send_all(reply.render().encode("utf-8"))
-
-
-def reset(stream: trio.SocketStream) -> None:
-    """Close with a TCP RST (SO_LINGER 0) instead of a FIN."""
-    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    stream.socket.close()
 
 
 def tarpit_lines(spec: SmtpServerSpec) -> Iterator[bytes]:
