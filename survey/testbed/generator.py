@@ -545,6 +545,7 @@ class _Builder:
             traits.add("structure:per_customer_mx")
             if len(ips) > 1:
                 traits.add("structure:multi_address")
+            self.add(domain, "MX", f"10 {host}.")
             return (MxRef(host, 10),)
         if cfg["mx_names"] == "cname" and self.rng.random() < float(cfg.get("cname_share", 0)):
             target, pref = provider["hosts"][0]

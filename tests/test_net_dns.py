@@ -1,0 +1,108 @@
+"""net/dns.py against the testbed's DNS server on loopback: statuses, TCP fallback, caching."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from survey.net.dns import HostCache, Resolver, parse_resolver
+from survey.testbed.dns_server import serve_dns
+from survey.testbed.generator import generate
+
+WORLD = generate(400, seed=7)
+
+
+@pytest.fixture
+async def resolver(nursery):
+    host, port = await nursery.start(serve_dns, WORLD)
+    return Resolver([(host, port)], timeout=0.5, lifetime=1.5)
+
+
+def faulty(fault: str) -> tuple[str, str]:
+    """(name, qtype) of a world node answering ``fault``."""
+    node = next((n for n in WORLD.dns.values() if n.fault == fault), None)
+    assert node is not None, f"the world has no {fault} node"
+    return node.name, (node.fault_types or ("A",))[0]
+
+
+async def test_mx_status_of_every_domain_matches_the_world(resolver):
+    for spec in WORLD.domains:
+        lookup = await resolver.lookup(spec.name, "MX")
+        expected = "ok" if spec.dns_status == "ok" and spec.mx_kind in ("mx", "null_mx") \
+            else spec.dns_status
+        if spec.mx_kind in ("implicit", "none") and spec.dns_status == "ok":
+            expected = "no_data"
+        assert lookup.status == expected, spec
+
+
+@pytest.mark.parametrize(("fault", "status"), [("servfail", "servfail"), ("refused", "dns_refused")])
+async def test_faults_map_to_their_own_status(resolver, fault, status):
+    assert (await resolver.lookup(*faulty(fault))).status == status
+
+
+async def test_a_missing_name_is_nxdomain(resolver):
+    spec = next(d for d in WORLD.domains if d.dns_status == "nxdomain")
+    assert (await resolver.lookup(spec.name, "MX")).status == "nxdomain"
+
+
+async def test_a_silent_server_is_a_timeout_not_a_missing_record(resolver):
+    with trio.fail_after(5):
+        assert (await resolver.lookup(*faulty("timeout"))).status == "dns_timeout"
+
+
+async def test_truncation_falls_back_to_tcp(resolver):
+    node = next(n for n in WORLD.dns.values() if n.fault == "truncate" and n.records)
+    rtype = node.records[0].rtype
+    lookup = await resolver.lookup(node.name, rtype)
+    assert lookup.status == "ok" and len(lookup.records) == sum(
+        r.rtype == rtype for r in node.records)
+
+
+async def test_cnamed_mx_host_resolves_to_its_target(resolver):
+    host = next(h for h in WORLD.mx_hosts.values() if h.cname and h.status == "ok" and h.ips)
+    cache = HostCache(resolver)
+    a, aaaa = await cache.addresses(host.name)
+    got = [r.address for r in a.records] + [r.address for r in aaaa.records]
+    assert sorted(got) == sorted(host.ips)
+    assert a.canonical_name == host.cname or aaaa.canonical_name == host.cname
+
+
+async def test_outside_the_world_is_refused_never_forwarded(resolver):
+    assert (await resolver.lookup("example.com", "A")).status == "dns_refused"
+
+
+async def test_the_host_cache_asks_once(resolver):
+    host = next(h for h in WORLD.mx_hosts.values() if h.status == "ok" and h.ips)
+    cache = HostCache(resolver)
+    before = resolver.queries
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(cache.addresses, host.name)
+    assert resolver.queries - before == 2   # one A, one AAAA
+
+
+async def test_query_rate_is_paced(autojump_clock, nursery):
+    host, port = await nursery.start(serve_dns, WORLD)
+    paced = Resolver([(host, port)], rate=10, timeout=0.5, lifetime=1.5)
+    start = trio.current_time()
+    for spec in WORLD.domains[:11]:
+        await paced.lookup(spec.name, "MX")
+    assert trio.current_time() - start >= 0.99  # 10 intervals of 0.1 s
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1", ("127.0.0.1", 53)), ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+    ("::1", ("::1", 53)), ("[::1]:5353", ("::1", 5353))])
+def test_parse_resolver(text, expected):
+    assert parse_resolver(text) == expected
+
+
+@pytest.mark.parametrize("text", ["resolver.example", "127.0.0.1:x", "[::1]5353", "1.2.3.4:0"])
+def test_parse_resolver_rejects(text):
+    with pytest.raises(ValueError, match="bad resolver"):
+        parse_resolver(text)
+
+
+def test_no_nameservers_is_an_error():
+    with pytest.raises(ValueError):
+        Resolver([])
