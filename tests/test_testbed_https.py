@@ -14,9 +14,11 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from survey.testbed.https_server import (
-    MAX_REQUEST, POLICY_PATH, BadRequest, host_name, parse_request, serve_https,
+    MAX_REQUEST, POLICY_PATH, BadRequest, host_name, parse_request, read_head, serve_https,
 )
 from survey.testbed.listen import ConnectionLog, read_connection_log
 from survey.testbed.model import PolicyHostSpec, PolicySpec, World
@@ -327,3 +329,45 @@ def test_parse_request_and_host_names():
             parse_request(bad)
     with pytest.raises(BadRequest):
         parse_request(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b").header("host")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_parse_request_any_bytes_raises_only_bad_request(data):
+    try:
+        request = parse_request(data)
+    except BadRequest as bad:
+        assert bad.status == 400
+        return
+    for name, _ in request.headers:
+        try:
+            request.header(name)
+        except BadRequest:
+            pass
+
+
+class Chunks(trio.abc.ReceiveStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+
+    async def receive_some(self, max_bytes=None) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    async def aclose(self) -> None:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=3000) | st.just(b"\r\n\r\n"), max_size=8))
+def test_read_head_any_chunking_is_capped(chunks):
+    chunks = [c for c in chunks if c]  # an empty read means end of stream
+    data = b"".join(chunks)
+    try:
+        head = trio.run(read_head, Chunks(chunks))
+    except BadRequest as bad:
+        assert bad.status == 431
+        return
+    if head is None:
+        assert b"\r\n\r\n" not in data and b"\n\n" not in data
+    else:
+        assert len(head) <= MAX_REQUEST and data.startswith(head)

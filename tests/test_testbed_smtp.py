@@ -15,6 +15,8 @@ from functools import partial
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from survey.testbed.listen import (
     Connection, ConnectionLog, ConnectionRecord, connections_by_ip, max_concurrency,
@@ -22,7 +24,7 @@ from survey.testbed.listen import (
 )
 from survey.testbed.model import Reply, SmtpServerSpec, TlsSpec, World
 from survey.testbed.pki import Pki
-from survey.testbed.smtp_server import MAX_LINE, serve_smtp
+from survey.testbed.smtp_server import MAX_LINE, LineReader, LineTooLong, serve_smtp
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 
@@ -616,3 +618,60 @@ async def test_connection_log_records_each_smtp_session(smtp):
     assert [(r.service, r.ip, r.port, r.peer) for r in records] == [
         ("smtp", ip, smtp.port, "127.0.0.1") for ip in ("127.20.0.1", "127.20.0.5", "127.20.0.1")]
     assert connections_by_ip(records) == {"127.20.0.1": 2, "127.20.0.5": 1}
+
+
+# --- the server's line reader, fuzzed --------------------------------------------------------
+
+class Chunks(trio.abc.ReceiveStream):
+    """A receive stream that hands out pre-cut chunks, then end of stream."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.received = 0
+
+    async def receive_some(self, max_bytes=None) -> bytes:
+        chunk = self.chunks.pop(0) if self.chunks else b""
+        self.received += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        pass
+
+
+def expected_lines(data: bytes, cap: int) -> tuple[list[bytes], bool]:
+    """The lines a capped reader must produce, and whether it must give up (too long)."""
+    *complete, rest = data.split(b"\n")
+    lines = []
+    for line in complete:
+        if len(line) > cap:
+            return lines, True
+        lines.append(line[:-1] if line.endswith(b"\r") else line)
+    return lines, len(rest) > cap
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), cuts=st.lists(st.integers(0, 300), max_size=10),
+       cap=st.integers(1, 40))
+def test_line_reader_any_bytes_any_chunking(data, cuts, cap):
+    bounds = sorted({0, len(data), *(c for c in cuts if c <= len(data))})
+    chunks = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    want, too_long = expected_lines(data, cap)
+
+    async def run() -> tuple[list[bytes], bool]:
+        reader = LineReader(Chunks(chunks), cap=cap)
+        got = []
+        try:
+            while (line := await reader.readline()) is not None:
+                got.append(line)
+                assert len(reader._buffer) <= cap + 300
+        except LineTooLong:
+            return got, True
+        return got, False
+
+    got, gave_up = trio.run(run)
+    if gave_up and not too_long:
+        # It may give up early on a long partial line only once it is over the cap.
+        raise AssertionError((got, want))
+    assert got == want[:len(got)]
+    if not too_long:
+        assert got == want
