@@ -13,8 +13,9 @@ Keys are expensive and certificates are cheap, so a handful of keys is shared:
 one per CA, one EC P-256 leaf key and one RSA-2048 leaf key (built lazily;
 RSA only when a spec asks for it). Leaves are signed on demand and cached by
 ``(kind, names, key_type)``; ``ssl.SSLContext`` objects are cached by
-``(tls_spec, names)``. A world of 100,000 domains therefore only pays for the
-certificates and contexts a scan actually touches.
+``(tls_spec, names)``. Both caches are bounded LRUs (a context costs ~35 KB
+and ~1.5 ms to build), so a world of 100,000 domains pays only for what a scan
+touches, and its memory stays flat however many servers the scan visits.
 
 Every leaf uses the ordinary Web PKI profile a peer tool accepts: SAN dNSNames
 (not critical, unlike trustme's), subject CN = first name, BasicConstraints
