@@ -51,13 +51,13 @@ from typing import Any
 from survey.testbed.model import (
     POLICY_BEHAVIOURS, SMTP_BEHAVIOURS, TLS_VERSIONS, DnsNode, DnsRecord, DomainSpec,
     MxHostSpec, MxRef, PolicyHostSpec, PolicySpec, Ports, Reply, ScannerSettings,
-    SmtpServerSpec, TlsSpec, TxtSpec, World,
+    SmtpServerSpec, TlsSpec, TxtSpec, World, paused_gc,
 )
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 RESOLVER_IP = "127.53.0.1"
 IPV6_IP = "::1"
-IPV6_NAME_CAP = 100
+IPV6_NAME_CAP = 24
 
 # OpenSSL cipher name -> (IANA name, key type, TLS 1.2 only). The servers are
 # configured with OpenSSL names; the truth speaks IANA (DESIGN canonical form).
@@ -880,7 +880,8 @@ def generate(n: int, seed: int = 0, profile: str | Path | dict[str, Any] = "defa
     except KeyError:
         raise ProfileError(f"unknown scale {scale!r}; scales are {', '.join(SCALES)}") from None
     builder = _Builder(n, seed, prof, sc, ports or Ports())
-    return builder.build()
+    with paused_gc():
+        return builder.build()
 
 
 def behaviour_shares(world: World) -> dict[str, float]:

@@ -127,13 +127,16 @@ JSON form (``spec.json``): ``{"format": 1, "seed", "profile", "resolver",
 [MxHostSpec...], "smtp_servers": [SmtpServerSpec...], "policy_hosts":
 [PolicyHostSpec...], "dns": [DnsNode...]}``: the dict-valued fields are
 written as lists (their key is a field of each element); each dataclass is an
-object of its fields, tuples are lists, None is null. Readers ignore unknown
-keys and use defaults for missing ones, so fields can be added compatibly.
+object of its fields (fields equal to their default are left out), tuples are
+lists, None is null. Readers ignore unknown keys and use defaults for missing
+ones, so fields can be added compatibly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import types
 import typing
@@ -393,20 +396,49 @@ class World:
         )
 
     def save(self, path: str | Path) -> None:
+        # json.dumps (one shot) uses the C encoder; json.dump streams in pure Python
+        with paused_gc():
+            text = json.dumps(self.to_json_dict(), separators=(",", ":"))
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_json_dict(), fh, separators=(",", ":"))
+            fh.write(text)
 
     @classmethod
     def load(cls, path: str | Path) -> World:
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_json_dict(json.load(fh))
+        with open(path, encoding="utf-8") as fh, paused_gc():
+            return cls.from_json_dict(json.loads(fh.read()))
 
 
-# -- generic dataclass <-> JSON (tuples as lists, nested dataclasses as objects) -----------
+@contextlib.contextmanager
+def paused_gc():
+    """Pause the cyclic GC while building millions of acyclic objects.
+
+    Each gen-0 collection would otherwise walk the growing young heap: with
+    it paused, loading or generating a 100,000-domain world is ~3x faster.
+    The model holds no reference cycles, so nothing is lost meanwhile.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# -- dataclass <-> JSON: tuples as lists, nested dataclasses as objects, fields equal to
+# their default omitted. A 100,000-domain spec holds about two million values, so the
+# codec of each class is generated once as straight-line code (as dataclasses itself
+# does for __init__) instead of walking type hints for every value. ----------------------
+
+_MISSING = object()
+_DUMPERS: dict[type, Any] = {}
+_LOADERS: dict[type, Any] = {}
+
 
 def _dump(value: Any) -> Any:
+    """Any model value -> JSON-ready data (used for the odd value; classes use codecs)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return _dumper(type(value))(value)
     if isinstance(value, (tuple, list)):
         return [_dump(v) for v in value]
     if isinstance(value, dict):
@@ -414,42 +446,118 @@ def _dump(value: Any) -> Any:
     return value
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
-    return hints
-
-
 def _load(cls: type, data: dict[str, Any]) -> Any:
-    hints = _hints(cls)
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name])
-    return cls(**kwargs)
+    return _loader(cls)(data)
 
 
-def _convert(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _non_none(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else Any
+    return tp
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _dump_conv(tp: Any) -> Any:
+    """Value of type ``tp`` (not None) -> JSON data; None when it is JSON already."""
+    tp = _non_none(tp)
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                continue
-            return _convert(arg, value)
     if origin is tuple:
-        (item, *_rest) = typing.get_args(tp)
-        return tuple(_convert(item, v) for v in value)
+        item = _dump_conv(typing.get_args(tp)[0])
+        return list if item is None else (lambda v: [item(x) for x in v])
     if origin is dict:
-        _key, item = typing.get_args(tp)
-        return {k: _convert(item, v) for k, v in value.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _load(tp, value)
-    if tp is float and isinstance(value, int):
-        return float(value)
-    return value
+        item = _dump_conv(typing.get_args(tp)[1])
+        return None if item is None else (lambda v: {k: item(x) for k, x in v.items()})
+    if _is_dataclass_type(tp):
+        return lambda v: _dumper(tp)(v)
+    return None
+
+
+def _load_conv(tp: Any) -> Any:
+    """JSON data (not None) -> a value of type ``tp``; None when no conversion is needed."""
+    tp = _non_none(tp)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        item = _load_conv(typing.get_args(tp)[0])
+        return tuple if item is None else (lambda v: tuple([item(x) for x in v]))
+    if origin is dict:
+        item = _load_conv(typing.get_args(tp)[1])
+        return None if item is None else (lambda v: {k: item(x) for k, x in v.items()})
+    if _is_dataclass_type(tp):
+        return lambda v: _loader(tp)(v)
+    if tp is float:
+        return float
+    return None
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _dumper(cls: type) -> Any:
+    fn = _DUMPERS.get(cls)
+    if fn is not None:
+        return fn
+    hints = typing.get_type_hints(cls)
+    defaults = _defaults(cls)
+    env: dict[str, Any] = {}
+    body = ["def dump(o):", "    out = {}"]
+    for f in dataclasses.fields(cls):
+        n = f.name
+        conv = _dump_conv(hints[n])
+        value = "v" if conv is None else f"c_{n}(v)"
+        if conv is not None:
+            env[f"c_{n}"] = conv
+        body.append(f"    v = o.{n}")
+        put = f"out[{n!r}] = None if v is None else {value}" if conv is not None \
+            else f"out[{n!r}] = v"
+        if n in defaults:
+            env[f"d_{n}"] = defaults[n]
+            body.append(f"    if v is not d_{n} and v != d_{n}:")
+            body.append(f"        {put}")
+        else:
+            body.append(f"    {put}")
+    body.append("    return out")
+    exec("\n".join(body), env)  # noqa: S102 - generated from our own field names
+    fn = _DUMPERS[cls] = env["dump"]
+    return fn
+
+
+def _loader(cls: type) -> Any:
+    fn = _LOADERS.get(cls)
+    if fn is not None:
+        return fn
+    hints = typing.get_type_hints(cls)
+    defaults = {f.name for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING
+                or f.default_factory is not dataclasses.MISSING}
+    env: dict[str, Any] = {"cls": cls, "MISSING": _MISSING}
+    body = ["def load(d):", "    g = d.get", "    kw = {}"]
+    for f in dataclasses.fields(cls):
+        n = f.name
+        conv = _load_conv(hints[n])
+        if conv is not None:
+            env[f"c_{n}"] = conv
+        get = f"d[{n!r}]" if n not in defaults else f"g({n!r}, MISSING)"
+        body.append(f"    v = {get}")
+        indent = "    "
+        if n in defaults:
+            body.append("    if v is not MISSING:")
+            indent = "        "
+        if conv is not None:
+            body.append(f"{indent}kw[{n!r}] = None if v is None else c_{n}(v)")
+        else:
+            body.append(f"{indent}kw[{n!r}] = v")
+    body.append("    return cls(**kw)")
+    exec("\n".join(body), env)  # noqa: S102 - generated from our own field names
+    fn = _LOADERS[cls] = env["load"]
+    return fn

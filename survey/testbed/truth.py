@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from survey.store.schema import to_table
 from survey.testbed.generator import CIPHERS, TLS13_SUITES
 from survey.testbed.model import (
-    TLS_VERSIONS, DomainSpec, MxHostSpec, PolicyHostSpec, SmtpServerSpec, World,
+    TLS_VERSIONS, DomainSpec, MxHostSpec, PolicyHostSpec, SmtpServerSpec, World, paused_gc,
 )
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -238,6 +238,11 @@ class Truth:
 
 def build_truth(world: World) -> Truth:
     """The truth rows of every table for ``world``."""
+    with paused_gc():
+        return _build_truth(world)
+
+
+def _build_truth(world: World) -> Truth:
     port = world.ports.smtp
     hosts: dict[str, HostTruth] = {}
     unknown: list[dict[str, Any]] = []
@@ -247,6 +252,24 @@ def build_truth(world: World) -> Truth:
         if ht is None:
             ht = hosts[ip] = host_truth(world.smtp_servers[ip], world)
         return ht
+
+    leaves: dict[tuple[str, str | None], tuple[list[str], set[str], set[str]]] = {}
+
+    def leaf(ip: str, server: SmtpServerSpec, sni: str) -> tuple[list[str], bool]:
+        """(SAN names of the leaf served for ``sni``, does ``sni`` match them), cached
+        per address: a provider's leaf is judged once, not once per customer."""
+        assert server.tls is not None
+        key = (ip, sni if server.tls.cert_kind == "sni_dependent" else None)
+        cached = leaves.get(key)
+        if cached is None:
+            names = sorted(leaf_names(server, sni))
+            exact = {n.lower() for n in names if not n.startswith("*.")}
+            wild = {n[2:].lower() for n in names if n.startswith("*.")}
+            cached = leaves[key] = (names, exact, wild)
+        names, exact, wild = cached
+        lowered = sni.lower()
+        head, _, parent = lowered.partition(".")
+        return names, lowered in exact or (bool(head) and parent in wild)
 
     domain_rows: list[dict[str, Any]] = []
     mx_rows: list[dict[str, Any]] = []
@@ -258,7 +281,7 @@ def build_truth(world: World) -> Truth:
         for mx_host, preference in _mx_targets(d):
             spec = world.mx_hosts.get(mx_host) or MxHostSpec(mx_host, (), status="nxdomain")
             for ip in spec.ips or (None,):
-                rows.append(_mx_row(world, d, spec, preference, ip, port, host, p_status,
+                rows.append(_mx_row(world, d, spec, preference, ip, port, host, leaf, p_status,
                                     p_error, mode, patterns, policy, cert_rows))
         mx_rows.extend(rows)
         sessions_ok = [r.pop("_session_ok") for r in rows]
@@ -333,7 +356,7 @@ def _policy_truth(d: DomainSpec, policy: PolicyHostSpec | None
 
 
 def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: str | None,
-            port: int, host: Any, p_status: str, p_error: str | None, mode: str | None,
+            port: int, host: Any, leaf: Any, p_status: str, p_error: str | None, mode: str | None,
             patterns: list[str] | None, policy: PolicyHostSpec | None,
             cert_rows: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {"domain": d.name, "mx_host": spec.name, "preference": preference,
@@ -348,8 +371,7 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
             assert server.tls is not None
             kind = server.tls.cert_kind
             trusted, time_valid = _CERT_BOOLS[kind]
-            names = leaf_names(server, spec.name)
-            name_match = any(name_matches(spec.name, n) for n in names)
+            names, name_match = leaf(ip, server, spec.name)
             if kind == "self_signed":
                 cert_status = "self_signed"
             elif not trusted:
