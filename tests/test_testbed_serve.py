@@ -132,3 +132,287 @@ def test_subprocess_stops_promptly_on_signal(tmp_path, signum) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- the truth agrees with the running servers (real clients: trio + Python ssl) ----------
+
+import re  # noqa: E402
+import ssl  # noqa: E402
+import warnings  # noqa: E402
+
+from cryptography import x509  # noqa: E402
+
+from survey.testbed.generator import CIPHERS  # noqa: E402
+
+
+def _client_ctx(cafile: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.check_hostname = False
+    if cafile:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class _Lines:
+    def __init__(self, stream) -> None:
+        self.stream, self.buf = stream, b""
+
+    async def reply(self) -> bytes:
+        """One complete SMTP reply, raw."""
+        while True:
+            end = 0
+            for m in re.finditer(rb"[0-9]{3}([ -])[^\r\n]*\r\n", self.buf):
+                if m.start() != end:
+                    break
+                end = m.end()
+                if m.group(1) == b" ":
+                    raw, self.buf = self.buf[:end], self.buf[end:]
+                    return raw
+            data = await self.stream.receive_some(65536)
+            if not data:
+                raise EOFError
+            self.buf += data
+
+
+def _caps(raw: bytes) -> list[str]:
+    return sorted(line[4:] for line in raw.decode().split("\r\n")[1:] if line)
+
+
+async def _probe_smtp(ip: str, port: int, sni: str, settings: dict) -> dict:
+    """A small independent STARTTLS client: the facts a correct scanner reports."""
+    out: dict = {"status": None}
+    for _attempt in range(1 + settings["retries"]):
+        try:
+            with trio.fail_after(settings["connect_timeout"]):
+                stream = await trio.open_tcp_stream(ip, port)
+        except (OSError, trio.TooSlowError):
+            return {"status": "connect_failed"}
+        lines = _Lines(stream)
+        try:
+            with trio.fail_after(settings["greeting_timeout"]):
+                greeting = await lines.reply()
+        except trio.TooSlowError:
+            await stream.aclose()
+            return {"status": "read_timeout"}
+        except (EOFError, trio.BrokenResourceError, OSError):
+            return {"status": "reset"}
+        out["banner"] = greeting.decode()
+        if greeting.startswith(b"4") and b"limit" not in greeting.lower() \
+                and b"too many" not in greeting.lower():
+            await stream.aclose()
+            out["status"] = "smtp_reject_4xx"
+            continue  # temporary: retry within the budget
+        out["status"] = None
+        break
+    if out["status"] == "smtp_reject_4xx":
+        return out
+    if greeting.startswith(b"4"):
+        return dict(out, status="rate_limited")
+    if greeting.startswith(b"5"):
+        return dict(out, status="smtp_reject_5xx")
+    with trio.fail_after(settings["command_timeout"] * 2):
+        await stream.send_all(b"EHLO scanner.test\r\n")
+        ehlo = await lines.reply()
+        if not ehlo.startswith(b"250"):
+            return dict(out, status="smtp_reject_4xx" if ehlo.startswith(b"4")
+                        else "smtp_reject_5xx")
+        out["ehlo_capabilities"] = _caps(ehlo)
+        out["starttls_offered"] = "STARTTLS" in out["ehlo_capabilities"]
+        if not out["starttls_offered"]:
+            return dict(out, status="no_starttls")
+        await stream.send_all(b"STARTTLS\r\n")
+        reply = await lines.reply()
+        if not reply.startswith(b"220"):
+            return dict(out, status="starttls_rejected")
+        tls = trio.SSLStream(stream, _client_ctx(), server_hostname=sni)
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError):
+            return dict(out, status="tls_handshake_failed")
+        out["tls_version"] = {"TLSv1": "TLSv1.0"}.get(tls.version(), tls.version())
+        name = tls.cipher()[0]
+        out["cipher_suite"] = {o: i for o, (i, _k, _t) in CIPHERS.items()}.get(name, name)
+        der = tls.getpeercert(binary_form=True)
+        san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        out["san_dns"] = sorted(san)
+        tls_lines = _Lines(tls)
+        await tls.send_all(b"EHLO scanner.test\r\n")
+        out["ehlo_capabilities_tls"] = _caps(await tls_lines.reply())
+        await tls.send_all(b"QUIT\r\n")
+        await tls_lines.reply()
+    return dict(out, status="ok")
+
+
+async def _verifies(ip: str, port: int, sni: str, cafile: str) -> bool:
+    """Does the chain verify against the world's CA at the current time (names aside)?"""
+    stream = await trio.open_tcp_stream(ip, port)
+    lines = _Lines(stream)
+    with trio.fail_after(5):
+        await lines.reply()
+        await stream.send_all(b"EHLO scanner.test\r\n")
+        await lines.reply()
+        await stream.send_all(b"STARTTLS\r\n")
+        await lines.reply()
+        tls = trio.SSLStream(stream, _client_ctx(cafile), server_hostname=sni)
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError):
+            return False
+        await tls.aclose()
+        return True
+
+
+@pytest.fixture(scope="module")
+def big_world_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bigworld")
+    serve.build_world(out, domains=1000, seed=5, scale="fast")
+    return out
+
+
+async def test_truth_matches_live_smtp_servers(big_world_dir: Path, nursery) -> None:
+    info = await nursery.start(functools.partial(serve.run_world, big_world_dir, dns_port=0,
+                                                 smtp_port=0, https_port=0))
+    if info["services"]["smtp"] != "ready":
+        pytest.skip(f"SMTP servers not available: {info['services']['smtp']}")
+    world = World.load(big_world_dir / serve.SPEC)
+    port = info["smtp"]["port"]
+    hosts = {r["ip"]: r for r in pq.read_table(big_world_dir / "truth/hosts.parquet")
+             .to_pylist()}
+    mx = pq.read_table(big_world_dir / "truth/mx.parquet").to_pylist()
+    leaves = {r["sha256"]: r for r in pq.read_table(big_world_dir / "truth/certs.parquet")
+              .to_pylist()}
+    unknown = {(u["key"][0], u["column"]) for u in
+               json.loads((big_world_dir / "truth/unknown.json").read_text())}
+    # one mx row per distinct server configuration, so every behaviour and TLS set-up
+    # is probed without probing all of them
+    chosen: dict = {}
+    for r in mx:
+        if r["ip"] is None:
+            continue
+        s = world.smtp_servers[r["ip"]]
+        tls = s.tls
+        key = (s.behaviour, tls and (tls.versions, tls.ciphers, tls.server_preference,
+                                     tls.cert_kind), r["cert_status"])
+        chosen.setdefault(key, r)
+    assert len(chosen) > 40
+    settings = info["scanner"]
+    results: dict = {}
+
+    async def probe(r) -> None:
+        results[(r["domain"], r["mx_host"], r["ip"])] = (
+            await _probe_smtp(r["ip"], port, r["mx_host"], settings),
+            await _verifies(r["ip"], port, r["mx_host"], info["ca_bundle"])
+            if r["host_status"] == "ok" else None)
+
+    limiter = trio.CapacityLimiter(16)
+
+    async def limited(r) -> None:
+        async with limiter:
+            await probe(r)
+
+    async with trio.open_nursery() as probes:
+        for r in chosen.values():
+            probes.start_soon(limited, r)
+    behaviours = set()
+    for r in chosen.values():
+        got, verified = results[(r["domain"], r["mx_host"], r["ip"])]
+        truth = hosts[r["ip"]]
+        behaviours.add(world.smtp_servers[r["ip"]].behaviour)
+        assert got["status"] == truth["status"], (r, got)
+        for col in ("banner", "ehlo_capabilities", "starttls_offered", "tls_version",
+                    "cipher_suite", "ehlo_capabilities_tls"):
+            if (r["ip"], col) in unknown or col not in got:
+                continue
+            assert got[col] == truth[col], (col, r["ip"], got[col], truth[col])
+        if truth["status"] == "ok":
+            leaf = leaves[f"mx:{r['domain']}|{r['mx_host']}|{r['ip']}"]
+            assert got["san_dns"] == leaf["san_dns"], r
+            assert verified == bool(r["cert_trusted"] and r["cert_time_valid"]), r
+    assert len(behaviours) >= 12
+    nursery.cancel_scope.cancel()
+
+
+async def _fetch_policy(ip: str, port: int, host: str, cafile: str, timeout: float,
+                        max_bytes: int) -> tuple[str, str | None]:
+    """(mta_sts_policy_status-ish outcome, body) with the DESIGN fetch rules."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    try:
+        with trio.fail_after(timeout):
+            stream = trio.SSLStream(await trio.open_tcp_stream(ip, port), ctx,
+                                    server_hostname=host)
+            await stream.do_handshake()
+            await stream.send_all(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\n"
+                                  "Connection: close\r\n\r\n".encode())
+            data = b""
+            while len(data) < max_bytes + 65536:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except trio.TooSlowError:
+        return "timeout", None
+    except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+        if isinstance(exc, ssl.SSLCertVerificationError) or isinstance(
+                exc.__cause__, ssl.SSLCertVerificationError):
+            return "certificate", None
+        return "connect", None
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    status = int(status_line.split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (h.split(":", 1) for h in header_lines if ":" in h)}
+    if 300 <= status < 400:
+        return "redirect", None
+    if status != 200:
+        return "http_status", None
+    if headers.get("content-type", "").split(";")[0].strip().lower() != "text/plain":
+        return "content_type", None
+    if len(body) > max_bytes:
+        return "too_large", None
+    return "body", body.decode()
+
+
+async def test_truth_matches_live_policy_hosts(big_world_dir: Path, nursery) -> None:
+    info = await nursery.start(functools.partial(serve.run_world, big_world_dir, dns_port=0,
+                                                 smtp_port=0, https_port=0))
+    if info["services"]["https"] != "ready":
+        pytest.skip(f"HTTPS servers not available: {info['services']['https']}")
+    world = World.load(big_world_dir / serve.SPEC)
+    domains = {r["domain"]: r for r in pq.read_table(big_world_dir / "truth/domains.parquet")
+               .to_pylist()}
+    by_behaviour: dict = {}
+    for name, p in world.policy_hosts.items():
+        if p.ip is not None and domains[name]["mta_sts_policy_status"] != "not_attempted":
+            by_behaviour.setdefault(p.behaviour, p)
+    assert len(by_behaviour) >= 15
+    settings = info["scanner"]
+    outcomes: dict = {}
+
+    async def fetch(p) -> None:
+        outcomes[p.domain] = await _fetch_policy(
+            p.ip, info["https"]["port"], p.host, info["ca_bundle"],
+            settings["policy_timeout"], settings["policy_max_bytes"])
+
+    async with trio.open_nursery() as fetches:
+        for p in by_behaviour.values():
+            fetches.start_soon(fetch, p)
+    for p in by_behaviour.values():
+        truth = domains[p.domain]
+        outcome, body = outcomes[p.domain]
+        if outcome == "body":
+            assert body == p.body
+            assert truth["mta_sts_policy_status"] in ("ok", "invalid"), p
+            if truth["mta_sts_policy_status"] == "ok":
+                assert f"mode: {truth['mta_sts_mode']}" in body
+        else:
+            assert (truth["mta_sts_policy_status"], truth["mta_sts_policy_error"]) == (
+                "fetch_error", outcome), p
+    nursery.cancel_scope.cancel()
