@@ -242,26 +242,53 @@ NO_CERT = Verdict("no_cert", None, None, None)
 UNPARSABLE = Verdict("untrusted", False, None, None)  # a chain we cannot read earns no trust
 
 
+@dataclass(frozen=True)
+class ChainJudgement:
+    """What a chain says independently of the name it was reached by (judged once per chain)."""
+
+    trusted: bool
+    time_state: str | None          # None (valid), "expired" or "not_yet_valid"
+    self_signed: bool
+    san_dns: tuple[str, ...]
+    subject_cn: str | None
+
+
+def judge_chain(chain_der: Sequence[bytes], at: datetime, store: TrustStore
+                ) -> ChainJudgement | None:
+    """Path and time facts of a chain (leaf first); None when there is no readable leaf."""
+    if not chain_der:
+        return None
+    try:
+        chain = [load_cert(der) for der in chain_der[:MAX_PRESENTED]]
+        leaf = facts(chain_der[0])
+    except CertError:
+        return None
+    path = find_path(chain, store)
+    return ChainJudgement(path is not None, _time_state(path or chain[:1], at),
+                          leaf.self_signed, leaf.san_dns, leaf.subject_cn)
+
+
+def verdict_for(judgement: ChainJudgement | None, host: str, *,
+                profile: str = PROFILE_DEFAULT) -> Verdict:
+    """The verdicts for a judged chain reached as ``host``."""
+    if judgement is None:
+        return UNPARSABLE
+    name_match = cert_name_matches(host, list(judgement.san_dns), judgement.subject_cn,
+                                   profile=profile)
+    if not judgement.trusted:
+        status = "self_signed" if judgement.self_signed else "untrusted"
+    elif judgement.time_state:
+        status = judgement.time_state
+    elif not name_match:
+        status = "name_mismatch"
+    else:
+        status = "valid"
+    return Verdict(status, judgement.trusted, judgement.time_state is None, name_match)
+
+
 def evaluate(chain_der: Sequence[bytes], host: str, at: datetime, store: TrustStore,
              *, profile: str = PROFILE_DEFAULT) -> Verdict:
     """The verdicts for a presented chain (leaf first) reached as ``host`` at time ``at``."""
     if not chain_der:
         return NO_CERT
-    try:
-        chain = [load_cert(der) for der in chain_der[:MAX_PRESENTED]]
-        leaf = facts(chain_der[0])
-    except CertError:
-        return UNPARSABLE
-    path = find_path(chain, store)
-    trusted = path is not None
-    time_state = _time_state(path or chain[:1], at)
-    name_match = cert_name_matches(host, list(leaf.san_dns), leaf.subject_cn, profile=profile)
-    if not trusted:
-        status = "self_signed" if leaf.self_signed else "untrusted"
-    elif time_state:
-        status = time_state
-    elif not name_match:
-        status = "name_mismatch"
-    else:
-        status = "valid"
-    return Verdict(status, trusted, time_state is None, name_match)
+    return verdict_for(judge_chain(chain_der, at, store), host, profile=profile)

@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from survey.store import (SCHEMAS, TABLES, DatasetWriter, TableWriter, open_dataset,
+from survey.store import (SCHEMAS, TABLES, DatasetWriter, TableWriter, discard_uncommitted,
+                          open_dataset,
                           read_manifest, read_pandas, to_table, write_manifest)
 from survey.store import writer as writer_module
 from survey.store.manifest import ManifestError
@@ -199,3 +200,37 @@ def test_struct_types_are_explicit():
         ("version", pa.string()), ("name", pa.string()), ("preference_order", pa.int32())]))
     assert hosts.field("port").type == pa.int32()
     assert not hosts.field("ip").nullable
+
+
+def test_a_batch_commits_all_tables_with_the_domains_part_last(tmp_path, monkeypatch):
+    order = []
+    real = writer_module.write_part
+
+    def spy(directory, name, table, rows):
+        order.append(table)
+        return real(directory, name, table, rows)
+
+    monkeypatch.setattr(writer_module, "write_part", spy)
+    writer = DatasetWriter(tmp_path, writer_id="w", batch_rows=100)
+    writer.write("hosts", HOST_ROW)
+    writer.write("mx", MX_ROW)
+    writer.flush()
+    assert order == ["mx", "hosts", "domains"]       # an empty domains part commits the batch
+    assert (tmp_path / "domains" / "part-w-000000.parquet").exists()
+    assert writer.counts() == {"domains": 0, "mx": 1, "hosts": 1, "certs": 0}
+
+
+def test_uncommitted_batches_are_discarded_before_a_resume(tmp_path):
+    writer = DatasetWriter(tmp_path, writer_id="w", batch_rows=100)
+    writer.write("domains", DOMAIN_ROWS[0])
+    writer.write("mx", MX_ROW)
+    writer.flush()
+    # A crash between the mx part and the domains part of the second batch:
+    writer_module.write_part(tmp_path / "mx", "part-w-000001.parquet", "mx", [MX_ROW])
+    (tmp_path / "hosts").mkdir(exist_ok=True)
+    (tmp_path / "hosts" / ".part-w-000001.parquet.ab12.tmp").write_bytes(b"half")
+    removed = discard_uncommitted(tmp_path)
+    assert sorted(p.name for p in removed) == [".part-w-000001.parquet.ab12.tmp",
+                                               "part-w-000001.parquet"]
+    assert open_dataset(tmp_path, "mx").count_rows() == 1
+    assert open_dataset(tmp_path, "domains").count_rows() == 1

@@ -1,8 +1,8 @@
 """Parquet part files, written atomically, so a crash never leaves half a file.
 
-A scan streams rows into one ``TableWriter`` per table. Every ``batch_rows``
-rows (and on close) the buffered rows become one Parquet part file: written
-under a dot-prefixed temporary name, fsynced, then renamed into place. Readers
+A scan streams rows into a ``DatasetWriter``; every ``batch_rows`` rows (and
+on close) the buffered rows of each table become one Parquet part file:
+written under a dot-prefixed temporary name, fsynced, then renamed into place. Readers
 (pyarrow.dataset ignores names starting with "." or "_") therefore only ever
 see whole part files, and a resumed scan can trust every part it finds.
 """
@@ -91,31 +91,50 @@ class TableWriter:
 
 
 class DatasetWriter:
-    """One ``TableWriter`` per table under a scan directory; use as a context manager.
+    """Rows of all four tables, written in batches that commit together.
 
-    On an exception the buffered rows are still flushed: every row measured
-    before a crash is kept (rows are independent, so a partial batch is valid).
+    A batch is one part file per table with the same name
+    (``part-<writer>-<seq>.parquet``); the ``domains`` part is written last,
+    always (empty if need be), and is the batch's commit marker. A crash can
+    leave ``mx``/``hosts``/``certs`` parts of a batch whose ``domains`` part
+    never appeared: ``discard_uncommitted`` removes them before a resume, so
+    every domain is either wholly in the dataset or wholly absent.
+    On an exception inside ``with`` the buffered rows are still committed:
+    rows are independent, and every row measured before a crash is kept.
     """
 
     def __init__(self, scan_dir: Path | str, *, writer_id: str | None = None,
                  batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be at least 1")
         self.scan_dir = Path(scan_dir)
-        writer_id = writer_id or secrets.token_hex(4)
-        self.tables = {
-            t: TableWriter(self.scan_dir / t, t, writer_id=writer_id, batch_rows=batch_rows)
-            for t in TABLES
-        }
+        self.writer_id = writer_id or secrets.token_hex(4)
+        self.batch_rows = batch_rows
+        self.batches = 0
+        self._buffers: dict[str, list[Mapping[str, Any]]] = {t: [] for t in TABLES}
+        self._counts = {t: 0 for t in TABLES}
 
     def write(self, table: str, row: Mapping[str, Any]) -> None:
-        self.tables[table].write(row)
+        self._buffers[table].append(row)
+        if sum(len(b) for b in self._buffers.values()) >= self.batch_rows:
+            self.flush()
 
     def flush(self) -> None:
-        for writer in self.tables.values():
-            writer.flush()
+        """Commit the buffered rows as one batch (nothing to do when all are empty)."""
+        if not any(self._buffers.values()):
+            return
+        name = f"part-{self.writer_id}-{self.batches:06d}.parquet"
+        for table in (*(t for t in TABLES if t != "domains"), "domains"):
+            rows = self._buffers[table]
+            if rows or table == "domains":
+                write_part(self.scan_dir / table, name, table, rows)
+                self._counts[table] += len(rows)
+            self._buffers[table] = []
+        self.batches += 1
 
     def counts(self) -> dict[str, int]:
-        """Rows written to part files so far, per table."""
-        return {t: w.rows_written for t, w in self.tables.items()}
+        """Rows committed so far, per table."""
+        return dict(self._counts)
 
     def close(self) -> None:
         self.flush()
@@ -125,3 +144,19 @@ class DatasetWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def discard_uncommitted(scan_dir: Path | str) -> list[Path]:
+    """Remove part files of batches whose ``domains`` part (the commit marker) is missing."""
+    scan_dir = Path(scan_dir)
+    committed = {p.name for p in (scan_dir / "domains").glob("part-*.parquet")}
+    removed = []
+    for table in TABLES:
+        directory = scan_dir / table
+        for path in directory.glob("*"):
+            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            orphan = path.name.startswith("part-") and path.name not in committed
+            if stale_tmp or (table != "domains" and orphan):
+                path.unlink()
+                removed.append(path)
+    return removed
