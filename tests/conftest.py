@@ -1,0 +1,82 @@
+"""Test-wide safety net: no test may send a packet beyond loopback.
+
+Every socket connect/sendto in the test process is checked; an address
+outside 127.0.0.0/8 and ::1 raises at once, naming the address, so a test
+that would reach a real resolver or mail server fails loudly instead of
+leaking. (trio's and dnspython's sockets are stdlib sockets underneath.)
+Libraries may swallow the exception (a resolver tries its next server), so
+every attempt is also recorded, and the test that made it fails afterwards.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+
+class NonLoopbackTraffic(RuntimeError):
+    pass
+
+
+VIOLATIONS: list[str] = []
+
+
+def check_loopback(address) -> None:
+    if not isinstance(address, tuple):      # AF_UNIX paths
+        return
+    host = address[0]
+    if host == "localhost":
+        return
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        VIOLATIONS.append(host)
+        raise NonLoopbackTraffic(f"a test tried to reach {host!r} by name") from None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if not (ip.is_loopback or (mapped is not None and mapped.is_loopback)):
+        VIOLATIONS.append(host)
+        raise NonLoopbackTraffic(f"a test tried to reach {host} (not loopback)")
+
+
+def _inet(sock: socket.socket) -> bool:
+    return sock.family in (socket.AF_INET, socket.AF_INET6)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only():
+    connect, connect_ex, sendto = (socket.socket.connect, socket.socket.connect_ex,
+                                   socket.socket.sendto)
+
+    def guarded_connect(self, address):
+        if _inet(self):
+            check_loopback(address)
+        return connect(self, address)
+
+    def guarded_connect_ex(self, address):
+        if _inet(self):
+            check_loopback(address)
+        return connect_ex(self, address)
+
+    def guarded_sendto(self, *args):        # (data, address) or (data, flags, address)
+        if _inet(self):
+            check_loopback(args[-1])
+        return sendto(self, *args)
+
+    socket.socket.connect = guarded_connect
+    socket.socket.connect_ex = guarded_connect_ex
+    socket.socket.sendto = guarded_sendto
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = (
+        connect, connect_ex, sendto)
+
+
+@pytest.fixture(autouse=True)
+def no_traffic_beyond_loopback(loopback_only):
+    VIOLATIONS.clear()
+    yield
+    if VIOLATIONS:
+        tried = sorted(set(VIOLATIONS))
+        VIOLATIONS.clear()
+        pytest.fail(f"the test tried to send traffic beyond loopback: {tried}")
