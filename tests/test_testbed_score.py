@@ -18,7 +18,7 @@ from survey.store.writer import DatasetWriter
 from survey.testbed import serve
 from survey.testbed.score import ScoreError, score, summary
 
-NOW = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dns.asyncquery
@@ -18,9 +21,11 @@ import dns.rcode
 import pyarrow.parquet as pq
 import pytest
 import trio
+from cryptography import x509
 
 from survey.cli import main as cli_main
 from survey.testbed import serve
+from survey.testbed.generator import CIPHERS
 from survey.testbed.model import World
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,15 +140,6 @@ def test_subprocess_stops_promptly_on_signal(tmp_path, signum) -> None:
 
 
 # -- the truth agrees with the running servers (real clients: trio + Python ssl) ----------
-
-import re  # noqa: E402
-import ssl  # noqa: E402
-import warnings  # noqa: E402
-
-from cryptography import x509  # noqa: E402
-
-from survey.testbed.generator import CIPHERS  # noqa: E402
-
 
 def _client_ctx(cafile: str | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

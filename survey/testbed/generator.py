@@ -49,9 +49,24 @@ from pathlib import Path
 from typing import Any
 
 from survey.testbed.model import (
-    POLICY_BEHAVIOURS, SMTP_BEHAVIOURS, TLS_VERSIONS, DnsNode, DnsRecord, DomainSpec,
-    MxHostSpec, MxRef, PolicyHostSpec, PolicySpec, Ports, Reply, ScannerSettings,
-    SmtpServerSpec, TlsSpec, TxtSpec, World, paused_gc,
+    POLICY_BEHAVIOURS,
+    SMTP_BEHAVIOURS,
+    TLS_VERSIONS,
+    DnsNode,
+    DnsRecord,
+    DomainSpec,
+    MxHostSpec,
+    MxRef,
+    PolicyHostSpec,
+    PolicySpec,
+    Ports,
+    Reply,
+    ScannerSettings,
+    SmtpServerSpec,
+    TlsSpec,
+    TxtSpec,
+    World,
+    paused_gc,
 )
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
@@ -337,8 +352,8 @@ class _Builder:
         starts_tls = behaviour not in ("no_starttls",)
         ehlo = base + (("STARTTLS",) if starts_tls else ())
         ehlo_tls = base + ("AUTH PLAIN LOGIN",) if tls else ()
-        banner_word = rng.choice(("ESMTP", "ESMTP Postfix", "ESMTP ready", "Microsoft ESMTP MAIL "
-                                  "Service ready"))
+        banner_word = rng.choice(("ESMTP", "ESMTP Postfix", "ESMTP ready",
+                                  "Microsoft ESMTP MAIL Service ready"))
         greeting = Reply(220, (f"{hostname} {banner_word}",))
         kw: dict[str, Any] = {}
         if behaviour == "multiline_banner":
@@ -346,16 +361,15 @@ class _Builder:
                                    "Unsolicited bulk email is not accepted here",
                                    "Service ready"))
         elif behaviour == "banner_421_rate_limit":
-            greeting = Reply(421, (f"4.7.0 {hostname} Error: too many connections from "
-                                   "your IP address; rate limit exceeded, try again later",))
+            greeting = Reply(421, ((f"4.7.0 {hostname} Error: too many connections from "
+                                    "your IP address; rate limit exceeded, try again later"),))
         elif behaviour == "banner_421":
-            greeting = Reply(421, (f"4.3.2 {hostname} Service shutting down, closing "
-                                   "transmission channel",))
+            greeting = Reply(421, ((f"4.3.2 {hostname} Service shutting down, closing "
+                                    "transmission channel"),))
         elif behaviour == "banner_554":
             greeting = Reply(554, (f"5.7.1 {hostname} No SMTP service here",))
         elif behaviour == "ehlo_4xx":
-            kw["ehlo_reject"] = Reply(451, ("4.3.0 Temporary local problem, please come "
-                                            "back later",))
+            kw["ehlo_reject"] = Reply(451, ("4.3.0 Temporary local problem, please come back later",))
         elif behaviour == "slow_banner":
             kw["delay"] = round(s.greeting_timeout / 4, 3)
         elif behaviour == "tarpit":
@@ -363,14 +377,13 @@ class _Builder:
             kw["duration"] = round(s.greeting_timeout * 3.5, 3)
         elif behaviour == "per_ip_limit":
             kw["limit"] = max(limit, s.per_ip_connections + 1)
-            kw["refusal"] = Reply(421, ("4.7.0 Too many concurrent connections from your IP "
-                                        "address (connection limit)",))
+            kw["refusal"] = Reply(421, (("4.7.0 Too many concurrent connections from your IP "
+                                         "address (connection limit)"),))
         elif behaviour == "greylist":
             kw["limit"] = max(1, min(limit or 1, s.retries))
             kw["refusal"] = Reply(421, ("4.7.1 Greylisted, please try again later",))
         if behaviour == "starttls_454":
-            kw["starttls_reply"] = Reply(454, ("4.7.0 TLS not available due to local "
-                                               "problem",))
+            kw["starttls_reply"] = Reply(454, ("4.7.0 TLS not available due to local problem",))
         elif behaviour == "starttls_500":
             kw["starttls_reply"] = Reply(500, ("5.5.1 Command unrecognized",))
         elif starts_tls:

@@ -77,8 +77,7 @@ def build_world(out: str | Path, *, domains: int, seed: int = 0,
     world = generate(domains, seed, profile, scale=scale)
     world.save(out / SPEC)
     with open(out / DOMAINS, "w", encoding="utf-8") as fh:
-        for d in world.domains:
-            fh.write(d.name + "\n")
+        fh.writelines(d.name + "\n" for d in world.domains)
     info = truth_mod.write_truth(world, out / TRUTH_DIR)
     _write_json_atomic(out / TRUTH_DIR / TRUTH_INDEX, info)
     zones.write_zones(world, out / ZONES_DIR)
@@ -112,7 +111,7 @@ def world_json(world_dir: Path, world: World, *, dns: tuple[str, int],
         "format": WORLD_JSON_FORMAT,
         "state": state,
         "pid": os.getpid(),
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "world_dir": str(world_dir),
         "seed": world.seed,
         "profile": world.profile,
@@ -181,7 +180,7 @@ async def run_world(world_dir: str | Path, *, dns_port: int | None = None,
     finally:
         if info:
             info = dict(info, state="stopped",
-                        stopped_at=dt.datetime.now(dt.timezone.utc).isoformat(
+                        stopped_at=dt.datetime.now(dt.UTC).isoformat(
                             timespec="seconds"))
             _write_json_atomic(world_dir / WORLD_JSON, info)
         if connlog is not None:

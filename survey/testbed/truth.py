@@ -39,10 +39,16 @@ import pyarrow.parquet as pq
 from survey.store.schema import to_table
 from survey.testbed.generator import CIPHERS, TLS13_SUITES
 from survey.testbed.model import (
-    TLS_VERSIONS, DomainSpec, MxHostSpec, PolicyHostSpec, SmtpServerSpec, World, paused_gc,
+    TLS_VERSIONS,
+    DomainSpec,
+    MxHostSpec,
+    PolicyHostSpec,
+    SmtpServerSpec,
+    World,
+    paused_gc,
 )
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 KEYS: dict[str, tuple[str, ...]] = {
     "domains": ("domain",),

@@ -104,8 +104,7 @@ def write_zones(world: World, directory: str | Path) -> dict[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     zone_path = directory / ZONE_FILE
     with open(zone_path, "w", encoding="ascii") as fh:
-        for line in zone_text_lines(world):
-            fh.write(line + "\n")
+        fh.writelines(line + "\n" for line in zone_text_lines(world))
     absolute = zone_path.resolve()
     (directory / "unbound.conf").write_text(unbound_conf(world, absolute))
     (directory / "nsd.conf").write_text(nsd_conf(world, absolute))
