@@ -35,6 +35,7 @@ import dns.resolver
 import trio
 
 from survey.net.pacing import Pacer
+from survey.net.singleflight import SingleFlight
 
 DEFAULT_TIMEOUT = 5.0       # per query to one server
 DEFAULT_LIFETIME = 15.0     # per lookup, retries included
@@ -142,22 +143,11 @@ class HostCache:
 
     def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
-        self._results: dict[tuple[str, str], Lookup] = {}
-        self._pending: dict[tuple[str, str], trio.Event] = {}
+        self._lookups: SingleFlight[Lookup] = SingleFlight()
 
     async def get(self, name: str, rdtype: str) -> Lookup:
-        key = (name, rdtype)
-        while key not in self._results:
-            if (event := self._pending.get(key)) is not None:
-                await event.wait()
-                continue
-            event = self._pending[key] = trio.Event()
-            try:
-                self._results[key] = await self.resolver.lookup(name, rdtype)
-            finally:
-                del self._pending[key]
-                event.set()
-        return self._results[key]
+        return await self._lookups.get((name, rdtype),
+                                       lambda: self.resolver.lookup(name, rdtype))
 
     async def addresses(self, name: str) -> tuple[Lookup, Lookup]:
         """(A lookup, AAAA lookup) for a host, concurrently."""

@@ -1,0 +1,265 @@
+"""One SMTP conversation with one mail server: banner, EHLO, STARTTLS, TLS, EHLO, QUIT.
+
+Theory of operation
+-------------------
+``probe_starttls`` opens one TCP connection (after the destination policy
+allowed it) and walks the dialogue of DESIGN.md "SMTP dialogue rules":
+
+  connect -> whole greeting -> EHLO -> [STARTTLS -> 220 -> TLS handshake
+  -> EHLO over TLS] -> QUIT
+
+Each step has its own deadline, and the greeting's deadline covers the whole
+greeting (an endless multi-line banner never ends a single read late). Reads
+are bounded (``READ_SIZE`` at a time, the reply parser's caps on lines and
+replies, ``MAX_SESSION_BYTES`` in all). Nothing after EHLO but STARTTLS and
+QUIT is ever sent: no MAIL, RCPT, VRFY, EXPN or DATA.
+
+Every ending is a status from the server vocabulary, with what was learnt so
+far kept (a banner and EHLO survive a failed handshake):
+
+  refused / unreachable / slow connect   connection_refused, network_unreachable,
+                                         connect_timeout
+  RST, silence                           reset, read_timeout
+  garbage, broken grammar, injection     protocol_error
+  4xx/5xx at greeting or EHLO            rate_limited (names a limit),
+                                         smtp_reject_4xx, smtp_reject_5xx
+  no STARTTLS in EHLO                    no_starttls
+  STARTTLS answered non-220              starttls_rejected (or rate_limited)
+  handshake fails or the server drops    tls_handshake_failed
+
+Retrying a refusal is the caller's decision (``is_retryable``): this module
+is one connection, one attempt.
+
+The TLS client offers everything this OpenSSL can speak (``@SECLEVEL=0``,
+TLS 1.0 to 1.3) and verifies nothing itself: the chain is recorded and
+judged by survey.certs, so an expired or self-signed certificate still yields
+the negotiated version, suite and chain.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from survey.net.guard import DestinationPolicy
+from survey.net.transport import (Blocked, client_context, negotiated, open_tcp, peer_chain,
+                                  ssl_object)
+from survey.proto.smtp import (NEED_DATA, ReplyParser, SMTPProtocolError, classify_refusal,
+                               parse_ehlo, starttls_refusal_status)
+
+READ_SIZE = 4096
+MAX_SESSION_BYTES = 1 << 20        # a whole session never reads more than 1 MiB
+MAX_TRANSCRIPT_CHARS = 64 * 1024
+QUIT_TIMEOUT = 2.0
+RETRYABLE = frozenset({"rate_limited", "smtp_reject_4xx"})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    greeting: float = 30.0    # the whole greeting
+    command: float = 30.0     # each command's whole reply
+    tls: float = 30.0         # the whole handshake
+
+
+@dataclass
+class SmtpProbe:
+    """What one connection learnt. ``status`` is always set; the rest as far as it got."""
+
+    ip: str
+    port: int
+    status: str = "ok"
+    detail: str | None = None
+    banner: str | None = None
+    ehlo: list[str] | None = None           # EHLO reply lines after the first, as sent
+    ehlo_tls: list[str] | None = None
+    starttls_offered: bool | None = None
+    sni: str | None = None
+    tls_version: str | None = None
+    cipher_suite: str | None = None
+    chain: list[bytes] = field(default_factory=list)  # DER, leaf first
+    transcript: list[str] = field(default_factory=list)
+
+    @property
+    def is_retryable(self) -> bool:
+        """A temporary refusal that a later attempt may not get (greylisting, limits)."""
+        return self.status in RETRYABLE
+
+    def note(self, direction: str, text: str) -> None:
+        used = sum(len(line) for line in self.transcript)
+        if used < MAX_TRANSCRIPT_CHARS:
+            self.transcript.append(f"{direction}: {text[:MAX_TRANSCRIPT_CHARS - used]}")
+
+
+class _End(Exception):
+    """Ends the dialogue with a status; the probe keeps what it learnt."""
+
+    def __init__(self, status: str, detail: str | None = None) -> None:
+        super().__init__(status)
+        self.status, self.detail = status, detail
+
+
+def _connect_status(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
+        return "network_unreachable"
+    if exc.errno == errno.ETIMEDOUT:
+        return "connect_timeout"
+    return "network_unreachable"
+
+
+class _Session:
+    """The reading and writing half of the dialogue, over plain TCP then TLS."""
+
+    def __init__(self, stream: trio.abc.Stream, probe: SmtpProbe) -> None:
+        self.stream = stream
+        self.probe = probe
+        self.parser = ReplyParser()
+        self.received = 0
+
+    async def send(self, line: str) -> None:
+        self.probe.note("C", line)
+        try:
+            await self.stream.send_all(line.encode("ascii") + b"\r\n")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise _End("reset", f"connection lost while sending {line.split()[0]}: {exc}")
+
+    async def reply(self, what: str):
+        """The next complete reply; the caller bounds the time."""
+        while True:
+            try:
+                event = self.parser.next_event()
+            except SMTPProtocolError as exc:
+                raise _End("protocol_error", f"{what}: {exc.kind}: {exc}")
+            if event is not NEED_DATA:
+                if not hasattr(event, "code"):   # CLOSED: a clean end of stream
+                    raise _End("protocol_error", f"{what}: the server closed the connection")
+                self.probe.note("S", event.raw.decode("utf-8", "replace").rstrip("\r\n"))
+                return event
+            try:
+                data = await self.stream.receive_some(READ_SIZE)
+            except (trio.BrokenResourceError, OSError) as exc:
+                raise _End("reset", f"{what}: {exc or type(exc).__name__}")
+            self.received += len(data)
+            if self.received > MAX_SESSION_BYTES:
+                raise _End("protocol_error", f"{what}: more than {MAX_SESSION_BYTES} bytes")
+            self.parser.feed(data)
+
+    async def reply_within(self, timeout: float, what: str):
+        with trio.move_on_after(timeout):
+            return await self.reply(what)
+        raise _End("read_timeout", f"no complete {what} reply within {timeout:g} s")
+
+    async def command(self, line: str, timeout: float, what: str):
+        await self.send(line)
+        return await self.reply_within(timeout, what)
+
+
+async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
+                    timeouts: Timeouts, context_factory: Callable[[], ssl.SSLContext]) -> None:
+    greeting = await session.reply_within(timeouts.greeting, "greeting")
+    probe.banner = greeting.raw.decode("utf-8", "replace")
+    if greeting.code != 220:
+        raise _End(_refusal(greeting), f"greeting: {greeting.code}")
+
+    ehlo = await session.command(f"EHLO {ehlo_name}", timeouts.command, "EHLO")
+    if ehlo.code != 250:
+        raise _End(_refusal(ehlo), f"EHLO: {ehlo.code}")
+    probe.ehlo = sorted(ehlo.lines[1:])
+    capabilities = parse_ehlo(ehlo)
+    probe.starttls_offered = bool(capabilities and capabilities.starttls)
+    if not probe.starttls_offered:
+        await _quit(session)
+        raise _End("no_starttls")
+
+    ready = await session.command("STARTTLS", timeouts.command, "STARTTLS")
+    if ready.code != 220:
+        await _quit(session)
+        raise _End(starttls_refusal_status(ready), f"STARTTLS: {ready.code}")
+    try:
+        session.parser.start_tls()
+    except SMTPProtocolError as exc:
+        raise _End("protocol_error", f"STARTTLS: {exc.kind}: plaintext after the 220")
+
+    probe.sni = sni
+    tls = trio.SSLStream(session.stream, context_factory(), server_hostname=sni)
+    with trio.move_on_after(timeouts.tls) as scope:
+        try:
+            await tls.do_handshake()
+        except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+            cause = exc.__cause__ or exc
+            raise _End("tls_handshake_failed", f"{type(cause).__name__}: {cause}"[:300])
+    if scope.cancelled_caught:
+        raise _End("tls_handshake_failed", f"handshake not done within {timeouts.tls:g} s")
+    probe.tls_version, probe.cipher_suite = negotiated(ssl_object(tls))
+    probe.chain = peer_chain(ssl_object(tls))
+
+    session.stream = tls
+    session.parser = ReplyParser()    # RFC 3207 §4.2: forget everything said in clear
+    try:
+        ehlo_tls = await session.command(f"EHLO {ehlo_name}", timeouts.command, "EHLO over TLS")
+    except _End as end:  # TLS worked: the probe is a success whatever follows
+        probe.detail = f"after TLS: {end.detail}"
+        return
+    if ehlo_tls.code == 250:
+        probe.ehlo_tls = sorted(ehlo_tls.lines[1:])
+    await _quit(session)
+
+
+def _refusal(reply) -> str:
+    try:
+        return classify_refusal(reply)
+    except ValueError:
+        return "protocol_error"
+
+
+async def _quit(session: _Session) -> None:
+    """Say goodbye politely, but never wait long for the answer."""
+    with trio.move_on_after(QUIT_TIMEOUT):
+        try:
+            await session.command("QUIT", QUIT_TIMEOUT, "QUIT")
+        except _End:
+            pass
+
+
+async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_name: str,
+                         sni: str | None,
+                         timeouts: Timeouts = Timeouts(),
+                         context_factory: Callable[[], ssl.SSLContext] = client_context,
+                         ) -> SmtpProbe:
+    """One connection, the whole dialogue; never raises for what the server did.
+
+    An address the destination ``policy`` refuses ends as ``blocked_by_policy``
+    before any packet is sent.
+    """
+    probe = SmtpProbe(ip, port)
+    stream: trio.abc.Stream | None = None
+    try:
+        with trio.move_on_after(timeouts.connect) as scope:
+            stream = await open_tcp(ip, port, policy)
+        if scope.cancelled_caught:
+            raise _End("connect_timeout", f"no connection within {timeouts.connect:g} s")
+        assert stream is not None
+        session = _Session(stream, probe)
+        try:
+            await _dialogue(session, probe, ehlo_name=ehlo_name, sni=sni, timeouts=timeouts,
+                            context_factory=context_factory)
+        finally:
+            stream = session.stream
+    except _End as end:
+        probe.status, probe.detail = end.status, end.detail
+    except Blocked as blocked:
+        probe.status, probe.detail = "blocked_by_policy", str(blocked)
+    except OSError as exc:
+        probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
+    finally:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+    return probe

@@ -1,0 +1,86 @@
+"""TCP and TLS pieces shared by the SMTP and HTTPS clients.
+
+A numeric connect (no getaddrinfo: every address was resolved before it gets
+here) behind the destination policy check, the scanner's TLS client context,
+and what a finished handshake tells: version, suite (IANA name) and chain.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import ssl
+
+import trio
+
+from survey.net.guard import DestinationPolicy
+from survey.proto.ciphers import openssl_to_iana
+
+SSL_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
+                     "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
+
+
+class Blocked(Exception):
+    """The destination policy refused the address; no packet was sent."""
+
+
+async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.SocketStream:
+    """Connect to a literal address the policy allows; the caller bounds the time.
+
+    Every outgoing connection of the scanner goes through here, so the
+    destination policy (survey.net.guard) cannot be bypassed by a new caller.
+    """
+    if reason := policy.check(ip):
+        raise Blocked(reason)
+    sock = trio.socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                              socket.SOCK_STREAM)
+    try:
+        await sock.connect((ip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+@functools.cache
+def client_context() -> ssl.SSLContext:
+    """Speak whatever the server speaks; judge certificates later (survey.certs), not here.
+
+    One context serves every connection of a scan (building one costs more
+    than a handshake's worth of CPU). ``@SECLEVEL=0``: OpenSSL 3 otherwise
+    refuses TLS 1.0/1.1 and would report them as unsupported.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = ssl.TLSVersion.TLSv1_3
+    context.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    return context
+
+
+def ssl_object(stream: trio.SSLStream) -> ssl.SSLObject:
+    return stream._ssl_object  # noqa: SLF001 (trio has no public accessor)
+
+
+def peer_chain(obj: ssl.SSLObject) -> list[bytes]:
+    """The chain as the server sent it, DER, leaf first.
+
+    Python 3.11 exposes it only privately (public from 3.13); without it the
+    leaf alone is better than nothing.
+    """
+    getter = getattr(obj, "get_unverified_chain", None) or getattr(
+        getattr(obj, "_sslobj", None), "get_unverified_chain", None)
+    if getter is not None:
+        return [cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                for cert in getter() or []]
+    leaf = obj.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def negotiated(obj: ssl.SSLObject) -> tuple[str | None, str | None]:
+    """(TLS version in the dataset's spelling, cipher suite by IANA name)."""
+    version = obj.version()
+    cipher = obj.cipher()
+    suite = (openssl_to_iana(cipher[0]) or cipher[0]) if cipher else None
+    return SSL_VERSION_NAMES.get(version or "", version), suite

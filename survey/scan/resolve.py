@@ -1,0 +1,144 @@
+"""The DNS stage of a scan: one domain's MX targets, their addresses, and its TXT records.
+
+Theory of operation
+-------------------
+For each domain (RFC 5321 §5.1, RFC 7505):
+  MX query ok          -> ``mx`` targets in (preference, name) order, or
+                          ``null_mx`` for the single record ``0 .``
+  MX query NODATA      -> implicit MX: the domain itself, preference 0, when it
+                          has A or AAAA records; ``none`` when it has neither
+  MX query failed      -> no targets; the failure is the domain's dns_status
+Each MX host's A and AAAA come from the scan's HostCache (once per name per
+scan). A CNAME'd MX host resolves to its target's addresses but keeps the MX
+record's name for matching (DESIGN.md step 2). ``_mta-sts`` and
+``_smtp._tls`` TXT RRsets are read alongside and parsed by survey.proto.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import trio
+
+from survey.net.dns import HostCache, Lookup, Resolver
+from survey.proto.txtrecords import (StsRecord, TlsrptRecord, parse_mta_sts_txt,
+                                     parse_tlsrpt_txt, record_text, txt_status)
+from survey.scan.targets import Target
+
+
+@dataclass(frozen=True)
+class MxTarget:
+    host: str
+    preference: int
+    status: str                 # mx_status: ok, or why the host has no address
+    ips: tuple[str, ...]        # A then AAAA, each sorted, canonical text
+
+
+@dataclass(frozen=True)
+class TxtResult:
+    status: str                 # absent, valid, invalid, multiple, dns_error
+    texts: list[str] | None     # every record, joined, sorted; None on a DNS error
+    sts: StsRecord | None = None
+    tlsrpt: TlsrptRecord | None = None
+
+
+@dataclass(frozen=True)
+class DomainDns:
+    target: Target
+    dns_status: str
+    mx_kind: str | None
+    mx: tuple[MxTarget, ...]
+    mta_sts: TxtResult
+    tlsrpt: TxtResult
+
+    @property
+    def mx_hosts(self) -> list[str] | None:
+        if self.mx_kind is None:
+            return None
+        return [m.host for m in self.mx] if self.mx_kind == "mx" else []
+
+
+def canonical_ip(text: str) -> str:
+    return ipaddress.ip_address(text).compressed  # RFC 5952 for IPv6
+
+
+def _name(rdata_name) -> str:
+    return rdata_name.to_text(omit_final_dot=True).lower()
+
+
+def host_status(a: Lookup, aaaa: Lookup) -> str:
+    """One mx_status from the two address lookups: ok if either has addresses."""
+    if a.ok or aaaa.ok:
+        return "ok"
+    for lookup in (a, aaaa):
+        if lookup.status != "no_data":
+            return lookup.status
+    return "no_data"
+
+
+async def resolve_host(cache: HostCache, host: str, preference: int) -> MxTarget:
+    a, aaaa = await cache.addresses(host)
+    ips = tuple(sorted({canonical_ip(r.address) for r in a.records},
+                       key=ipaddress.ip_address)) + tuple(
+        sorted({canonical_ip(r.address) for r in aaaa.records}, key=ipaddress.ip_address))
+    return MxTarget(host, preference, host_status(a, aaaa), ips)
+
+
+async def read_txt(resolver: Resolver, name: str, kind: str) -> TxtResult:
+    lookup = await resolver.lookup(name, "TXT")
+    if lookup.status in ("nxdomain", "no_data"):
+        records: list[bytes] = []
+    elif lookup.ok:
+        records = [b"".join(r.strings) for r in lookup.records]
+    else:
+        return TxtResult("dns_error", None)
+    texts = sorted(record_text(r) for r in records)
+    if kind == "mta-sts":
+        sts = parse_mta_sts_txt(records)
+        return TxtResult(txt_status(sts), texts, sts=sts)
+    tlsrpt = parse_tlsrpt_txt(records)
+    return TxtResult(txt_status(tlsrpt), texts, tlsrpt=tlsrpt)
+
+
+async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -> DomainDns:
+    domain = target.domain
+    results: dict[str, TxtResult] = {}
+
+    async def txt(kind: str, name: str) -> None:
+        results[kind] = await read_txt(resolver, name, kind)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(txt, "mta-sts", f"_mta-sts.{domain}")
+        nursery.start_soon(txt, "tlsrpt", f"_smtp._tls.{domain}")
+        mx_lookup = await resolver.lookup(domain, "MX")
+        kind, refs = await _mx_targets(domain, mx_lookup, cache)
+        hosts = [None] * len(refs)
+
+        async def host(i: int, name: str, preference: int) -> None:
+            hosts[i] = await resolve_host(cache, name, preference)
+
+        async with trio.open_nursery() as inner:
+            for i, (name, preference) in enumerate(refs):
+                inner.start_soon(host, i, name, preference)
+
+    dns_status = "no_data" if mx_lookup.status == "no_data" else mx_lookup.status
+    return DomainDns(target, dns_status, kind, tuple(hosts), results["mta-sts"],
+                     results["tlsrpt"])
+
+
+async def _mx_targets(domain: str, lookup: Lookup, cache: HostCache
+                      ) -> tuple[str | None, list[tuple[str, int]]]:
+    """(mx_kind, [(host, preference)]) from the MX lookup."""
+    if lookup.ok:
+        refs = sorted({(int(r.preference), _name(r.exchange)) for r in lookup.records})
+        real = [(name, pref) for pref, name in refs if name not in ("", ".")]
+        if not real:
+            return "null_mx", []      # RFC 7505: the single record "0 ."
+        return "mx", real
+    if lookup.status != "no_data":
+        return None, []
+    a, aaaa = await cache.addresses(domain)
+    if a.ok or aaaa.ok:
+        return "implicit", [(domain, 0)]
+    return "none", []

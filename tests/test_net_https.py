@@ -1,0 +1,74 @@
+"""net/https.py: the MTA-STS policy fetch against every policy-host behaviour of a world."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from survey.certs import TrustStore
+from survey.net.guard import DestinationPolicy
+from survey.net.https import fetch_policy
+from survey.testbed.generator import generate
+from survey.testbed.https_server import serve_https
+from survey.testbed.listen import ConnectionLog
+from survey.testbed.pki import Pki
+from survey.testbed.truth import _policy_truth
+
+TESTBED = DestinationPolicy("testbed")
+WORLD = generate(400, seed=5, scale="fast")
+TIMEOUT = WORLD.scanner.policy_timeout
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def https(nursery, pki):
+    return await nursery.start(lambda task_status: serve_https(
+        WORLD, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
+
+
+def one_domain_per_behaviour():
+    chosen = {}
+    for d in WORLD.domains:
+        host = WORLD.policy_hosts.get(d.name)
+        if d.mta_sts.status == "valid" and host is not None and host.ip is not None:
+            chosen.setdefault(host.behaviour, d)
+    return chosen
+
+
+@pytest.mark.parametrize("behaviour", sorted(one_domain_per_behaviour()))
+async def test_each_policy_behaviour_gives_its_true_status(https, pki, behaviour):
+    domain = one_domain_per_behaviour()[behaviour]
+    host = WORLD.policy_hosts[domain.name]
+    status, error, mode, max_age, patterns = _policy_truth(domain, host)
+    store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
+    with trio.fail_after(TIMEOUT * 3):
+        fetch = await fetch_policy(domain.name, host.ip, https, policy=TESTBED, store=store,
+                                   probed_at=pki.now, timeout=TIMEOUT)
+    assert (fetch.status, fetch.error) == (status, error), fetch
+    if status == "ok":
+        policy = fetch.result.policy
+        assert (policy.mode, policy.max_age, sorted(policy.mx)) == (mode, max_age, patterns)
+
+
+async def test_an_untrusted_policy_host_is_a_certificate_error(https, pki):
+    domain = one_domain_per_behaviour()["ok"]
+    fetch = await fetch_policy(domain.name, WORLD.policy_hosts[domain.name].ip, https,
+                               policy=TESTBED, store=TrustStore(), probed_at=pki.now, timeout=TIMEOUT)
+    assert (fetch.status, fetch.error) == ("fetch_error", "certificate")
+    assert fetch.cert_status == "untrusted"
+
+
+async def test_nothing_listening_is_a_connect_error(pki):
+    fetch = await fetch_policy("x.test", "127.0.0.1", 9, policy=TESTBED, store=TrustStore(),
+                               probed_at=pki.now, timeout=TIMEOUT)
+    assert (fetch.status, fetch.error) == ("fetch_error", "connect")
+
+
+async def test_a_refused_policy_host_is_blocked(pki):
+    fetch = await fetch_policy("x.test", "10.0.0.1", 443, policy=DestinationPolicy("internet"),
+                               store=TrustStore(), probed_at=pki.now, timeout=TIMEOUT)
+    assert (fetch.status, fetch.error) == ("fetch_error", "blocked")

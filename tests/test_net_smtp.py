@@ -1,0 +1,117 @@
+"""net/smtp.py: one dialogue against every server behaviour of a testbed world.
+
+The expected status of each server comes from the testbed's truth (how the
+server was built), so a misunderstanding shared by scanner and parser shows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import trio
+
+from survey.certs import TrustStore, evaluate
+from survey.net.guard import DestinationPolicy
+from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
+from survey.testbed.generator import generate
+from survey.testbed.listen import ConnectionLog
+from survey.testbed.pki import Pki
+from survey.testbed.smtp_server import serve_smtp
+from survey.testbed.truth import host_truth
+
+TESTBED = DestinationPolicy("testbed")
+WORLD = generate(300, seed=11, scale="fast")
+S = WORLD.scanner
+TIMEOUTS = Timeouts(connect=S.connect_timeout, greeting=S.greeting_timeout,
+                    command=S.command_timeout, tls=S.tls_timeout)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def smtp(nursery, pki):
+    log = ConnectionLog(None)
+    port = await nursery.start(lambda task_status: serve_smtp(
+        WORLD, port=0, pki=pki, connlog=log, task_status=task_status))
+    return port, log
+
+
+def one_server_per_behaviour():
+    chosen = {}
+    for ip, server in sorted(WORLD.smtp_servers.items()):
+        chosen.setdefault(server.behaviour, ip)
+    return chosen
+
+
+async def probe(ip, port) -> SmtpProbe:
+    server = WORLD.smtp_servers[ip]
+    sni = server.tls.names[0] if server.tls and server.tls.names else server.hostname
+    with trio.fail_after(S.greeting_timeout * 4 + S.tls_timeout):
+        return await probe_starttls(ip, port, policy=TESTBED, ehlo_name="scanner.survey.test", sni=sni,
+                                    timeouts=TIMEOUTS)
+
+
+@pytest.mark.parametrize("behaviour", sorted(one_server_per_behaviour()))
+async def test_each_behaviour_ends_in_its_true_status(smtp, behaviour):
+    port, _ = smtp
+    ip = one_server_per_behaviour()[behaviour]
+    truth = host_truth(WORLD.smtp_servers[ip], WORLD)
+    result = await probe(ip, port)
+    if behaviour == "greylist":   # one attempt only: the retry is the scheduler's job
+        assert result.status == "smtp_reject_4xx" and result.is_retryable
+        return
+    assert result.status == truth.status, result.transcript
+    assert result.banner == truth.banner
+    assert result.ehlo == truth.ehlo
+    assert result.starttls_offered == truth.starttls_offered
+    assert result.ehlo_tls == truth.ehlo_tls
+    if truth.status == "ok":
+        assert result.tls_version == truth.tls_version
+        if truth.cipher_known:
+            assert result.cipher_suite == truth.cipher_suite
+        assert result.chain, "the chain is recorded whatever its validity"
+
+
+async def test_the_chain_verifies_against_the_world_ca(smtp, pki):
+    port, _ = smtp
+    store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
+    server = next(s for s in WORLD.smtp_servers.values()
+                  if s.behaviour == "normal" and s.tls and s.tls.cert_kind == "valid")
+    result = await probe(server.ip, port)
+    verdict = evaluate(result.chain, server.tls.names[0], pki.now, store)
+    assert verdict.status == "valid", verdict
+
+
+async def test_the_scanner_never_sends_mail_commands(smtp):
+    port, _ = smtp
+    ip = one_server_per_behaviour()["normal"]
+    result = await probe(ip, port)
+    sent = [line[3:].split()[0] for line in result.transcript if line.startswith("C: ")]
+    assert sent == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
+
+
+async def test_connection_refused_and_blackholed_ports():
+    # Nothing listens on this loopback port.
+    result = await probe_starttls("127.0.0.1", 9, policy=TESTBED, ehlo_name="x.test", sni=None,
+                                  timeouts=TIMEOUTS)
+    assert result.status == "connection_refused"
+
+
+async def test_one_connection_per_probe(smtp):
+    port, log = smtp
+    ip = one_server_per_behaviour()["normal"]
+    await probe(ip, port)
+    assert Counter(r.ip for r in log.records)[ip] == 1
+
+
+@pytest.mark.parametrize(("mode", "ip"), [("internet", "127.0.0.1"), ("internet", "10.0.0.1"),
+                                         ("testbed", "192.0.2.1")])
+async def test_a_refused_destination_gets_no_packet(mode, ip):
+    # 192.0.2.1 is TEST-NET-1 and 10.0.0.1 private: a packet there would leave loopback.
+    result = await probe_starttls(ip, 25, policy=DestinationPolicy(mode), ehlo_name="x.test",
+                                  sni=None, timeouts=TIMEOUTS)
+    assert result.status == "blocked_by_policy" and result.transcript == []
