@@ -291,7 +291,7 @@ def test_any_rrset_gives_a_result_value(records):
         assert txt_status(result) in {"absent", "valid", "invalid", "multiple"}
         if isinstance(result, TlsrptRecord):
             assert set(result.rua_supported) <= set(result.rua)
-            assert result.valid is bool(result.rua) or not result.valid
+            assert bool(result.rua) is result.valid
         elif result.valid:
             assert result.id.isascii() and result.id.isalnum() and len(result.id) <= 32
 
@@ -392,3 +392,10 @@ def test_worst_case_inputs_stay_linear(text):
     parse_mta_sts_txt([text, text.encode()])
     parse_tlsrpt_txt([text])
     assert time.perf_counter() - start < 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=30), st.text(max_size=30)), max_size=4))
+def test_record_text_always_encodes(chunks):
+    # The stored text must survive UTF-8 encoding (Parquet strings), whatever came in.
+    record_text(chunks).encode("utf-8")

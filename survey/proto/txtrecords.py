@@ -182,10 +182,9 @@ def _join(record: RecordInput, limit: int = MAX_RECORD_OCTETS) -> tuple[str, boo
 
 def record_text(record: RecordInput) -> str:
     """One TXT record as text for storage: strings joined with no separator, UTF-8
-    where valid and ``\\xNN`` escapes for other octets (so nothing is silently lost)."""
+    where valid and ``\\xNN`` escapes for other octets (so nothing is silently lost,
+    and the result always encodes, lone surrogates in text input included)."""
     chunks = _chunks(record)
-    if all(isinstance(c, str) for c in chunks):
-        return "".join(chunks)  # type: ignore[arg-type]
     raw = b"".join(c.encode("utf-8", "surrogatepass") if isinstance(c, str) else bytes(c) for c in chunks)
     return raw.decode("utf-8", "backslashreplace")
 
