@@ -113,10 +113,17 @@ class DatasetWriter:
         self.batches = 0
         self._buffers: dict[str, list[Mapping[str, Any]]] = {t: [] for t in TABLES}
         self._counts = {t: 0 for t in TABLES}
+        self._buffered = 0
 
     def write(self, table: str, row: Mapping[str, Any]) -> None:
-        self._buffers[table].append(row)
-        if sum(len(b) for b in self._buffers.values()) >= self.batch_rows:
+        self.write_group([(table, row)])
+
+    def write_group(self, rows: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Rows that must land in the same batch (a domain row and its mx rows)."""
+        for table, row in rows:
+            self._buffers[table].append(row)
+            self._buffered += 1
+        if self._buffered >= self.batch_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -130,6 +137,7 @@ class DatasetWriter:
                 write_part(self.scan_dir / table, name, table, rows)
                 self._counts[table] += len(rows)
             self._buffers[table] = []
+        self._buffered = 0
         self.batches += 1
 
     def counts(self) -> dict[str, int]:
