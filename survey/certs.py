@@ -26,6 +26,7 @@ never a traceback.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ from pathlib import Path
 import certifi
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -173,7 +175,10 @@ class TrustStore:
 
     def add_pem_file(self, path: Path | str) -> None:
         try:
-            certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+            with warnings.catch_warnings():
+                # a few Mozilla roots have non-positive serial numbers; they are still roots
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
         except (OSError, ValueError) as exc:
             raise CertError(f"cannot read CA file {path}: {exc}") from None
         for cert in certs:

@@ -13,6 +13,7 @@ from importlib import import_module
 
 # name -> (module, one-line help). Add a subcommand by adding a line.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("survey.scan.cli_scan", "scan a domain list into a Parquet dataset"),
     "world": ("survey.testbed.cli_world", "build (and serve) a simulated mail Internet on loopback"),
     "score": ("survey.testbed.cli_score", "compare a scan dataset with a world's ground truth"),
 }

@@ -40,8 +40,8 @@ def world_dir(tmp_path_factory) -> Path:
 
 def test_build_world_writes_the_directory(world_dir: Path) -> None:
     world = World.load(world_dir / serve.SPEC)
-    names = (world_dir / serve.DOMAINS).read_text().split()
-    assert names == [d.name for d in world.domains] and len(names) == 80
+    lines = (world_dir / serve.DOMAINS).read_text().split()
+    assert lines == [f"{d.rank},{d.name}" for d in world.domains] and len(lines) == 80
     index = json.loads((world_dir / "truth" / "truth.json").read_text())
     for table, name in index["files"].items():
         columns = pq.read_schema(world_dir / "truth" / name).names

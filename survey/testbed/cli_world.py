@@ -1,7 +1,7 @@
 """Build a simulated mail Internet under .test (and serve it on loopback).
 
 `survey world --domains N --seed S --profile NAME --out DIR` writes DIR/spec.json,
-domains.txt, truth/ (Parquet ground truth), zones/ and ca.pem. With --serve it
+domains.csv (rank,domain), truth/ (Parquet ground truth), zones/ and ca.pem. With --serve it
 then starts DNS, SMTP and HTTPS on loopback, writes DIR/world.json once every
 server is ready, and runs until SIGINT or SIGTERM. `--serve` without
 --domains serves the world already in DIR.

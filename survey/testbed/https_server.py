@@ -24,6 +24,7 @@ the connection ends after it: minimal HTTP/1.1 is all a policy fetch needs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import defaultdict
 from http import HTTPStatus
@@ -221,17 +222,29 @@ async def send_response(stream: trio.abc.SendStream, status: int,
     await stream.send_all(response_head(status, headers) + (b"" if head_only else body))
 
 
-async def send_slowly(stream: trio.abc.SendStream, spec: PolicyHostSpec,
+async def send_slowly(stream: trio.abc.Stream, spec: PolicyHostSpec,
                       headers: list[tuple[str, str]], body: bytes) -> None:
     """Headers now, then the body a byte at a time, never finished before ``duration``."""
     headers = [*headers, ("Content-Length", str(len(body))), ("Connection", "close"),
                ("Server", SERVER_HEADER)]
     await stream.send_all(response_head(spec.status, headers))
     interval = max(spec.delay, spec.duration / max(1, len(body)), 0.001)
-    with trio.move_on_after(spec.duration):
-        for i in range(len(body) - 1):  # never the last byte
-            await trio.sleep(interval)
-            await stream.send_all(body[i:i + 1])
+
+    async def until_the_client_hangs_up(scope: trio.CancelScope) -> None:
+        # The connection ends when the client gives up, not at our next write:
+        # the connection log must show when the client's connection really ended.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            while await stream.receive_some(1024):
+                pass
+        scope.cancel()
+
+    with trio.move_on_after(spec.duration) as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(until_the_client_hangs_up, scope)
+            for i in range(len(body) - 1):  # never the last byte
+                await trio.sleep(interval)
+                await stream.send_all(body[i:i + 1])
+            scope.cancel()
 
 
 async def serve_https(world: World, *, port: int, pki: Pki, connlog: ConnectionLog,

@@ -132,15 +132,21 @@ def read_connection_log(path: str | os.PathLike[str]) -> list[ConnectionRecord]:
     return records
 
 
-def max_concurrency(records: Iterable[ConnectionRecord]) -> dict[str, int]:
+def max_concurrency(records: Iterable[ConnectionRecord], *, slack: float = 0.0
+                    ) -> dict[str, int]:
     """Per destination ip, the most connections that were open at the same time.
 
     A connection that ends exactly when another starts does not overlap it.
+    ``slack`` forgives the server's own lag: the world notes a connection's
+    end when its handler finishes, which can be a few milliseconds after the
+    client hung up and opened the next one (an event loop serving thousands of
+    connections). Ends are moved earlier by ``slack`` seconds, never before
+    their start.
     """
     events: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for r in records:
         events[r.ip].append((r.start, 1))
-        events[r.ip].append((r.end, -1))
+        events[r.ip].append((max(r.start, r.end - slack), -1))
     peaks = {}
     for ip, evs in events.items():
         evs.sort()  # at equal times -1 sorts before +1: touching intervals don't overlap

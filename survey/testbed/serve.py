@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 ``build_world`` writes everything that does not need a running process:
-``spec.json`` (the model), ``domains.txt`` (the scan input, one name a line in
-rank order), ``truth/`` (Parquet per table, ``unknown.json``, ``truth.json``
+``spec.json`` (the model), ``domains.csv`` (the scan input, Tranco-style
+``rank,domain`` lines), ``truth/`` (Parquet per table, ``unknown.json``, ``truth.json``
 = the truth block of world.json), ``zones/`` (zone file + NSD/Unbound
 snippets) and ``ca.pem``.
 
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SPEC = "spec.json"
 WORLD_JSON = "world.json"
-DOMAINS = "domains.txt"
+DOMAINS = "domains.csv"
 TRUTH_DIR = "truth"
 TRUTH_INDEX = "truth.json"
 ZONES_DIR = "zones"
@@ -77,7 +77,7 @@ def build_world(out: str | Path, *, domains: int, seed: int = 0,
     world = generate(domains, seed, profile, scale=scale)
     world.save(out / SPEC)
     with open(out / DOMAINS, "w", encoding="utf-8") as fh:
-        fh.writelines(d.name + "\n" for d in world.domains)
+        fh.writelines(f"{d.rank},{d.name}\n" for d in world.domains)  # Tranco-style
     info = truth_mod.write_truth(world, out / TRUTH_DIR)
     _write_json_atomic(out / TRUTH_DIR / TRUTH_INDEX, info)
     zones.write_zones(world, out / ZONES_DIR)

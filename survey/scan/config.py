@@ -1,0 +1,128 @@
+"""Everything a scan is told, in one value: from the command line, a testbed world, or code.
+
+Defaults serve the real Internet politely: the system's resolver, port 25,
+one connection per server at a time, a second between connections to one
+address, 50 new connections per second overall, 200 DNS queries per second.
+A testbed world (``--world``) supplies its resolver, ports, CA bundle and
+the timeouts its truth assumes, and switches the destination policy to
+loopback-only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from survey.net.smtp import Timeouts
+
+PROFILES = ("starttls",)
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message is one line for the user."""
+
+
+@dataclass
+class ScanConfig:
+    input: Path
+    out: Path
+    mode: str = "internet"                     # internet | testbed
+    resolvers: list[tuple[str, int]] | None = None   # None: the system's configuration
+    smtp_port: int = 25
+    https_port: int = 443
+    ca_files: list[Path] = field(default_factory=list)
+    mozilla_roots: bool = True
+    profile: str = "starttls"
+    concurrency: int = 200                     # domains in flight
+    per_ip: int = 1
+    per_ip_spacing: float = 1.0
+    rate: float | None = 50.0                  # new connections per second, all servers
+    dns_rate: float | None = 200.0
+    blocklist: Path | None = None
+    ehlo_name: str = field(default_factory=socket.getfqdn)
+    user_agent: str = "survey (email transport security research scanner)"
+    resume: bool = False
+    shard: tuple[int, int] | None = None
+    limit: int | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    dns_timeout: float = 5.0
+    dns_lifetime: float = 15.0
+    policy_timeout: float = 60.0
+    retries: int = 2
+    retry_delay: float = 30.0
+    batch_rows: int = 5000
+    world: dict[str, Any] | None = None        # world.json of a testbed world
+
+    def check(self) -> None:
+        if not self.input.is_file():
+            raise ConfigError(f"cannot read input {self.input}: no such file")
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; profiles: {', '.join(PROFILES)}")
+        if self.mode not in ("internet", "testbed"):
+            raise ConfigError(f"unknown mode {self.mode!r}")
+        for name in ("concurrency", "per_ip", "batch_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        for name in ("smtp_port", "https_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a port number")
+        if self.retries < 0 or self.retry_delay < 0 or self.per_ip_spacing < 0:
+            raise ConfigError("retries, delays and spacing must not be negative")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError("--limit must be at least 1")
+        if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
+            raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
+        if self.mode == "testbed" and not self.resolvers:
+            raise ConfigError("a testbed scan needs the world's resolver")
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON-ready values, for the manifest."""
+        data = asdict(self)
+        data.pop("world", None)
+        return json.loads(json.dumps(data, default=str))
+
+
+def load_world(path: Path | str) -> dict[str, Any]:
+    """A world directory or its world.json -> the world.json document of a running world."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "world.json"
+    try:
+        world = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no world.json (is the world running? "
+                          "start it with `survey world --serve`)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable world.json: {exc}") from None
+    if not isinstance(world, dict) or "scanner" not in world or "resolver" not in world:
+        raise ConfigError(f"{path}: not a world.json")
+    if world.get("state") == "stopped":
+        raise ConfigError(f"{path}: the world has stopped; start it again")
+    return world
+
+
+def apply_world(config: ScanConfig, world: dict[str, Any]) -> None:
+    """Point a scan at a testbed world with the settings its truth assumes."""
+    s = world["scanner"]
+    config.world = world
+    config.mode = "testbed"
+    config.resolvers = [(world["resolver"]["ip"], int(world["resolver"]["port"]))]
+    config.smtp_port = int(world["smtp"]["port"])
+    config.https_port = int(world["https"]["port"])
+    config.ca_files = [Path(world["ca_bundle"]), *config.ca_files]
+    config.mozilla_roots = False
+    config.timeouts = Timeouts(connect=s["connect_timeout"], greeting=s["greeting_timeout"],
+                               command=s["command_timeout"], tls=s["tls_timeout"])
+    config.dns_timeout = s["dns_timeout"]
+    config.dns_lifetime = s["dns_timeout"] * 3
+    config.policy_timeout = s["policy_timeout"]
+    config.retries = s["retries"]
+    config.retry_delay = min(config.retry_delay, 0.2)   # the world's refusals clear by count
+    config.per_ip = s.get("per_ip_connections", config.per_ip)
+    config.per_ip_spacing = 0.0
+    config.rate = None
+    config.dns_rate = None
+    config.ehlo_name = "scanner.survey.test"

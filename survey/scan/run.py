@@ -1,0 +1,303 @@
+"""A whole scan: targets in, a dataset directory out, resumable after any crash.
+
+Theory of operation
+-------------------
+Domains stream from the input (never all in memory) into at most
+``concurrency`` domain tasks. Each task resolves its domain (scan/resolve.py),
+asks the ServerProber for each (MX host, address) -- every server is probed
+once per scan, the first asker's task does it, the others wait -- fetches the
+MTA-STS policy when the TXT record set is valid, judges certificates, and
+hands its rows to the writer as one group. Host and certificate rows are
+written when a server's probe ends.
+
+Crash safety: rows are committed in batches whose ``domains`` part is written
+last (store/writer.py). ``--resume`` discards uncommitted parts, skips domains
+already committed, and does not write host or certificate rows again, so a
+resumed scan has every domain exactly once. The manifest says ``partial``
+until the scan ends, then ``complete``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import secrets
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import certifi
+import trio
+
+from survey import __version__
+from survey.certs import CertError, ChainJudgement, TrustStore, facts, judge_chain, verdict_for
+from survey.net.dns import HostCache, Resolver
+from survey.net.guard import DestinationPolicy, load_blocklist
+from survey.net.https import PolicyFetch, failed, fetch_policy
+from survey.scan.config import ScanConfig
+from survey.scan.politeness import Politeness
+from survey.scan.progress import Progress
+from survey.scan.resolve import DomainDns, canonical_ip, resolve_domain
+from survey.scan.servers import Attempted, ServerProber
+from survey.scan.targets import Target, read_targets
+from survey.scan.verdicts import domain_row, host_row, invalid_input_row, mx_row
+from survey.store import (DatasetWriter, discard_uncommitted, open_dataset, read_manifest,
+                          write_manifest)
+from survey.store.manifest import ManifestError
+
+
+class ScanError(Exception):
+    """The scan cannot start (one line for the user)."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Done:
+    """What an earlier run of this scan already committed (for --resume)."""
+
+    domains: set[str] = field(default_factory=set)
+    hosts: set[tuple[str, int]] = field(default_factory=set)
+    certs: set[str] = field(default_factory=set)
+
+    @classmethod
+    def read(cls, out: Path) -> Done:
+        def column(table: str, names: list[str]):
+            return open_dataset(out, table).to_table(columns=names).to_pylist()
+
+        return cls({r["domain"] for r in column("domains", ["domain"])},
+                   {(r["ip"], r["port"]) for r in column("hosts", ["ip", "port"])},
+                   {r["sha256"] for r in column("certs", ["sha256"])})
+
+
+class Scan:
+    def __init__(self, config: ScanConfig, progress: Progress | None = None) -> None:
+        config.check()
+        self.config = config
+        self.progress = progress or Progress(enabled=False)
+        blocklist = load_blocklist(config.blocklist) if config.blocklist else ()
+        self.policy = DestinationPolicy(config.mode, blocklist)
+        self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
+        self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
+                                 lifetime=config.dns_lifetime, rate=config.dns_rate)
+        self.cache = HostCache(self.resolver)
+        self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
+                                     rate=config.rate)
+        self.prober = ServerProber(port=config.smtp_port, policy=self.policy,
+                                   politeness=self.politeness, ehlo_name=config.ehlo_name,
+                                   timeouts=config.timeouts, retries=config.retries,
+                                   retry_delay=config.retry_delay, on_base=self._host_done)
+        self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
+        self.done = Done()
+        self.writer: DatasetWriter | None = None
+        self.policy_fetches = 0
+
+    # -- rows of servers and certificates ---------------------------------------------
+
+    def _chain_key(self, chain: list[bytes]) -> tuple[str, ...]:
+        return tuple(hashlib.sha256(der).hexdigest() for der in chain)
+
+    def _judge(self, chain: list[bytes]) -> tuple[tuple[str, ...], ChainJudgement | None]:
+        key = self._chain_key(chain)
+        if key not in self.judgements:
+            self.judgements[key] = judge_chain(chain, now(), self.store)
+            self._write_certs(chain, key)
+        return key, self.judgements[key]
+
+    def _write_certs(self, chain: list[bytes], shas: tuple[str, ...]) -> None:
+        for der, sha in zip(chain, shas):
+            if sha in self.done.certs:
+                continue
+            self.done.certs.add(sha)
+            try:
+                self.writer.write("certs", facts(der).row(now()))
+            except CertError:
+                continue   # unparsable: its sha256 still appears in chain_sha256
+
+    def _host_done(self, attempted: Attempted) -> None:
+        probe = attempted.probe
+        self.progress.server(probe.status)
+        key = (probe.ip, probe.port)
+        if key in self.done.hosts:
+            return
+        self.done.hosts.add(key)
+        shas = list(self._judge(probe.chain)[0]) if probe.chain else None
+        self.writer.write("hosts", host_row(probe, attempted.connections, shas, now()))
+
+    # -- one domain ---------------------------------------------------------------------
+
+    async def _fetch_policy(self, dns: DomainDns) -> PolicyFetch | None:
+        """RFC 8461 §3.3 fetch from the first address of ``mta-sts.<domain>`` that connects."""
+        if dns.mta_sts.status != "valid":
+            return None
+        self.policy_fetches += 1
+        host = f"mta-sts.{dns.target.domain}"
+        a, aaaa = await self.cache.addresses(host)
+        ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
+        fetch = failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
+        for ip in ips:
+            if reason := self.policy.check(ip):
+                fetch = failed("blocked", reason, ip=ip)
+                continue
+            async with self.politeness.slot(ip):
+                fetch = await fetch_policy(dns.target.domain, ip, self.config.https_port,
+                                           policy=self.policy, store=self.store,
+                                           probed_at=now(), timeout=self.config.policy_timeout,
+                                           user_agent=self.config.user_agent)
+            if fetch.error != "connect":
+                break
+        return fetch
+
+    async def scan_domain(self, target: Target) -> None:
+        if not target.valid:
+            self.writer.write("domains", invalid_input_row(target, now()))
+            self.progress.domain("invalid_input")
+            return
+        dns = await resolve_domain(target, self.resolver, self.cache)
+        pairs = [(mx, ip) for mx in dns.mx for ip in mx.ips]
+        probes: dict[tuple[str, str], object] = {}
+        fetch_box: list[PolicyFetch | None] = [None]
+
+        async def probe(mx_host: str, ip: str) -> None:
+            probes[(mx_host, ip)] = await self.prober.for_name(ip, mx_host)
+
+        async def fetch() -> None:
+            fetch_box[0] = await self._fetch_policy(dns)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch)
+            for mx, ip in pairs:
+                if (mx.host, ip) not in probes:
+                    nursery.start_soon(probe, mx.host, ip)
+        policy_fetch = fetch_box[0]
+
+        rows, sessions = [], []
+        for mx in dns.mx:
+            for ip in mx.ips or (None,):
+                result = probes.get((mx.host, ip)) if ip else None
+                verdict = shas = None
+                if result is not None and result.status == "ok":
+                    key, judgement = self._judge(result.chain)
+                    verdict, shas = verdict_for(judgement, mx.host), list(key)
+                row, ok = mx_row(dns, mx.host, mx.preference, mx.status, ip,
+                                 self.config.smtp_port, result, verdict, shas, policy_fetch,
+                                 now())
+                rows.append(("mx", row))
+                sessions.append(ok)
+        rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))
+        self.writer.write_group(rows)
+        self.progress.domain(dns.dns_status)
+
+    # -- the whole scan -------------------------------------------------------------------
+
+    def _manifest(self, started: datetime, state: str, ended: datetime | None = None) -> dict:
+        config = self.config
+        certifi_path = Path(certifi.where())
+        return {
+            "scan_id": self.scan_id, "tool": "survey", "tool_version": __version__,
+            "state": state, "started_at": started.isoformat(),
+            "ended_at": ended.isoformat() if ended else None,
+            "command_line": sys.argv, "config": config.public(),
+            "input": {"path": str(config.input), "name": config.input.name,
+                      "sha256": sha256_file(config.input),
+                      "size": config.input.stat().st_size},
+            "resolvers": ([f"{ip}:{port}" for ip, port in config.resolvers]
+                          if config.resolvers else "system"),
+            "trust_store": {
+                "mozilla": config.mozilla_roots,
+                "certifi_version": certifi.__version__,
+                "certifi_sha256": sha256_file(certifi_path) if config.mozilla_roots else None,
+                "extra_ca_files": [{"path": str(p), "sha256": sha256_file(p)}
+                                   for p in config.ca_files]},
+            "client_tls": {"ciphers": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+                           "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)"},
+            "vantage": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                        "ehlo_name": config.ehlo_name},
+            "destination_policy": {"mode": config.mode,
+                                   "blocklist": str(config.blocklist) if config.blocklist
+                                   else None},
+            "world": ({k: config.world.get(k) for k in ("world_dir", "seed", "profile",
+                                                          "domains")}
+                      if config.world else None),
+            "counts": self._counts(),
+            "stats": {"servers": self.prober.servers, "sni_probes": self.prober.sni_probes,
+                      "connections": self.politeness.connections,
+                      "dns_queries": self.resolver.queries,
+                      "policy_fetches": self.policy_fetches},
+        }
+
+    def _counts(self) -> dict:
+        out = self.config.out
+        return {t: open_dataset(out, t).count_rows()
+                for t in ("domains", "mx", "hosts", "certs")}
+
+    def _prepare(self) -> None:
+        out = self.config.out
+        has_manifest = (out / "manifest.json").exists()
+        if has_manifest and not self.config.resume:
+            raise ScanError(f"{out} already holds a scan; use --resume to continue it, "
+                            "or choose a new --out")
+        if self.config.resume and has_manifest:
+            try:
+                previous = read_manifest(out)
+            except ManifestError as exc:
+                raise ScanError(str(exc)) from None
+            self.scan_id = previous.get("scan_id") or secrets.token_hex(8)
+            discard_uncommitted(out)
+            self.done = Done.read(out)
+        else:
+            self.scan_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+            if out.exists() and any(out.iterdir()):
+                raise ScanError(f"{out} is not empty and holds no scan; choose a new --out")
+
+    async def run(self) -> dict:
+        config = self.config
+        self._prepare()
+        config.out.mkdir(parents=True, exist_ok=True)
+        started = now()
+        write_manifest(config.out, self._manifest(started, "partial"))
+        self.progress.start(total=sum(1 for _ in read_targets(config.input, shard=config.shard,
+                                                              limit=config.limit)),
+                            already=len(self.done.domains))
+        writer_id = f"{os.getpid()}-{secrets.token_hex(3)}"
+        limiter = trio.CapacityLimiter(config.concurrency)
+        with DatasetWriter(config.out, writer_id=writer_id,
+                           batch_rows=config.batch_rows) as self.writer:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.progress.run)
+                async with trio.open_nursery() as domains:
+                    for target in read_targets(config.input, shard=config.shard,
+                                               limit=config.limit):
+                        if target.domain in self.done.domains:
+                            continue
+                        await limiter.acquire_on_behalf_of(target)
+                        domains.start_soon(self._one, target, limiter)
+                nursery.cancel_scope.cancel()
+        manifest = self._manifest(started, "complete", now())
+        write_manifest(config.out, manifest)
+        self.progress.finish(manifest["counts"])
+        return manifest
+
+    async def _one(self, target: Target, limiter: trio.CapacityLimiter) -> None:
+        try:
+            await self.scan_domain(target)
+        finally:
+            limiter.release_on_behalf_of(target)
+
+
+async def run_scan(config: ScanConfig, progress: Progress | None = None) -> dict:
+    """Run a scan to completion; returns the final manifest."""
+    return await Scan(config, progress).run()

@@ -1,0 +1,106 @@
+"""Each mail server once: shared probes, retries, and SNI without a handshake per name.
+
+Theory of operation
+-------------------
+Domain tasks ask ``ServerProber.for_name(ip, mx_host)`` for the probe whose
+certificate applies to ``mx_host`` at ``ip``. The first asker's name becomes
+the SNI of the server's one *base* probe; everyone else awaits that probe
+(single flight). The base probe is the ``hosts`` row.
+
+Certificates may depend on SNI (DESIGN.md step 3), but a provider with
+per-customer MX names maps millions of names onto a handful of addresses, so
+a handshake per name would hammer it. When a second name shows up for an
+address, one more probe is made with that name as SNI: the same chain means
+the server ignores SNI and the base chain serves every name; a different chain
+means it does not, and from then on each name gets its own probe. One extra
+connection per shared address decides it. (A failed decision probe counts as
+"ignores SNI": nothing better is known, and the address is spared.)
+
+A refusal that may clear (``SmtpProbe.is_retryable``: a 4xx at greeting or
+EHLO, rate limits and greylisting) is retried up to ``retries`` times, with
+exponential back-off, each attempt through the politeness slot. The final
+attempt's result stands; ``connections`` counts every attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from survey.net.guard import DestinationPolicy
+from survey.net.singleflight import SingleFlight
+from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
+from survey.scan.politeness import Politeness
+
+
+@dataclass
+class Attempted:
+    probe: SmtpProbe
+    connections: int
+
+
+class ServerProber:
+    def __init__(self, *, port: int, policy: DestinationPolicy, politeness: Politeness,
+                 ehlo_name: str, timeouts: Timeouts, retries: int = 2,
+                 retry_delay: float = 30.0,
+                 on_base: Callable[[Attempted], None] | None = None) -> None:
+        self.port = port
+        self.policy = policy
+        self.politeness = politeness
+        self.ehlo_name = ehlo_name
+        self.timeouts = timeouts
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.on_base = on_base
+        self.sni_probes = 0
+        self._base: SingleFlight[Attempted] = SingleFlight()
+        self._first_name: dict[str, str] = {}
+        self._per_name_sni: SingleFlight[bool] = SingleFlight()
+        self._by_name: SingleFlight[Attempted] = SingleFlight()
+
+    @property
+    def servers(self) -> int:
+        return len(self._base.results)
+
+    async def for_name(self, ip: str, name: str) -> SmtpProbe:
+        base = await self._base.get(ip, lambda: self._probe_base(ip, name))
+        probe = base.probe
+        if probe.status != "ok" or not probe.chain or name == self._first_name[ip]:
+            return probe
+        per_name = await self._per_name_sni.get(ip, lambda: self._decide(ip, name, probe))
+        if not per_name:
+            return probe
+        return (await self._by_name.get((ip, name), lambda: self._attempt(ip, name))).probe
+
+    async def _probe_base(self, ip: str, name: str) -> Attempted:
+        self._first_name[ip] = name
+        attempted = await self._attempt(ip, name)
+        if self.on_base is not None:
+            self.on_base(attempted)
+        return attempted
+
+    async def _decide(self, ip: str, name: str, base: SmtpProbe) -> bool:
+        """Does this server choose its certificate by SNI? One probe with another name."""
+        self.sni_probes += 1
+        other = await self._by_name.get((ip, name), lambda: self._attempt(ip, name))
+        return other.probe.status == "ok" and other.probe.chain != base.chain
+
+    async def _attempt(self, ip: str, sni: str) -> Attempted:
+        if self.policy.check(ip) is not None:   # refused: no slot, no wait, no packet
+            return Attempted(await self._probe(ip, sni), 0)
+        connections = 0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await trio.sleep(self.retry_delay * 2 ** (attempt - 1))
+            async with self.politeness.slot(ip):
+                probe = await self._probe(ip, sni)
+            connections += 1
+            if not probe.is_retryable:
+                break
+        return Attempted(probe, connections)
+
+    async def _probe(self, ip: str, sni: str) -> SmtpProbe:
+        return await probe_starttls(ip, self.port, policy=self.policy, ehlo_name=self.ehlo_name,
+                                    sni=sni, timeouts=self.timeouts)

@@ -1,0 +1,137 @@
+"""Rows of the dataset from what a scan learnt: the verdict definitions of DESIGN.md, once.
+
+Pure functions: DNS results, server probes, certificate judgements and the
+MTA-STS policy fetch in; dicts in the store's schemas out. The testbed's truth
+is written independently from how the world was built; ``survey score``
+compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from survey.certs import Verdict
+from survey.net.https import PolicyFetch
+from survey.net.smtp import SmtpProbe
+from survey.proto.mtasts import Policy, policy_matches, sts_domain_verdict, sts_verdict
+from survey.proto.tlsrpt import ResultType
+from survey.scan.resolve import DomainDns
+
+STARTTLS_NOT_SUPPORTED = ("no_starttls", "starttls_rejected")
+CERT_RESULT_TYPES = {
+    "self_signed": ResultType.CERTIFICATE_NOT_TRUSTED,
+    "untrusted": ResultType.CERTIFICATE_NOT_TRUSTED,
+    "expired": ResultType.CERTIFICATE_EXPIRED,
+    "not_yet_valid": ResultType.CERTIFICATE_EXPIRED,
+    "name_mismatch": ResultType.CERTIFICATE_HOST_MISMATCH,
+}
+
+
+def policy_of(fetch: PolicyFetch | None) -> Policy | None:
+    return fetch.result.policy if fetch is not None and fetch.result.valid else None
+
+
+def session_result_type(mx_match: bool | None, host_status: str | None,
+                        cert_status: str | None, has_ip: bool) -> str | None:
+    """RFC 8460 §4.3 type a sender applying a valid policy reports for one (MX, IP)."""
+    if not mx_match:
+        return ResultType.VALIDATION_FAILURE       # §4.3.1: MX not matched by the policy
+    if not has_ip:
+        return None
+    if host_status in STARTTLS_NOT_SUPPORTED:
+        return ResultType.STARTTLS_NOT_SUPPORTED
+    if host_status == "tls_handshake_failed":
+        return ResultType.VALIDATION_FAILURE
+    if host_status != "ok":
+        return None                                 # never reached TLS: nothing to report
+    return CERT_RESULT_TYPES.get(cert_status or "")
+
+
+def tlsrpt_result_type(dns: DomainDns, fetch: PolicyFetch | None, mx_match: bool | None,
+                       host_status: str | None, cert_status: str | None,
+                       has_ip: bool) -> str | None:
+    if dns.mta_sts.status != "valid":
+        return None
+    if fetch is None or fetch.status == "fetch_error":
+        if fetch is not None and fetch.error == "certificate":
+            return ResultType.STS_WEBPKI_INVALID
+        return ResultType.STS_POLICY_FETCH_ERROR
+    if fetch.status == "invalid":
+        return ResultType.STS_POLICY_INVALID
+    policy = policy_of(fetch)
+    if policy is None or policy.mode == "none":
+        return None
+    return session_result_type(mx_match, host_status, cert_status, has_ip)
+
+
+def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: str | None,
+           port: int, probe: SmtpProbe | None, verdict: Verdict | None,
+           chain_sha256: list[str] | None, fetch: PolicyFetch | None,
+           probed_at: datetime) -> tuple[dict, bool]:
+    """(the mx row, did a sender's session to this (MX, IP) succeed under the policy)."""
+    row = {"domain": dns.target.domain, "mx_host": mx_host, "preference": preference,
+           "mx_status": mx_status if ip is None else "ok", "ip": ip,
+           "probed_at": probed_at}
+    cert_status = None
+    if ip is not None and probe is not None:
+        row.update(port=port, host_status=probe.status, sni=probe.sni)
+        if probe.status == "ok" and verdict is not None:
+            cert_status = verdict.status
+            row.update(cert_status=verdict.status, cert_trusted=verdict.trusted,
+                       cert_time_valid=verdict.time_valid, cert_name_match=verdict.name_match,
+                       chain_sha256=chain_sha256)
+        else:
+            cert_status = "no_cert"
+            row.update(cert_status="no_cert")
+    policy = policy_of(fetch)
+    mx_match = policy_matches(policy, mx_host) if policy is not None else None
+    host_status = row.get("host_status")
+    session_ok = bool(ip is not None and host_status == "ok" and cert_status == "valid"
+                      and mx_match)
+    row.update(sts_mx_match=mx_match,
+               sts_verdict=sts_verdict(policy.mode if policy else None, session_ok),
+               tlsrpt_result_type=tlsrpt_result_type(dns, fetch, mx_match, host_status,
+                                                     cert_status, ip is not None))
+    return row, session_ok
+
+
+def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool],
+               probed_at: datetime) -> dict:
+    target = dns.target
+    sts, rpt = dns.mta_sts, dns.tlsrpt
+    policy = policy_of(fetch)
+    row = {
+        "domain": target.domain, "input": target.input, "rank": target.rank,
+        "dns_status": dns.dns_status, "mx_kind": dns.mx_kind, "mx_hosts": dns.mx_hosts,
+        "mta_sts_txt_status": sts.status, "mta_sts_txt": sts.texts,
+        "mta_sts_id": sts.sts.id if sts.sts is not None and sts.sts.valid else None,
+        "mta_sts_policy_status": "not_attempted" if fetch is None else fetch.status,
+        "mta_sts_policy_error": None if fetch is None else fetch.error,
+        "mta_sts_mode": policy.mode if policy else None,
+        "mta_sts_max_age": policy.max_age if policy else None,
+        "mta_sts_mx_patterns": sorted(policy.mx) if policy else None,
+        "sts_domain_verdict": sts_domain_verdict(policy.mode if policy else None, sessions_ok),
+        "tlsrpt_status": rpt.status, "tlsrpt_txt": rpt.texts,
+        "tlsrpt_rua": (sorted(rpt.tlsrpt.rua) if rpt.tlsrpt is not None and rpt.tlsrpt.valid
+                       else None),
+        "probed_at": probed_at,
+    }
+    return row
+
+
+def invalid_input_row(target, probed_at: datetime) -> dict:
+    return {"domain": target.domain, "input": target.input, "rank": target.rank,
+            "dns_status": "invalid_input", "probed_at": probed_at}
+
+
+def host_row(probe: SmtpProbe, connections: int, chain_sha256: list[str] | None,
+             probed_at: datetime) -> dict:
+    return {
+        "ip": probe.ip, "port": probe.port, "status": probe.status,
+        "status_detail": probe.detail, "probe_status": "not_run", "banner": probe.banner,
+        "ehlo_capabilities": probe.ehlo, "ehlo_capabilities_tls": probe.ehlo_tls,
+        "starttls_offered": probe.starttls_offered, "sni": probe.sni,
+        "tls_version": probe.tls_version, "cipher_suite": probe.cipher_suite,
+        "chain_sha256": chain_sha256, "connections": connections,
+        "transcript": "\n".join(probe.transcript), "probed_at": probed_at,
+    }
