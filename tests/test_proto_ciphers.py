@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -194,7 +193,6 @@ def _openssl_listing() -> list[tuple[int, str, str, str]]:
     return rows
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl binary not installed")
 def test_every_suite_openssl_lists_is_in_the_registry_with_the_same_code_and_names():
     rows = _openssl_listing()
     assert len(rows) > 100
@@ -208,7 +206,7 @@ def test_every_suite_openssl_lists_is_in_the_registry_with_the_same_code_and_nam
 
 
 def test_tlslite_names_agree_where_tlslite_knows_the_suite():
-    constants = pytest.importorskip("tlslite.constants")
+    import tlslite.constants as constants
     checked = 0
     for code, name in constants.CipherSuite.ietfNames.items():
         s = ciphers.by_code(code)

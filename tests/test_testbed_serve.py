@@ -276,8 +276,7 @@ def big_world_dir(tmp_path_factory) -> Path:
 async def test_truth_matches_live_smtp_servers(big_world_dir: Path, nursery) -> None:
     info = await nursery.start(functools.partial(serve.run_world, big_world_dir, dns_port=0,
                                                  smtp_port=0, https_port=0))
-    if info["services"]["smtp"] != "ready":
-        pytest.skip(f"SMTP servers not available: {info['services']['smtp']}")
+    assert info["services"]["smtp"] == "ready", info["services"]
     world = World.load(big_world_dir / serve.SPEC)
     port = info["smtp"]["port"]
     hosts = {r["ip"]: r for r in pq.read_table(big_world_dir / "truth/hosts.parquet")
@@ -379,8 +378,7 @@ async def _fetch_policy(ip: str, port: int, host: str, cafile: str, timeout: flo
 async def test_truth_matches_live_policy_hosts(big_world_dir: Path, nursery) -> None:
     info = await nursery.start(functools.partial(serve.run_world, big_world_dir, dns_port=0,
                                                  smtp_port=0, https_port=0))
-    if info["services"]["https"] != "ready":
-        pytest.skip(f"HTTPS servers not available: {info['services']['https']}")
+    assert info["services"]["https"] == "ready", info["services"]
     world = World.load(big_world_dir / serve.SPEC)
     domains = {r["domain"]: r for r in pq.read_table(big_world_dir / "truth/domains.parquet")
                .to_pylist()}

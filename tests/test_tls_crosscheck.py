@@ -34,7 +34,7 @@ from tests.tlsservers import (
     send_hello,
 )
 
-tlslite = pytest.importorskip("tlslite")
+import tlslite  # noqa: E402,F401  (a test dependency: the independent legacy TLS server)
 
 ALL_VERSIONS = ciphers.VERSIONS
 
