@@ -131,11 +131,13 @@ class Scan:
         probe = attempted.probe
         self.progress.server(probe.status)
         key = (probe.ip, probe.port)
-        if key in self.done.hosts:
-            return
-        self.done.hosts.add(key)
-        shas = list(self._judge(probe.chain)[0]) if probe.chain else None
-        self.writer.write("hosts", host_row(probe, attempted.connections, shas, now()))
+        if key not in self.done.hosts:
+            self.done.hosts.add(key)
+            shas = list(self._judge(probe.chain)[0]) if probe.chain else None
+            self.writer.write("hosts", host_row(probe, attempted.connections, shas, now()))
+        # The probe stays in memory for the domains still to come; the transcript and
+        # banner are in the row now and need not stay with it.
+        probe.transcript, probe.banner = [], None
 
     # -- one domain ---------------------------------------------------------------------
 
