@@ -46,10 +46,23 @@ from dataclasses import dataclass, field
 import trio
 
 from survey.net.guard import DestinationPolicy
-from survey.net.transport import (Blocked, client_context, negotiated, open_tcp, peer_chain,
-                                  ssl_object)
-from survey.proto.smtp import (NEED_DATA, ReplyParser, SMTPProtocolError, classify_refusal,
-                               parse_ehlo, starttls_refusal_status)
+from survey.net.transport import (
+    Blocked,
+    client_context,
+    negotiated,
+    open_tcp,
+    peer_chain,
+    ssl_object,
+)
+from survey.proto.smtp import (
+    CLOSED,
+    NEED_DATA,
+    ReplyParser,
+    SMTPProtocolError,
+    classify_refusal,
+    parse_ehlo,
+    starttls_refusal_status,
+)
 
 READ_SIZE = 4096
 MAX_SESSION_BYTES = 1 << 20        # a whole session never reads more than 1 MiB
@@ -139,7 +152,7 @@ class _Session:
             except SMTPProtocolError as exc:
                 raise _End("protocol_error", f"{what}: {exc.kind}: {exc}")
             if event is not NEED_DATA:
-                if not hasattr(event, "code"):   # CLOSED: a clean end of stream
+                if event is CLOSED:   # a clean end of stream
                     raise _End("protocol_error", f"{what}: the server closed the connection")
                 self.probe.note("S", event.raw.decode("utf-8", "replace").rstrip("\r\n"))
                 return event

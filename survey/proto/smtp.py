@@ -112,6 +112,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from survey.proto.sentinels import CLOSED, NEED_DATA, Sentinel
+
 __all__ = [
     "CLOSED",
     "ERROR_KINDS",
@@ -160,20 +162,6 @@ class SMTPProtocolError(Exception):
         self.message = message
 
 
-class _Sentinel:
-    """A named marker value, like h11's NEED_DATA."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-NEED_DATA: Final = _Sentinel("NEED_DATA")  # feed more bytes, then ask again
-CLOSED: Final = _Sentinel("CLOSED")  # end of stream, cleanly between replies
 
 # RFC 3463 §2 / RFC 2034 §4: status-code = class "." subject "." detail,
 # class = "2" / "4" / "5", subject = 1*3digit, detail = 1*3digit; followed by SP.
@@ -321,7 +309,7 @@ class ReplyParser:
 
     # -- output --------------------------------------------------------------
 
-    def next_event(self) -> Reply | _Sentinel:
+    def next_event(self) -> Reply | Sentinel:
         """The next complete ``Reply``, ``NEED_DATA``, or ``CLOSED`` after a clean EOF.
 
         Raises ``SMTPProtocolError`` once the replies completed before an

@@ -89,6 +89,7 @@ from typing import Final
 
 from . import ciphers
 from .ciphers import SSL3, TLS10, TLS11, TLS12, TLS13, VERSION_CODES
+from .sentinels import CLOSED, NEED_DATA, Sentinel
 
 __all__ = [
     "CLOSED",
@@ -357,18 +358,6 @@ class TLSProtocolError(Exception):
         self.text = text
 
 
-class _Sentinel:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-NEED_DATA: Final = _Sentinel("NEED_DATA")
-CLOSED: Final = _Sentinel("CLOSED")
 
 
 # --- the builder -----------------------------------------------------------------
@@ -712,7 +701,7 @@ class ServerHelloParser:
             self._buf.clear()
             self._hs.clear()
 
-    def next_event(self) -> Event | _Sentinel:
+    def next_event(self) -> Event | Sentinel:
         if self._events:
             return self._events.popleft()
         if self._error is not None:
