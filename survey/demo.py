@@ -1,0 +1,102 @@
+"""A first run on a fresh machine: build a simulated mail Internet, scan it, score it, report.
+
+Everything stays on loopback: a testbed world of a few thousand domains under
+``.test`` is built under data/worlds/, served by a child process (DNS, SMTP,
+HTTPS on 127.0.0.0/8), scanned into data/scans/, scored against the world's
+ground truth, and rendered as an HTML report when the report module is
+available. The world process is stopped at the end, whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from survey.scan.config import ScanConfig, apply_world, load_world
+from survey.scan.progress import Progress
+from survey.scan.run import run_scan
+from survey.testbed.score import score, summary
+
+WORLD_START_TIMEOUT = 120.0
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--domains", type=int, default=2000, help="world size (default 2000)")
+    p.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
+    p.add_argument("--profile", default="default", help="world profile (default 'default')")
+    p.add_argument("--data", type=Path, default=Path("data"),
+                   help="where worlds, scans and the report go (default ./data)")
+
+
+def _start_world(world_dir: Path) -> subprocess.Popen:
+    (world_dir / "world.json").unlink(missing_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "survey.cli", "world", "--serve",
+                                "--any-ports", "--out", str(world_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + WORLD_START_TIMEOUT
+    while not (world_dir / "world.json").exists():
+        if process.poll() is not None:
+            raise RuntimeError("the world did not start: "
+                               + process.stderr.read().decode(errors="replace")[-500:])
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the world did not start within {WORLD_START_TIMEOUT:g} s")
+        time.sleep(0.1)
+    return process
+
+
+def _stop_world(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run(args: argparse.Namespace) -> int:
+    data = args.data
+    world_dir = data / "worlds" / f"demo-{args.profile}-{args.domains}-{args.seed}"
+    scan_dir = data / "scans" / world_dir.name
+    started = time.monotonic()
+    if not (world_dir / "spec.json").exists():
+        print(f"building a world of {args.domains} domains in {world_dir} ...")
+        subprocess.run([sys.executable, "-m", "survey.cli", "world", "--domains",
+                        str(args.domains), "--seed", str(args.seed), "--profile", args.profile,
+                        "--scale", "fast", "--out", str(world_dir)], check=True)
+    print("starting the world's DNS, SMTP and HTTPS servers on loopback ...")
+    world = _start_world(world_dir)
+    try:
+        if scan_dir.exists():
+            shutil.rmtree(scan_dir)
+        config = ScanConfig(input=Path(load_world(world_dir)["domain_list"]), out=scan_dir)
+        apply_world(config, load_world(world_dir))
+        print(f"scanning into {scan_dir} ...")
+        trio.run(run_scan, config, Progress())
+    finally:
+        _stop_world(world)
+    result = score(scan_dir, world_dir)
+    print(summary(result))
+    report = _report(scan_dir, data / "report")
+    minutes = (time.monotonic() - started) / 60
+    print(f"\ndone in {minutes:.1f} min.\n  world:   {world_dir}\n  dataset: {scan_dir}"
+          + (f"\n  report:  {report}" if report else "")
+          + "\n  explore: .venv/bin/jupyter lab notebooks/   (make demo installs JupyterLab)")
+    return 0 if result.ok else 1
+
+
+def _report(scan_dir: Path, out: Path) -> Path | None:
+    """Render the HTML report when the report module is installed (issue 8)."""
+    try:
+        report = importlib.import_module("survey.report")
+    except ImportError:
+        return None
+    return report.render(scan_dir, out)
