@@ -74,12 +74,33 @@ A ``Reply`` renders as ``code-line CRLF ... code SP last-line CRLF``.
                         limit) and are closed; later ones as normal
   reset                 accept, then close with an RST (SO_LINGER 0) before
                         sending anything
+Hostile servers (each bounded in time for both sides; hostile.py):
+  endless_banner        ``220-`` continuation lines of the greeting as fast as
+                        the client reads them, never the final line; close
+                        after ``duration`` seconds (a correct client's reply
+                        caps end it long before its greeting deadline)
+  long_line             ``220 `` then ``size`` bytes (10 MB) of one line with
+                        no line end; then wait for the client to hang up, at
+                        most ``duration`` seconds
+  garbage               ``size`` bytes of binary noise (never a digit first,
+                        derived from the address), then close
+  tls_truncated         EHLO offers STARTTLS; STARTTLS -> 220; after the
+                        ClientHello, one TLS record header announcing 16384
+                        bytes and only ``size`` of them; then silence until
+                        the client hangs up, at most ``duration`` seconds
+  hostile_text          as normal, but the greeting and the EHLO lines (before
+                        and after TLS) carry HTML and terminal escape sequences
 Other commands: HELO -> 250 hostname; NOOP/RSET -> 250; QUIT -> 221;
 MAIL/RCPT/DATA/VRFY/EXPN/anything else -> 502 (a scanner never sends them).
 
-TLS (``TlsSpec``): ``versions`` (subset of TLSv1.0..TLSv1.3), ``ciphers`` (an
-OpenSSL cipher string for TLS <= 1.2, suites named explicitly; TLS 1.3 suites
-are OpenSSL's defaults and cannot be restricted), ``server_preference``,
+TLS (``TlsSpec``): ``engine`` ``openssl`` (Python's ssl) or ``tlslite``
+(tlslite-ng, for what this OpenSSL cannot serve: SSLv3, RC4, 3DES, NULL
+suites, restricted TLS 1.3 suite sets; legacy_tls.py has the catalogue);
+``versions`` (subset of TLSv1.0..TLSv1.3; SSLv3 too for tlslite, contiguous),
+``ciphers`` (openssl: an OpenSSL cipher string for TLS <= 1.2, suites named
+explicitly; TLS 1.3 suites are OpenSSL's defaults and cannot be restricted),
+``suites`` (tlslite: per version the IANA names served, in the server's
+order; the server serves exactly these), ``server_preference``,
 ``cert_kind`` (pki.CERT_KINDS), ``names`` (the names the certificate is *for*:
 for ``wrong_name`` the pki puts another name in the leaf; for
 ``sni_dependent`` each of these names gets its own leaf when sent as SNI and
@@ -102,6 +123,10 @@ server answers ``status`` with ``content_type`` (None: no Content-Type header),
                         timeout)
   wrong_content_type    200 with ``content_type`` other than text/plain
   wrong_cert            as ok, but ``cert_kind`` is ``wrong_name``
+  slow_headers          slowloris: the status line and endless header lines
+                        dribbled a byte every ``delay`` seconds, the head
+                        never finished; close after ``duration`` seconds (at
+                        least 3x the scanner's policy timeout)
   no_host               ``mta-sts.<domain>`` does not resolve (``ip`` None;
                         no server involvement)
   invalid_version, invalid_mode, invalid_max_age, invalid_mx, missing_version,
@@ -151,6 +176,7 @@ SMTP_BEHAVIOURS = (
     "normal", "multiline_banner", "no_starttls", "slow_banner", "tarpit",
     "banner_421_rate_limit", "banner_421", "banner_554", "ehlo_4xx", "starttls_454",
     "starttls_500", "drop_after_starttls", "per_ip_limit", "greylist", "reset",
+    "endless_banner", "long_line", "garbage", "tls_truncated", "hostile_text",
 )
 POLICY_INVALID_KINDS = (
     "invalid_version", "invalid_mode", "invalid_max_age", "invalid_mx", "missing_version",
@@ -158,13 +184,15 @@ POLICY_INVALID_KINDS = (
 )
 POLICY_BEHAVIOURS = (
     "ok", "not_found", "redirect", "oversize", "slow_body", "wrong_content_type",
-    "wrong_cert", "no_host",
+    "wrong_cert", "no_host", "slow_headers",
 ) + POLICY_INVALID_KINDS
 DNS_FAULTS = ("nxdomain", "servfail", "refused", "timeout", "truncate")
 RECORD_TYPES = ("SOA", "NS", "MX", "A", "AAAA", "TXT", "CNAME", "TLSA")
 CERT_KINDS = ("valid", "expired", "not_yet_valid", "self_signed", "wrong_name", "untrusted",
               "missing_intermediate", "sni_dependent")
 TLS_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+ALL_TLS_VERSIONS = ("SSLv3",) + TLS_VERSIONS        # what a tlslite server may speak
+TLS_ENGINES = ("openssl", "tlslite")
 
 
 # -- SMTP ------------------------------------------------------------------------------
@@ -185,6 +213,14 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionSuites:
+    """The suites a tlslite server serves at one version (IANA names, its order)."""
+
+    version: str
+    suites: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TlsSpec:
     """How a server does TLS after STARTTLS (or how a policy host does HTTPS)."""
 
@@ -194,6 +230,8 @@ class TlsSpec:
     cert_kind: str = "valid"
     names: tuple[str, ...] = ()
     key_type: str = "ec"
+    engine: str = "openssl"                 # "openssl" or "tlslite" (legacy_tls.py)
+    suites: tuple[VersionSuites, ...] = ()  # tlslite: exactly these, per version
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +250,7 @@ class SmtpServerSpec:
     delay: float = 0.0                      # slow_banner, tarpit (seconds)
     duration: float = 0.0                   # tarpit (seconds)
     limit: int = 0                          # per_ip_limit (connections), greylist (refusals)
+    size: int = 0                           # long_line, garbage, tls_truncated (bytes)
     tls: TlsSpec | None = None
     owner: str = ""                         # provider name or "own" (information only)
 
