@@ -9,6 +9,8 @@ examples:
   survey scan top-1m.csv --out data/scans/2026-11 --ehlo-name scanner.example.org
   survey scan --world data/worlds/w1 --out data/scans/w1      (the world's own list)
   survey scan list.txt --out data/scans/x --resume            (continue after a crash)
+  survey scan lab.txt --testbed --resolver 127.0.0.53:5353 --smtp-port 2525 \
+      --ca-file lab-ca.pem --out data/scans/lab               (your own lab on loopback)
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     where = p.add_argument_group("where to scan")
     where.add_argument("--world", help="a running testbed world (its directory or world.json):"
                        " its resolver, ports, CA and timeouts; loopback only")
+    where.add_argument("--testbed", action="store_true",
+                       help="scan a lab of your own on loopback (e.g. real mail servers you "
+                            "run): loopback-only destination policy; needs a loopback "
+                            "--resolver")
     where.add_argument("--resolver", action="append", metavar="IP[:PORT]",
                        help="DNS resolver (repeatable; default: the system's). Use a local "
                             "recursive resolver such as Unbound for large scans")
@@ -96,6 +102,8 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
                         batch_rows=args.batch_rows)
     if world:
         apply_world(config, world)
+    if args.testbed:
+        config.mode = "testbed"
     if args.resolver:
         try:
             config.resolvers = [parse_resolver(r) for r in args.resolver]

@@ -5,11 +5,14 @@ one connection per server at a time, a second between connections to one
 address, 50 new connections per second overall, 200 DNS queries per second.
 A testbed world (``--world``) supplies its resolver, ports, CA bundle and
 the timeouts its truth assumes, and switches the destination policy to
-loopback-only.
+loopback-only. ``--testbed`` does the latter alone, for a lab of real servers
+on loopback that the user runs (tests/interop does): resolver, ports and CA
+files then come from the command line.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from dataclasses import asdict, dataclass, field
@@ -76,13 +79,21 @@ class ScanConfig:
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
         if self.mode == "testbed" and not self.resolvers:
-            raise ConfigError("a testbed scan needs the world's resolver")
+            raise ConfigError("a testbed scan needs a loopback resolver (--resolver or --world)")
+        if self.mode == "testbed" and not all(_loopback(ip) for ip, _ in self.resolvers):
+            raise ConfigError("a testbed scan uses loopback resolvers only")
 
     def public(self) -> dict[str, Any]:
         """The settings as JSON-ready values, for the manifest."""
         data = asdict(self)
         data.pop("world", None)
         return json.loads(json.dumps(data, default=str))
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def load_world(path: Path | str) -> dict[str, Any]:
