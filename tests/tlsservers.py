@@ -166,7 +166,12 @@ class OpenSSLServer(_Server):
 
 
 class TlsliteServer(_Server):
-    """tlslite-ng with a HandshakeSettings built from the keyword arguments."""
+    """tlslite-ng with a HandshakeSettings built from the keyword arguments.
+
+    Settings and credentials come from ``survey.testbed.tlslite_server``, the
+    testbed's tlslite-ng engine, so these tests and the testbed's legacy
+    servers load certificates and configure tlslite-ng the same way.
+    """
 
     def __init__(
         self,
@@ -181,35 +186,22 @@ class TlsliteServer(_Server):
         key_shares=None,
         use_ecdsa=False,
     ) -> None:
-        from tlslite import X509, HandshakeSettings, X509CertChain
-        from tlslite.utils.keyfactory import parsePEMKey
+        from survey.testbed.tlslite_server import load_chain, load_key, make_settings
 
         cert_file, key_file = (
             (certs.ecdsa_cert, certs.ecdsa_key) if use_ecdsa else (certs.rsa_cert, certs.rsa_key)
         )
-        pems = cert_file.read_text().split("-----END CERTIFICATE-----")
-        chain = []
-        for pem in pems:
-            if "BEGIN CERTIFICATE" in pem:
-                x = X509()
-                x.parse(pem + "-----END CERTIFICATE-----\n")
-                chain.append(x)
-        self.chain = X509CertChain(chain)
-        self.key = parsePEMKey(key_file.read_text(), private=True)
-        s = HandshakeSettings()
-        s.minVersion, s.maxVersion = min_version, max_version
-        if cipher_names is not None:
-            s.cipherNames = list(cipher_names)
-        if key_exchange_names is not None:
-            s.keyExchangeNames = list(key_exchange_names)
-        if mac_names is not None:
-            s.macNames = list(mac_names)
-        if groups is not None:
-            s.eccCurves = [g for g in groups if not g.startswith("ffdhe")]
-            s.dhGroups = [g for g in groups if g.startswith("ffdhe")]
-        if key_shares is not None:
-            s.keyShares = list(key_shares)
-        self.settings = s
+        self.chain = load_chain(cert_file.read_text())
+        self.key = load_key(key_file.read_text())
+        self.settings = make_settings(
+            min_version=min_version,
+            max_version=max_version,
+            cipher_names=cipher_names,
+            key_exchange_names=key_exchange_names,
+            mac_names=mac_names,
+            groups=groups,
+            key_shares=key_shares,
+        )
         super().__init__()
 
     def handle(self, conn: socket.socket) -> None:

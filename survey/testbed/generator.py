@@ -26,7 +26,12 @@ Structure of a world:
   * null MX, implicit MX, no mail at all; domain-level DNS faults;
   * ``_mta-sts`` / ``_smtp._tls`` TXT records (valid, invalid, multiple,
     split into several character-strings, next to unrelated records, DNS
-    errors), policy hosts of every behaviour, TLSA records.
+    errors), policy hosts of every behaviour, TLSA records;
+  * legacy TLS servers (profile ``own.legacy``: the share of own TLS servers
+    served by tlslite-ng, and the shares of the ``legacy_tls.CATALOGUE``
+    entries), and hostile servers (SMTP behaviours ``endless_banner``,
+    ``long_line``, ``garbage``, ``tls_truncated``, ``hostile_text``; policy
+    behaviour ``slow_headers``).
 
 IPv6: loopback has exactly one IPv6 address, ``::1``, so exactly one SMTP
 server lives there (a valid certificate naming every host that has AAAA ::1:
@@ -48,6 +53,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from survey.testbed.legacy_tls import CATALOGUE, config_name
 from survey.testbed.model import (
     POLICY_BEHAVIOURS,
     SMTP_BEHAVIOURS,
@@ -106,7 +112,8 @@ BEHAVIOURS: tuple[str, ...] = (
      "mx_host:nxdomain", "mx_host:no_data", "mx_host:servfail",
      "dns:nxdomain", "dns:servfail", "dns:dns_refused", "dns:dns_timeout", "dns:truncate")
     + tuple(f"smtp:{b}" for b in SMTP_BEHAVIOURS)
-    + tuple(f"tls:{v}" for v in TLS_VERSIONS)
+    + tuple(f"tls:{v}" for v in ("SSLv3",) + TLS_VERSIONS)
+    + tuple(f"legacy:{name}" for name in CATALOGUE)
     + ("pref:server", "pref:client", "key:ec", "key:rsa")
     + tuple(f"cert:{k}" for k in ("valid", "expired", "not_yet_valid", "self_signed",
                                     "wrong_name", "untrusted", "missing_intermediate",
@@ -273,6 +280,10 @@ class _Builder:
         self.shareable_hosts: list[str] = []
         self.ipv6_names: list[str] = []
         self._decks()
+        self.cohorts = None
+        if profile.get("cohorts"):   # exact quotas (quotas.py, profiles/published.json)
+            from survey.testbed.quotas import Cohorts
+            self.cohorts = Cohorts(self)
 
     # -- decks ---------------------------------------------------------------------------
 
@@ -298,6 +309,9 @@ class _Builder:
             self.d_pref = _Deck(rng, own["server_preference"])
             self.d_key = _Deck(rng, own["key_type"])
             self.d_cert = _Deck(rng, own["cert_kind"])
+            legacy = own.get("legacy", {})
+            self.d_legacy = _flag_deck(rng, legacy.get("share", 0))
+            self.d_legacy_config = _Deck(rng, legacy.get("configs") or {"-": 1})
             self.cipher_sets = own["ciphers"]
             self.d_cipher = {k: _Deck(rng, {str(i): 1 for i in range(len(v))})
                              for k, v in own["ciphers"].items()}
@@ -324,6 +338,10 @@ class _Builder:
         for label in sts["policy"]:
             if label not in POLICY_BEHAVIOURS:
                 raise ProfileError(f"unknown policy behaviour {label!r}")
+        for label in own.get("legacy", {}).get("configs", {}):
+            if label not in CATALOGUE:
+                raise ProfileError(f"unknown legacy TLS configuration {label!r} "
+                                   f"(legacy_tls.CATALOGUE: {', '.join(CATALOGUE)})")
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -382,6 +400,27 @@ class _Builder:
         elif behaviour == "greylist":
             kw["limit"] = max(1, min(limit or 1, s.retries))
             kw["refusal"] = Reply(421, ("4.7.1 Greylisted, please try again later",))
+        elif behaviour == "endless_banner":
+            greeting = Reply(220, (f"{hostname} {banner_word}", "Please wait, checking your IP",
+                                   "Still checking"))
+            kw.update(duration=round(s.greeting_timeout * 3.5, 3), size=32 * 1024 * 1024)
+        elif behaviour == "long_line":
+            kw.update(duration=round(s.greeting_timeout * 3.5, 3), size=10 * 1024 * 1024)
+        elif behaviour == "garbage":
+            kw.update(duration=round(s.greeting_timeout * 3.5, 3),
+                      size=2048 + rng.randrange(4096))
+        elif behaviour == "tls_truncated":
+            kw.update(duration=round(s.tls_timeout * 3.5, 3), size=64 + rng.randrange(2048))
+        elif behaviour == "hostile_text":
+            greeting = Reply(220, (
+                f"{hostname} {banner_word} <script>alert('banner')</script>",
+                "\x1b[2J\x1b[1;31mTERMINAL\x1b[0m <img src=x onerror=alert(1)>",
+                "\x1b]0;owned\x07 &amp; <b>bold</b> \u202egnp.exe"))
+            hostile_caps = ("X-HTML <a href=\"javascript:alert(1)\">click</a></td>",
+                            ("X-ESC \x1b[1;33mYELLOW\x1b[0m\x1b]8;;http://evil.test\x07link"
+                             "\x1b]8;;\x07"))
+            ehlo = ehlo[:2] + hostile_caps + ehlo[2:]
+            ehlo_tls = ehlo_tls + hostile_caps
         if behaviour == "starttls_454":
             kw["starttls_reply"] = Reply(454, ("4.7.0 TLS not available due to local problem",))
         elif behaviour == "starttls_500":
@@ -391,7 +430,10 @@ class _Builder:
         return SmtpServerSpec(ip=ip, behaviour=behaviour, hostname=hostname, greeting=greeting,
                               ehlo=ehlo, ehlo_tls=ehlo_tls, tls=tls, owner=owner, **kw)
 
-    def own_tls(self) -> TlsSpec:
+    def own_tls(self, *, legacy_ok: bool = True) -> TlsSpec:
+        if legacy_ok and self.d_legacy.draw() == "yes":
+            config = CATALOGUE[self.d_legacy_config.draw()]
+            return config.spec(cert_kind=self.d_cert.draw())
         versions = tuple(self.d_versions.draw().split())
         key = self.d_key.draw()
         suites = list(self.cipher_sets[key][int(self.d_cipher[key].draw())])
@@ -403,7 +445,8 @@ class _Builder:
                        cert_kind=self.d_cert.draw(), key_type=key)
 
     # the only behaviours after which the TLS setup matters
-    TLS_BEHAVIOURS = ("normal", "multiline_banner", "slow_banner", "per_ip_limit", "greylist")
+    TLS_BEHAVIOURS = ("normal", "multiline_banner", "slow_banner", "per_ip_limit", "greylist",
+                      "hostile_text")
 
     def own_server(self, hostname: str, *, behaviour: str | None = None,
                    tls: TlsSpec | None = None) -> str:
@@ -484,6 +527,8 @@ class _Builder:
                      ports=self.ports, scanner=self.scale.scanner)
 
     def build_domain(self, i: int) -> None:
+        if self.cohorts is not None:
+            self.cohorts.enter(i)
         name = self.domain_name(i)
         traits: set[str] = set()
         hosting = self.d_hosting.draw()
@@ -659,7 +704,7 @@ class _Builder:
     def sni_pair(self, first: str, second: str, traits: set[str]) -> None:
         """Two MX names on one address whose certificate depends on SNI: only the
         first name gets its own leaf, the second gets the default (mismatch)."""
-        tls = replace(self.own_tls(), cert_kind="sni_dependent")
+        tls = replace(self.own_tls(legacy_ok=False), cert_kind="sni_dependent")
         ip = self.own_server(first, behaviour="normal", tls=tls)
         self.cert_names[ip].append(first)
         for host in (first, second):
@@ -767,7 +812,7 @@ class _Builder:
         if behaviour == "ok":
             traits.add(f"mode:{mode}")
         error = {"ok": None, "not_found": "http_status", "redirect": "redirect",
-                 "oversize": "too_large", "slow_body": "timeout",
+                 "oversize": "too_large", "slow_body": "timeout", "slow_headers": "timeout",
                  "wrong_content_type": "content_type", "wrong_cert": "certificate",
                  "no_host": "dns"}.get(behaviour, behaviour)
         host = f"mta-sts.{domain}"
@@ -786,6 +831,9 @@ class _Builder:
             kw.update(pad_to=s.policy_max_bytes + 4096 + rng.randrange(4096))
         elif behaviour == "slow_body":
             kw.update(delay=round(s.policy_timeout / 6, 3), duration=round(s.policy_timeout * 3.5, 3))
+        elif behaviour == "slow_headers":
+            kw.update(delay=round(s.policy_timeout / 12, 3),
+                      duration=round(s.policy_timeout * 3.5, 3))
         elif behaviour == "wrong_content_type":
             kw.update(content_type=rng.choice(("text/html; charset=utf-8",
                                                "application/octet-stream")))
@@ -879,6 +927,8 @@ def server_traits(server: SmtpServerSpec) -> set[str]:
         traits.add("pref:server" if tls.server_preference else "pref:client")
         traits.add(f"key:{tls.key_type}")
         traits.add(f"cert:{tls.cert_kind}")
+        if tls.engine == "tlslite":
+            traits.add(f"legacy:{config_name(tls)}")
     return traits
 
 

@@ -17,7 +17,9 @@ After the handshake the server reads one request head (at most
 Content-Type, Location and body verbatim; ``oversize`` pads the body with
 newlines to ``pad_to`` bytes; ``slow_body`` sends the headers at once and then
 the body a byte at a time, one every ``delay`` seconds (slower for a short
-body), never its last byte, and hangs up after ``duration``. Other paths get 404, other methods 405, a malformed or
+body), never its last byte, and hangs up after ``duration``; ``slow_headers``
+(slowloris, hostile.py) dribbles an endless response head a byte at a time
+until ``duration``. Other paths get 404, other methods 405, a malformed or
 oversize request 400/431. Every response carries ``Connection: close`` and
 the connection ends after it: minimal HTTP/1.1 is all a policy fetch needs.
 """
@@ -32,8 +34,13 @@ from typing import Any
 
 import trio
 
+from survey.testbed import hostile
 from survey.testbed.listen import (
-    DEFAULT_MAX_CONNECTIONS, Connection, ConnectionLog, reset, serve_tcp,
+    DEFAULT_MAX_CONNECTIONS,
+    Connection,
+    ConnectionLog,
+    reset,
+    serve_tcp,
 )
 from survey.testbed.model import PolicyHostSpec, TlsSpec, World
 from survey.testbed.pki import LruCache, Pki
@@ -192,6 +199,9 @@ class HttpsWorld:
             headers.append(("Location", spec.location))
         if spec.behaviour == "slow_body" and request.method == "GET":
             await send_slowly(tls, spec, headers, body)
+            return
+        if spec.behaviour == "slow_headers":
+            await hostile.slow_headers(tls, spec)
             return
         await send_response(tls, spec.status, headers, body, head_only=request.method == "HEAD")
 

@@ -245,6 +245,11 @@ class Pki:
                 self._key_pems[key_type] = _key_pem(key)
             return key
 
+    def leaf_key_pem(self, key_type: str = "ec") -> bytes:
+        """The shared leaf key of a type as unencrypted PKCS#8 PEM (for tlslite-ng)."""
+        self.leaf_key(key_type)
+        return self._key_pems[key_type]
+
     # -- leaves ------------------------------------------------------------------------
 
     def leaf(self, kind: str, names: Iterable[str], key_type: str = "ec") -> Leaf:
@@ -327,6 +332,9 @@ class Pki:
         SAN dNSNames (for ``sni_dependent``: the names that get their own leaf).
         """
         names = tuple(names)
+        if getattr(tls_spec, "engine", "openssl") != "openssl":
+            raise PkiError(f"no OpenSSL context for a {tls_spec.engine} spec "
+                           "(tlslite_server.py serves those)")
         cache_key = (tls_spec, names)
         ctx = self._contexts.get(cache_key)
         if ctx is None:

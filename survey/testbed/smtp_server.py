@@ -17,12 +17,18 @@ lines dribbled until ``duration``, never the final line). Then a command loop:
   HELO      250 hostname
   STARTTLS  ``starttls_reply``; on a 220 the server drops anything the client
             pipelined after STARTTLS (RFC 3207 §5, the "command injection"
-            defence), then runs the TLS handshake on the same TCP stream with
-            ``trio.SSLStream`` and ``Pki.server_context``, and the session
-            starts over (the client must EHLO again, RFC 3207 §4.2)
+            defence), then runs the TLS handshake on the same TCP stream --
+            ``trio.SSLStream`` with ``Pki.server_context`` for the openssl
+            engine, tlslite-ng in a bounded worker thread for the tlslite
+            engine (tlslite_server.py) -- and the session starts over (the
+            client must EHLO again, RFC 3207 §4.2)
   NOOP/RSET 250;  QUIT 221 and close
   other     502 (MAIL, RCPT, DATA, VRFY, EXPN included: a scanner never sends
             them, and a test checks that this server would notice)
+
+Hostile behaviours (endless_banner, long_line, garbage instead of the
+greeting; tls_truncated instead of the handshake) run the scripts of
+hostile.py, each bounded in bytes and time.
 
 The server side has caps too: a command line longer than ``MAX_LINE`` gets
 500 and a close, a session ends after ``MAX_COMMANDS`` commands, and a
@@ -38,8 +44,13 @@ from typing import Any
 
 import trio
 
+from survey.testbed import hostile
 from survey.testbed.listen import (
-    DEFAULT_MAX_CONNECTIONS, Connection, ConnectionLog, reset, serve_tcp,
+    DEFAULT_MAX_CONNECTIONS,
+    Connection,
+    ConnectionLog,
+    reset,
+    serve_tcp,
 )
 from survey.testbed.model import Reply, SmtpServerSpec, World
 from survey.testbed.pki import Pki
@@ -60,6 +71,9 @@ REPLY_TOO_MANY = Reply(421, ("4.7.0 Error: too many commands",))
 
 _REFUSING_BANNERS = ("banner_421_rate_limit", "banner_421", "banner_554")
 _STARTTLS_REJECTING = ("starttls_454", "starttls_500")
+_INSTEAD_OF_GREETING = {"endless_banner": hostile.endless_banner,
+                        "long_line": hostile.long_line, "garbage": hostile.garbage}
+DEFAULT_TLS_THREADS = 8     # tlslite-ng handshakes running at once (tlslite_server.py)
 
 
 class LineTooLong(Exception):
@@ -105,10 +119,13 @@ class SmtpWorld:
     """Connection handler for all SMTP servers of a world (state shared across connections)."""
 
     def __init__(self, world: World, pki: Pki, *,
-                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 tls_threads: int = DEFAULT_TLS_THREADS) -> None:
         self.world = world
         self.pki = pki
         self.idle_timeout = idle_timeout
+        self.tls_threads = trio.CapacityLimiter(tls_threads)
+        self._tlslite: Any = None   # tlslite_server.Credentials, built on first use
         self._open: dict[tuple[str, str], int] = defaultdict(int)   # (server ip, peer) -> open
         self._refused: dict[str, int] = defaultdict(int)            # server ip -> greylisted
 
@@ -135,6 +152,9 @@ class SmtpWorld:
             if b == "tarpit":
                 await tarpit(conn.stream, spec)
                 return
+            if b in _INSTEAD_OF_GREETING:
+                await _INSTEAD_OF_GREETING[b](conn.stream, spec)
+                return
             if b == "slow_banner":
                 await trio.sleep(spec.delay)
             await send(conn.stream, spec.greeting)
@@ -148,6 +168,17 @@ class SmtpWorld:
         assert spec.tls is not None
         return self.pki.server_context(spec.tls, spec.tls.names or (spec.hostname,))
 
+    async def tlslite_handshake(self, spec: SmtpServerSpec, stream: trio.SocketStream) -> Any:
+        """A finished tlslite-ng handshake on ``stream`` (BrokenResourceError if it fails)."""
+        from survey.testbed import tlslite_server  # tlslite-ng only when a world needs it
+
+        assert spec.tls is not None
+        if self._tlslite is None:
+            self._tlslite = tlslite_server.Credentials(self.pki)
+        return await tlslite_server.server_handshake(
+            stream, spec.tls, spec.tls.names or (spec.hostname,), self._tlslite,
+            limiter=self.tls_threads, timeout=self.idle_timeout)
+
 
 class Session:
     """One SMTP dialogue after the greeting."""
@@ -160,6 +191,14 @@ class Session:
         self.tls_active = False
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            close_now = getattr(self.stream, "close_now", None)
+            if close_now is not None:   # a tlslite stream holds its own descriptor
+                close_now()
+
+    async def _run(self) -> None:
         for _ in range(MAX_COMMANDS):
             try:
                 with trio.move_on_after(self.owner.idle_timeout) as idle:
@@ -213,16 +252,26 @@ class Session:
         if spec.behaviour == "drop_after_starttls":
             await send(self.stream, spec.starttls_reply or Reply(220, ("2.0.0 Ready",)))
             return False
+        if spec.behaviour == "tls_truncated":
+            await send(self.stream, spec.starttls_reply or Reply(220, ("2.0.0 Ready",)))
+            self.reader.discard_buffered()
+            await hostile.tls_truncated(self.stream, spec)
+            return False
         if spec.tls is None or "STARTTLS" not in spec.ehlo:
             await send(self.stream, REPLY_NOT_OFFERED)
             return True
         await send(self.stream, spec.starttls_reply or Reply(220, ("2.0.0 Ready to start TLS",)))
         self.reader.discard_buffered()
-        tls = trio.SSLStream(self.stream, self.owner.tls_context(spec), server_side=True)
-        with trio.move_on_after(self.owner.idle_timeout) as idle:
-            await tls.do_handshake()  # a failed handshake raises BrokenResourceError
-        if idle.cancelled_caught:
-            return False
+        tls: trio.abc.Stream
+        if spec.tls.engine == "tlslite":
+            assert isinstance(self.stream, trio.SocketStream)
+            tls = await self.owner.tlslite_handshake(spec, self.stream)  # bounded inside
+        else:
+            tls = trio.SSLStream(self.stream, self.owner.tls_context(spec), server_side=True)
+            with trio.move_on_after(self.owner.idle_timeout) as idle:
+                await tls.do_handshake()  # a failed handshake raises BrokenResourceError
+            if idle.cancelled_caught:
+                return False
         self.stream = tls
         self.reader = LineReader(tls)
         self.tls_active = True
@@ -245,7 +294,7 @@ def tarpit_lines(spec: SmtpServerSpec) -> Iterator[bytes]:
     """Greeting continuation lines, forever (never the final ``220 `` line)."""
     code = spec.greeting.code
     for text in itertools.cycle(spec.greeting.lines or ("",)):
-        yield f"{code}-{text}\r\n".encode("utf-8")
+        yield f"{code}-{text}\r\n".encode()
 
 
 async def tarpit(stream: trio.SocketStream, spec: SmtpServerSpec) -> None:
@@ -259,8 +308,9 @@ async def tarpit(stream: trio.SocketStream, spec: SmtpServerSpec) -> None:
 async def serve_smtp(world: World, *, port: int, pki: Pki, connlog: ConnectionLog,
                      task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
                      idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                     max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True) -> None:
+                     max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
+                     tls_threads: int = DEFAULT_TLS_THREADS) -> None:
     """Serve every SMTP server of ``world`` on ``port`` (0: any; ``started`` gets the port)."""
-    handler = SmtpWorld(world, pki, idle_timeout=idle_timeout)
+    handler = SmtpWorld(world, pki, idle_timeout=idle_timeout, tls_threads=tls_threads)
     await serve_tcp(handler.handle, port=port, connlog=connlog, service="smtp",
                     max_connections=max_connections, ipv6=ipv6, task_status=task_status)

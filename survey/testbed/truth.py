@@ -37,9 +37,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from survey.store.schema import to_table
+from survey.testbed import legacy_tls
 from survey.testbed.generator import CIPHERS, TLS13_SUITES
 from survey.testbed.model import (
-    TLS_VERSIONS,
+    ALL_TLS_VERSIONS,
     DomainSpec,
     MxHostSpec,
     PolicyHostSpec,
@@ -108,6 +109,29 @@ CONVENTIONS: dict[str, str] = {
     "host status": "greylisting that clears within the retry budget is ok; a per-IP limit "
                    "above the scanner's per-IP cap is ok; a drop after 220 to STARTTLS is "
                    "tls_handshake_failed",
+    "hostile servers": "endless multi-line greeting sent as fast as it is read -> "
+                       "protocol_error (a reply cap trips long before the greeting deadline; "
+                       "the slow one, tarpit, is read_timeout); a 10 MB greeting line without "
+                       "CRLF -> protocol_error; binary garbage instead of a greeting -> "
+                       "protocol_error; a TLS record announcing more than it sends after the "
+                       "220 to STARTTLS -> tls_handshake_failed (the TLS deadline ends it); "
+                       "their banner is in unknown.json when no greeting completed; HTML and "
+                       "terminal escapes in greeting and EHLO lines are data, stored exactly "
+                       "as sent; a slowloris policy host (response head dribbled) -> "
+                       "fetch_error / timeout",
+    "legacy tls": "tlslite-ng servers serve exactly the suites their spec lists per version "
+                  "(SSLv3, RC4, 3DES, NULL, restricted TLS 1.3). The starttls columns "
+                  "(status, tls_version, cipher_suite) are what the scanner's stated client "
+                  "negotiates: Python ssl on this OpenSSL with cipher string "
+                  f"'{legacy_tls.STARTTLS_CLIENT_CIPHERS}', TLS 1.0-1.3 (no SSLv3, RC4, 3DES "
+                  "or TLS 1.3 CCM): highest common version, then the server's first suite "
+                  "the client offers; no common version or suite -> tls_handshake_failed",
+    "versions_supported / cipher_suites / server_preference": "versions and ciphers "
+        "profiles: from the server's TLS spec whenever STARTTLS got a 220 from a server that "
+        "speaks TLS, even when the scanner's own client could not complete a handshake "
+        "(legacy servers: their hellos are answered); [] for drop_after_starttls (every "
+        "hello is answered by a close: measured, none); null when STARTTLS was not reached "
+        "and for tls_truncated (no hello can be decided: not measured)",
     "cert columns": "for rows whose host status is ok; cert_status no_cert and null "
                     "booleans for rows with an address and no certificate; all null without "
                     "an address",
@@ -123,6 +147,9 @@ CONVENTIONS: dict[str, str] = {
                      "preference_order 1.. when the server enforces its order and offers "
                      "more than one suite for the version, else null",
 }
+
+# behaviours whose greeting never completes (banner null, or in unknown.json)
+NO_GREETING = ("reset", "tarpit", "endless_banner", "long_line", "garbage")
 
 _CERT_BOOLS = {  # kind -> (trusted, time_valid)
     "valid": (True, True), "expired": (True, False), "not_yet_valid": (True, False),
@@ -169,7 +196,9 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
         "banner_421": "smtp_reject_4xx", "banner_554": "smtp_reject_5xx",
         "ehlo_4xx": "smtp_reject_4xx", "starttls_454": "starttls_rejected",
         "starttls_500": "starttls_rejected", "drop_after_starttls": "tls_handshake_failed",
-        "reset": "reset", "no_starttls": "no_starttls",
+        "reset": "reset", "no_starttls": "no_starttls", "endless_banner": "protocol_error",
+        "long_line": "protocol_error", "garbage": "protocol_error",
+        "tls_truncated": "tls_handshake_failed",
     }.get(b, "ok")
     if b == "greylist" and server.limit > s.retries:
         status = "rate_limited"
@@ -177,7 +206,13 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
         status = "rate_limited"
     if status == "ok" and server.tls is None:
         status = "no_starttls"
-    banner = None if b in ("reset", "tarpit") else server.greeting.render()
+    legacy = None
+    reached_tls = status == "ok" and server.tls is not None
+    if reached_tls and server.tls is not None and server.tls.engine == "tlslite":
+        legacy = legacy_tls.starttls_outcome(server.tls)
+        if legacy is None:
+            status = "tls_handshake_failed"
+    banner = None if b in NO_GREETING else server.greeting.render()
     ehlo_answered = status in ("ok", "no_starttls", "starttls_rejected",
                                "tls_handshake_failed")
     ehlo = sorted(server.ehlo) if ehlo_answered else None
@@ -187,23 +222,31 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
     version = cipher = None
     known = True
     versions = pref = suites = None
-    if tls_ok:
+    if reached_tls:
         tls = server.tls
         assert tls is not None
-        versions = [v for v in TLS_VERSIONS if v in tls.versions]
-        version = versions[-1]
-        per_version = {v: _suites(tls.ciphers, v) for v in versions}
-        offered_suites = per_version[version]
-        if tls.server_preference or len(offered_suites) == 1:
-            cipher = offered_suites[0]
+        versions = [v for v in ALL_TLS_VERSIONS if v in tls.versions]
+        if tls.engine == "tlslite":
+            per_version = legacy_tls.served_suites(tls)
+            if legacy is not None:
+                version, cipher = legacy.version, legacy.cipher_suite
+                known = cipher is not None
         else:
-            known = False
+            per_version = {v: _suites(tls.ciphers, v) for v in versions}
+            version = versions[-1]
+            offered_suites = per_version[version]
+            if tls.server_preference or len(offered_suites) == 1:
+                cipher = offered_suites[0]
+            else:
+                known = False
         pref = [{"version": v, "enforced": tls.server_preference if len(per_version[v]) > 1
                  else None} for v in versions]
         suites = [{"version": v, "name": n,
                    "preference_order": (i + 1 if tls.server_preference and len(ns) > 1
                                         else None)}
                   for v, ns in per_version.items() for i, n in enumerate(ns)]
+    elif b == "drop_after_starttls":
+        versions, pref, suites = [], [], []
     return HostTruth(status, banner, ehlo, ehlo_tls, offered, version, cipher, known,
                      versions, pref, suites)
 
@@ -326,10 +369,10 @@ def _build_truth(world: World) -> Truth:
             unknown.append({"table": "hosts", "key": [ip, port], "column": "cipher_suite",
                             "why": "client-preference server: the choice follows the "
                                    "client's order"})
-        if world.smtp_servers[ip].behaviour == "tarpit":
+        if world.smtp_servers[ip].behaviour in NO_GREETING and ht.status != "reset":
             unknown.append({"table": "hosts", "key": [ip, port], "column": "banner",
-                            "why": "a never-ending greeting: what part is kept is the "
-                                   "scanner's choice"})
+                            "why": "a never-ending or broken greeting: what part is kept "
+                                   "is the scanner's choice"})
     return Truth({"domains": domain_rows, "mx": mx_rows, "hosts": host_rows,
                   "certs": cert_rows}, unknown)
 
