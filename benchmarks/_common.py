@@ -1,0 +1,189 @@
+"""What every benchmark shares: the JSON it prints, real servers it starts, worlds it builds.
+
+Theory of operation
+-------------------
+A benchmark prints exactly one JSON object on stdout: its name, the settings,
+the raw measurements, and ``targets`` — each ``{"value", "target", "pass"}``
+where ``target`` is a string such as ``">= 0.7"``. Machines here are noisy, so
+every target is a ratio of two things measured side by side in the same run
+(or a budget per unit of work), never a comparison with a remembered time.
+Progress and diagnostics go to stderr.
+
+Servers a benchmark starts (NSD, openssl s_server, a testbed world) listen on
+127.0.0.0/8 only and are stopped when the benchmark ends, failed or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SURVEY = [PYTHON, "-m", "survey.cli"]
+
+
+def log(*parts: object) -> None:
+    print("[bench]", *parts, file=sys.stderr, flush=True)
+
+
+def target(value: float | int | None, op: str, bound: float) -> dict:
+    """One target: ``{"value", "target", "pass"}``; ``op`` is ``<=`` or ``>=``."""
+    if value is None:
+        ok = False
+    elif op == "<=":
+        ok = value <= bound
+    elif op == ">=":
+        ok = value >= bound
+    else:
+        raise ValueError(op)
+    shown = round(value, 4) if isinstance(value, float) else value
+    return {"value": shown, "target": f"{op} {bound:g}", "pass": bool(ok)}
+
+
+def emit(name: str, **fields: object) -> None:
+    """Print the benchmark's one JSON object (``targets`` summarised in ``pass``)."""
+    targets = fields.get("targets") or {}
+    doc = {"benchmark": name, "pass": all(t["pass"] for t in targets.values()), **fields}
+    print(json.dumps(doc, indent=1, default=str), flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def free_port(ip: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on ``ip`` (checked, then released)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((ip, 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind((ip, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port")
+
+
+def wait_for_port(ip: str, port: int, timeout: float = 30.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection((ip, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {ip}:{port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Stop a process this benchmark started (by its pid only)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(cmd: list[str], **kwargs) -> dict:
+    """Run a command to completion; its wall, CPU and peak RSS (the child alone).
+
+    ``os.wait4`` gives the rusage of exactly this child, whatever else runs.
+    """
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, **kwargs)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    return {"returncode": proc.returncode, "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
+            "sys_s": usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+@contextlib.contextmanager
+def nsd(zone_file: Path, ip: str = "127.77.0.1") -> Iterator[tuple[str, int]]:
+    """A real NSD serving ``zone_file`` as ``test.`` on ``ip`` and a free high port."""
+    binary = shutil.which("nsd") or "/usr/sbin/nsd"
+    if not os.path.exists(binary):
+        raise RuntimeError("nsd is not installed (make bench installs it: apt-get install nsd)")
+    port = free_port(ip)
+    with tempfile.TemporaryDirectory(prefix="bench-nsd-") as tmp:
+        conf = Path(tmp) / "nsd.conf"
+        conf.write_text(f"""server:
+    ip-address: {ip}@{port}
+    port: {port}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "{tmp}"
+    database: ""
+    zonelistfile: "{tmp}/zone.list"
+    xfrdfile: "{tmp}/xfrd.state"
+    pidfile: "{tmp}/nsd.pid"
+    logfile: "{tmp}/nsd.log"
+    server-count: 1
+    verbosity: 0
+    hide-version: yes
+    zonefiles-write: 0
+remote-control:
+    control-enable: no
+zone:
+    name: "test"
+    zonefile: "{Path(zone_file).resolve()}"
+""")
+        proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            wait_for_port(ip, port, timeout=120, proc=proc)
+            _wait_for_dns(ip, port, proc)
+            yield ip, port
+        finally:
+            stop(proc)
+
+
+def _wait_for_dns(ip: str, port: int, proc, timeout: float = 120.0) -> None:
+    """NSD listens before its zone is loaded: wait for an authoritative SOA answer."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    deadline = time.monotonic() + timeout
+    query = dns.message.make_query("test.", "SOA")
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nsd exited: {proc.stderr.read().decode(errors='replace')}")
+        try:
+            answer = dns.query.udp(query, ip, port=port, timeout=0.5)
+            if answer.rcode() == dns.rcode.NOERROR and answer.answer:
+                return
+        except Exception:   # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("nsd did not serve the zone in time")
