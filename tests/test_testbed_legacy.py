@@ -300,7 +300,7 @@ async def test_the_scanners_dialogue_gets_the_truth(port, pki, name):
     started = time.monotonic()
     probe = await probe_starttls(ip, port, policy=TESTBED, ehlo_name="scanner.test",
                                  sni=server.hostname, timeouts=Timeouts(tls=TIMEOUT))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 3
     assert probe.status == truth.status, probe.detail
     assert (probe.tls_version, probe.ehlo_tls) == (truth.tls_version, truth.ehlo_tls)
     if truth.cipher_known:
@@ -450,7 +450,7 @@ async def test_a_silent_client_costs_at_most_the_handshake_timeout(nursery, pki)
     assert await trio.to_thread.run_sync(sock.recv, 100) == b""
     elapsed = time.monotonic() - started
     sock.close()
-    assert 0.4 < elapsed < 1.5
+    assert 0.4 < elapsed < 3.0
     with trio.fail_after(2):
         while handler.tls_threads.statistics().borrowed_tokens:
             await trio.sleep(0.01)
@@ -467,7 +467,7 @@ async def test_a_world_stops_promptly_in_the_middle_of_a_handshake(pki):
             await trio.sleep(0.01)
         started = time.monotonic()
         nursery.cancel_scope.cancel()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0   # not the 30 s handshake timeout
     sock.settimeout(2)
     assert sock.recv(100) == b""    # the connection is closed, not leaked
     sock.close()
