@@ -464,7 +464,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 64; }}
 http {{
-    access_log {d}/access.log;
+    log_format lab '$ssl_server_name "$request" $status "$http_user_agent"';
+    access_log {d}/access.log lab;
     client_body_temp_path {d}/tmp-body;
     proxy_temp_path {d}/tmp-proxy;
     fastcgi_temp_path {d}/tmp-fastcgi;
@@ -520,6 +521,15 @@ http {{
     @property
     def resolver(self) -> str:
         return f"{DNS_IP}:{self.dns_port}"
+
+    @property
+    def maillog(self) -> Path:
+        return self.root / "postfix" / "maillog"
+
+    @property
+    def access_log(self) -> Path:
+        """nginx: one line a request, ``SNI "REQUEST" STATUS "USER-AGENT"``."""
+        return self.root / "nginx" / "access.log"
 
 
 def _stop_process(proc: subprocess.Popen) -> None:

@@ -6,6 +6,8 @@ OpenSSL itself (tests/interop/expected.py), not a previous scan.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.interop.expected import TLS_LISTENERS, configured
@@ -72,3 +74,13 @@ def test_profiles_do_not_change_the_verdicts(starttls_scan, versions_scan, ciphe
     for scan in (versions_scan, ciphers_scan):
         assert stable(scan.domains) == stable(starttls_scan.domains)
         assert stable(scan.mx) == stable(starttls_scan.mx)
+
+
+def test_smtp_dialogue_never_goes_beyond_starttls(lab, starttls_scan, versions_scan,
+                                                  ciphers_scan):
+    """Postfix counts each session's commands: EHLO, STARTTLS and QUIT only, in every
+    profile (the peer tools' sessions are in the same log, and behave the same)."""
+    counts = re.findall(r"disconnect from \S+ (.*)$", lab.maillog.read_text(), re.MULTILINE)
+    assert len(counts) > 100                       # the enumeration's hellos are in there
+    used = {item.split("=")[0] for line in counts for item in line.split()}
+    assert used <= {"ehlo", "starttls", "quit", "commands"}, used

@@ -7,6 +7,7 @@ never what our scanner said last time.
 from __future__ import annotations
 
 import hashlib
+import shlex
 
 import pytest
 from cryptography import x509
@@ -177,3 +178,14 @@ def test_certs_table_describes_the_served_leaves(lab, starttls_scan):
     assert modern["self_signed"] is False and modern["key_type"] == "RSA"
     assert modern["key_bits"] == 2048 and "survey interop test CA" in modern["issuer"]
     assert sorted(modern["san_dns"]) == sorted(BY_LABEL["modern"].names)
+
+
+def test_policy_fetches_as_rfc_8461_says(lab, starttls_scan):
+    """One GET of the well-known path, with the policy host as SNI, naming the scanner."""
+    hosts = {f"mta-sts.{label}.{ZONE}" for label in DOMAINS}
+    lines = lab.access_log.read_text().splitlines()
+    assert lines
+    for line in lines:
+        sni, request, _status, agent = shlex.split(line)
+        assert sni in hosts and request == "GET /.well-known/mta-sts.txt HTTP/1.1", line
+        assert agent.startswith("survey "), line
