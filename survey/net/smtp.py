@@ -30,6 +30,11 @@ far kept (a banner and EHLO survive a failed handshake):
 Retrying a refusal is the caller's decision (``is_retryable``): this module
 is one connection, one attempt.
 
+The part up to STARTTLS's 220 is shared: ``starttls_preamble`` opens the
+connection and walks greeting, EHLO, STARTTLS and 220, then hands the bare
+TCP stream to its caller. ``probe_starttls`` runs the TLS handshake on it;
+the hello probes (survey.net.probes) send a hand-built ClientHello instead.
+
 The TLS client offers everything this OpenSSL can speak (``@SECLEVEL=0``,
 TLS 1.0 to 1.3) and verifies nothing itself: the chain is recorded and
 judged by survey.certs, so an expired or self-signed certificate still yields
@@ -40,7 +45,8 @@ from __future__ import annotations
 
 import errno
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
@@ -175,8 +181,9 @@ class _Session:
         return await self.reply_within(timeout, what)
 
 
-async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
-                    timeouts: Timeouts, context_factory: Callable[[], ssl.SSLContext]) -> None:
+async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
+                    timeouts: Timeouts) -> None:
+    """Greeting, EHLO, STARTTLS, 220: on return the stream is ready for a ClientHello."""
     greeting = await session.reply_within(timeouts.greeting, "greeting")
     probe.banner = greeting.raw.decode("utf-8", "replace")
     if greeting.code != 220:
@@ -201,6 +208,10 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
     except SMTPProtocolError as exc:
         raise _End("protocol_error", f"STARTTLS: {exc.kind}: plaintext after the 220")
 
+
+async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
+                    timeouts: Timeouts, context_factory: Callable[[], ssl.SSLContext]) -> None:
+    await _preamble(session, probe, ehlo_name=ehlo_name, timeouts=timeouts)
     probe.sni = sni
     tls = trio.SSLStream(session.stream, context_factory(), server_hostname=sni)
     with trio.move_on_after(timeouts.tls) as scope:
@@ -242,6 +253,52 @@ async def _quit(session: _Session) -> None:
             pass
 
 
+@dataclass
+class Upgrade:
+    """Where ``starttls_preamble`` got to: ``stream`` is set once the 220 came."""
+
+    probe: SmtpProbe
+    stream: trio.SocketStream | None = None
+
+
+@asynccontextmanager
+async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, ehlo_name: str,
+                            timeouts: Timeouts = Timeouts()) -> AsyncIterator[Upgrade]:
+    """One connection through connect, greeting, EHLO, STARTTLS and its 220.
+
+    Yields an ``Upgrade``: its ``stream`` is the bare TCP stream right after
+    the 220 (nothing pipelined behind it), or None when the dialogue ended
+    earlier (``probe.status`` says how, in the server vocabulary). The
+    connection is closed when the block ends, whatever happened in it.
+    """
+    upgrade = Upgrade(SmtpProbe(ip, port))
+    probe = upgrade.probe
+    stream: trio.SocketStream | None = None
+    try:
+        try:
+            stream = await _connect(ip, port, policy, timeouts)
+            await _preamble(_Session(stream, probe), probe, ehlo_name=ehlo_name,
+                            timeouts=timeouts)
+            upgrade.stream = stream
+        except _End as end:
+            probe.status, probe.detail = end.status, end.detail
+        except Blocked as blocked:
+            probe.status, probe.detail = "blocked_by_policy", str(blocked)
+        except OSError as exc:
+            probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
+        yield upgrade
+    finally:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+
+
+async def _connect(ip: str, port: int, policy: DestinationPolicy,
+                   timeouts: Timeouts) -> trio.SocketStream:
+    with trio.move_on_after(timeouts.connect):
+        return await open_tcp(ip, port, policy)
+    raise _End("connect_timeout", f"no connection within {timeouts.connect:g} s")
+
+
 async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_name: str,
                          sni: str | None,
                          timeouts: Timeouts = Timeouts(),
@@ -255,11 +312,7 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
     probe = SmtpProbe(ip, port)
     stream: trio.abc.Stream | None = None
     try:
-        with trio.move_on_after(timeouts.connect) as scope:
-            stream = await open_tcp(ip, port, policy)
-        if scope.cancelled_caught:
-            raise _End("connect_timeout", f"no connection within {timeouts.connect:g} s")
-        assert stream is not None
+        stream = await _connect(ip, port, policy, timeouts)
         session = _Session(stream, probe)
         try:
             await _dialogue(session, probe, ehlo_name=ehlo_name, sni=sni, timeouts=timeouts,

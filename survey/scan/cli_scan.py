@@ -25,6 +25,7 @@ from survey.net.dns import parse_resolver
 from survey.net.guard import PolicyError
 from survey.net.smtp import Timeouts
 from survey.scan.config import ConfigError, ScanConfig, apply_world, load_world
+from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 from survey.scan.progress import Progress
 from survey.scan.run import ScanError, run_scan
 from survey.scan.targets import InputError, parse_shard
@@ -55,9 +56,16 @@ def configure(p: argparse.ArgumentParser) -> None:
     where.add_argument("--blocklist", type=Path,
                        help="file of CIDRs never to contact (opt-outs); one a line")
     what = p.add_argument_group("what to measure")
-    what.add_argument("--profile", choices=["starttls"], default="starttls",
+    what.add_argument("--profile", choices=list(PROFILES),
                       help="starttls: one connection per server (banner, EHLO, STARTTLS, "
-                           "handshake, chain)")
+                           "handshake, chain). versions (default): plus one hello per TLS "
+                           "version, SSLv3..TLS 1.3. ciphers: plus every supported (version, "
+                           "suite) pair and the server's preference, about one connection "
+                           "per suite (default with --world: the world's own profile)")
+    what.add_argument("--budget", type=int,
+                      help=f"connections per server for the versions/ciphers hellos, the "
+                           f"starttls probe included (default {DEFAULT_BUDGET}); a server that "
+                           f"needs more gets probe_status 'partial'")
     what.add_argument("--ehlo-name", help="name sent in EHLO; make it a host whose web page "
                       "explains the scan and how to opt out (default: this host's FQDN)")
     what.add_argument("--limit", type=int, help="scan only the first N domains")
@@ -97,9 +105,10 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
     source = args.input or (Path(world["domain_list"]) if world else None)
     if source is None:
         raise ConfigError("give a domain list (or --world to scan a world's own list)")
+    profile = args.profile or (world["scanner"].get("profile") if world else None)
     config = ScanConfig(input=source, out=args.out, ca_files=list(args.ca_file),
-                        profile=args.profile, resume=args.resume, blocklist=args.blocklist,
-                        batch_rows=args.batch_rows)
+                        profile=profile or ScanConfig.profile, resume=args.resume,
+                        blocklist=args.blocklist, batch_rows=args.batch_rows)
     if world:
         apply_world(config, world)
     if args.testbed:
@@ -115,6 +124,7 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
                 "per_ip_spacing": args.per_ip_spacing, "rate": args.rate,
                 "dns_rate": args.dns_rate, "retries": args.retries,
                 "retry_delay": args.retry_delay, "dns_timeout": args.dns_timeout,
+                "budget": args.budget,
                 "policy_timeout": args.policy_timeout}
     for name, value in explicit.items():
         if value is not None:

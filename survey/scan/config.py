@@ -8,6 +8,10 @@ the timeouts its truth assumes, and switches the destination policy to
 loopback-only. ``--testbed`` does the latter alone, for a lab of real servers
 on loopback that the user runs (tests/interop does): resolver, ports and CA
 files then come from the command line.
+
+The profile defaults to ``versions`` (one hello per TLS version after the
+starttls probe; the command line uses a world's own profile with
+``--world``); ``budget`` caps the connections per server.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from survey.net.smtp import Timeouts
-
-PROFILES = ("starttls",)
+from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 
 
 class ConfigError(ValueError):
@@ -38,7 +41,8 @@ class ScanConfig:
     https_port: int = 443
     ca_files: list[Path] = field(default_factory=list)
     mozilla_roots: bool = True
-    profile: str = "starttls"
+    profile: str = "versions"                 # starttls | versions | ciphers
+    budget: int = DEFAULT_BUDGET               # connections per server, all included
     concurrency: int = 200                     # domains in flight
     per_ip: int = 1
     per_ip_spacing: float = 1.0
@@ -66,7 +70,7 @@ class ScanConfig:
             raise ConfigError(f"unknown profile {self.profile!r}; profiles: {', '.join(PROFILES)}")
         if self.mode not in ("internet", "testbed"):
             raise ConfigError(f"unknown mode {self.mode!r}")
-        for name in ("concurrency", "per_ip", "batch_rows"):
+        for name in ("concurrency", "per_ip", "batch_rows", "budget"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("smtp_port", "https_port"):

@@ -38,6 +38,7 @@ from survey.net.dns import HostCache, Resolver
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.scan.config import ScanConfig
+from survey.scan.enumeration import Enumerator, hello_profile
 from survey.scan.politeness import Politeness
 from survey.scan.progress import Progress
 from survey.scan.resolve import DomainDns, canonical_ip, resolve_domain
@@ -96,10 +97,16 @@ class Scan:
         self.cache = HostCache(self.resolver)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate)
+        self.enumerator = Enumerator(profile=config.profile, port=config.smtp_port,
+                                     policy=self.policy, politeness=self.politeness,
+                                     ehlo_name=config.ehlo_name, timeouts=config.timeouts,
+                                     budget=config.budget, retries=config.retries,
+                                     retry_delay=config.retry_delay)
         self.prober = ServerProber(port=config.smtp_port, policy=self.policy,
                                    politeness=self.politeness, ehlo_name=config.ehlo_name,
                                    timeouts=config.timeouts, retries=config.retries,
-                                   retry_delay=config.retry_delay, on_base=self._host_done)
+                                   retry_delay=config.retry_delay, on_base=self._host_done,
+                                   enumerator=self.enumerator)
         self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
         self.done = Done()
         self.writer: DatasetWriter | None = None
@@ -134,7 +141,8 @@ class Scan:
         if key not in self.done.hosts:
             self.done.hosts.add(key)
             shas = list(self._judge(probe.chain)[0]) if probe.chain else None
-            self.writer.write("hosts", host_row(probe, attempted.connections, shas, now()))
+            self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
+                                                attempted.enumeration))
         # The probe stays in memory for the domains still to come; the transcript and
         # banner are in the row now and need not stay with it.
         probe.transcript, probe.banner = [], None
@@ -225,7 +233,8 @@ class Scan:
                 "extra_ca_files": [{"path": str(p), "sha256": sha256_file(p)}
                                    for p in config.ca_files]},
             "client_tls": {"ciphers": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
-                           "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)"},
+                           "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)",
+                           "hellos": hello_profile() if config.profile != "starttls" else None},
             "vantage": {"hostname": socket.gethostname(), "platform": platform.platform(),
                         "ehlo_name": config.ehlo_name},
             "destination_policy": {"mode": config.mode,
@@ -238,7 +247,10 @@ class Scan:
             "stats": {"servers": self.prober.servers, "sni_probes": self.prober.sni_probes,
                       "connections": self.politeness.connections,
                       "dns_queries": self.resolver.queries,
-                      "policy_fetches": self.policy_fetches},
+                      "policy_fetches": self.policy_fetches,
+                      "enumerated_servers": self.enumerator.servers,
+                      "hello_probes": self.enumerator.hellos,
+                      "partial_enumerations": self.enumerator.partial},
         }
 
     def _counts(self) -> dict:

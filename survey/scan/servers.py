@@ -20,6 +20,13 @@ A refusal that may clear (``SmtpProbe.is_retryable``: a 4xx at greeting or
 EHLO, rate limits and greylisting) is retried up to ``retries`` times, with
 exponential back-off, each attempt through the politeness slot. The final
 attempt's result stands; ``connections`` counts every attempt.
+
+With the ``versions`` and ``ciphers`` profiles the base probe is followed by
+the server's enumeration (scan/enumeration.py) before the base result is
+released: the host row is written once, whole, and no domain's rows commit
+before the row of a server they use (the resume rule of scan/run.py).
+``connections`` then counts the hellos too; the SNI decision probes are
+counted in the manifest (``sni_probes``), not in a row.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import trio
 from survey.net.guard import DestinationPolicy
 from survey.net.singleflight import SingleFlight
 from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
+from survey.scan.enumeration import NOT_RUN, Enumeration, Enumerator
 from survey.scan.politeness import Politeness
 
 
@@ -39,13 +47,15 @@ from survey.scan.politeness import Politeness
 class Attempted:
     probe: SmtpProbe
     connections: int
+    enumeration: Enumeration = NOT_RUN
 
 
 class ServerProber:
     def __init__(self, *, port: int, policy: DestinationPolicy, politeness: Politeness,
                  ehlo_name: str, timeouts: Timeouts, retries: int = 2,
                  retry_delay: float = 30.0,
-                 on_base: Callable[[Attempted], None] | None = None) -> None:
+                 on_base: Callable[[Attempted], None] | None = None,
+                 enumerator: Enumerator | None = None) -> None:
         self.port = port
         self.policy = policy
         self.politeness = politeness
@@ -54,6 +64,7 @@ class ServerProber:
         self.retries = retries
         self.retry_delay = retry_delay
         self.on_base = on_base
+        self.enumerator = enumerator
         self.sni_probes = 0
         self._base: SingleFlight[Attempted] = SingleFlight()
         self._first_name: dict[str, str] = {}
@@ -77,6 +88,10 @@ class ServerProber:
     async def _probe_base(self, ip: str, name: str) -> Attempted:
         self._first_name[ip] = name
         attempted = await self._attempt(ip, name)
+        if self.enumerator is not None and attempted.connections:
+            attempted.enumeration = await self.enumerator.run(attempted.probe,
+                                                              attempted.connections)
+            attempted.connections += attempted.enumeration.connections
         if self.on_base is not None:
             self.on_base(attempted)
         return attempted

@@ -15,6 +15,7 @@ from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
 from survey.proto.mtasts import Policy, policy_matches, sts_domain_verdict, sts_verdict
 from survey.proto.tlsrpt import ResultType
+from survey.scan.enumeration import NOT_RUN, Enumeration
 from survey.scan.resolve import DomainDns
 
 STARTTLS_NOT_SUPPORTED = ("no_starttls", "starttls_rejected")
@@ -125,13 +126,24 @@ def invalid_input_row(target, probed_at: datetime) -> dict:
 
 
 def host_row(probe: SmtpProbe, connections: int, chain_sha256: list[str] | None,
-             probed_at: datetime) -> dict:
+             probed_at: datetime, enumeration: Enumeration = NOT_RUN) -> dict:
+    """The server's row: its starttls probe, and the profile's enumeration columns."""
     return {
         "ip": probe.ip, "port": probe.port, "status": probe.status,
-        "status_detail": probe.detail, "probe_status": "not_run", "banner": probe.banner,
+        "status_detail": probe.detail, **enumeration.columns(), "banner": probe.banner,
         "ehlo_capabilities": probe.ehlo, "ehlo_capabilities_tls": probe.ehlo_tls,
         "starttls_offered": probe.starttls_offered, "sni": probe.sni,
         "tls_version": probe.tls_version, "cipher_suite": probe.cipher_suite,
         "chain_sha256": chain_sha256, "connections": connections,
-        "transcript": "\n".join(probe.transcript), "probed_at": probed_at,
+        "transcript": "\n".join(probe.transcript + _enumeration_note(enumeration)),
+        "probed_at": probed_at,
     }
+
+
+def _enumeration_note(enumeration: Enumeration) -> list[str]:
+    """Why an enumeration is partial or failed, as the transcript's last line."""
+    if enumeration.detail is None:
+        return []
+    note = (f"# {enumeration.probe_status} enumeration "
+            f"({enumeration.connections} hellos): {enumeration.detail}")
+    return [note]

@@ -77,8 +77,10 @@ _CERT_COLUMNS = ["sha256", "san_dns", "self_signed", "key_bits"]
 COLUMNS: dict[str, dict[str, list[str]]] = {
     "starttls": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS, "hosts": _HOST_COLUMNS,
                  "certs": _CERT_COLUMNS},
+    # versions: one hello per version (issue 6) cannot tell a server's preference (that
+    # needs its suites, the ciphers profile): the scan leaves server_preference null.
     "versions": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS,
-                 "hosts": _HOST_COLUMNS + ["versions_supported", "server_preference"],
+                 "hosts": _HOST_COLUMNS + ["versions_supported"],
                  "certs": _CERT_COLUMNS},
     "ciphers": {"domains": _DOMAIN_COLUMNS, "mx": _MX_COLUMNS,
                 "hosts": _HOST_COLUMNS + ["versions_supported", "server_preference",
