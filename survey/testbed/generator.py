@@ -280,6 +280,10 @@ class _Builder:
         self.shareable_hosts: list[str] = []
         self.ipv6_names: list[str] = []
         self._decks()
+        self.cohorts = None
+        if profile.get("cohorts"):   # exact quotas (quotas.py, profiles/published.json)
+            from survey.testbed.quotas import Cohorts
+            self.cohorts = Cohorts(self)
 
     # -- decks ---------------------------------------------------------------------------
 
@@ -523,6 +527,8 @@ class _Builder:
                      ports=self.ports, scanner=self.scale.scanner)
 
     def build_domain(self, i: int) -> None:
+        if self.cohorts is not None:
+            self.cohorts.enter(i)
         name = self.domain_name(i)
         traits: set[str] = set()
         hosting = self.d_hosting.draw()

@@ -1,0 +1,235 @@
+"""One row per unit of analysis: the definitions every metric shares, in SQL, once.
+
+Theory of operation
+-------------------
+The scanner writes rows per (domain), per (domain, MX host, IP), per
+(IP, port) and per certificate. Papers count three different things, and a
+share means nothing without saying which (Scheitle et al., IMC 2018):
+
+  * ``domain_facts``: one row per domain of the list. ``accepts_mail`` (an
+    MX record set, or an implicit MX from A/AAAA) is the usual denominator.
+  * ``host_facts``: one row per MX host name (distinct ``mx_host``).
+  * ``ip_facts``: one row per server address (``hosts``: ip, port).
+
+Each is a DuckDB table built from the Parquet parts (pyarrow datasets), so a
+scan of tens of millions of rows never passes through pandas; metrics are
+aggregations over these tables and only their small results become pandas.
+
+Definitions (repeated in the notebooks):
+
+  * A (domain, MX, IP) row's *outcome*, best first: ``starttls_ok`` (handshake
+    done), ``starttls_failed`` (offered, then rejected or the handshake failed),
+    ``no_starttls`` (EHLO answered without STARTTLS), ``rejected`` (4xx/5xx
+    that names no rate limit), ``rate_limited``, ``protocol_error``,
+    ``unreachable`` (refused, timed out, reset), ``no_address`` (the MX host
+    does not resolve), ``not_scanned`` (blocked by the destination policy or
+    not probed). Rate limits and unreachable servers are never "no STARTTLS".
+  * *any MX*: some (MX, IP) row of the domain; *all MX*: every row (an MX
+    host without an address fails it); *primary MX*: every row of the MX
+    hosts with the lowest preference.
+  * A row's certificate verdict is ``mx.cert_status`` (DESIGN.md); a unit's
+    verdict is the worst over its rows that completed a handshake, in the
+    order no_cert, self_signed, untrusted, expired, not_yet_valid,
+    name_mismatch, valid.
+  * Chain classes (for Postini-style splits): ``self_signed``; ``broken``
+    (untrusted, expired, not yet valid: CA-signed but no valid path);
+    ``valid_chain`` (trusted and in date; the name may still not match).
+  * Forward secrecy of a handshake: the negotiated suite's key exchange is
+    ephemeral (the registry's flag; every TLS 1.3 suite).
+  * MTA-STS: *record* = a ``_mta-sts`` TXT status of valid, invalid or
+    multiple; *correct* = TXT valid, policy valid, and either mode ``none``
+    or no (MX, IP) row with an RFC 8460 failure type; *misconfigured* =
+    record and not correct; *delivery failure* = ``sts_domain_verdict`` fail.
+  * Cluster (for the bootstrap): a domain's provider (from its primary MX);
+    a self-hosted domain, or one without MX, is its own cluster. An MX host
+    name's cluster is its provider; an address's, the provider of the MX
+    names that point at it.
+"""
+
+from __future__ import annotations
+
+OUTCOMES: tuple[str, ...] = ("starttls_ok", "starttls_failed", "no_starttls", "rejected",
+                             "rate_limited", "protocol_error", "unreachable", "no_address",
+                             "not_scanned")
+# worst first: min() over a unit's rows gives its verdict
+CERT_ORDER: tuple[str, ...] = ("no_cert", "self_signed", "untrusted", "expired",
+                               "not_yet_valid", "name_mismatch", "valid")
+CHAIN_CLASSES: tuple[str, ...] = ("self_signed", "broken", "valid_chain")
+ACCEPTS_MAIL = ("mx", "implicit")
+EHLO_ANSWERED = ("starttls_ok", "starttls_failed", "no_starttls")
+RANK_BUCKETS: tuple[tuple[str, int], ...] = (("top 1k", 1_000), ("top 10k", 10_000),
+                                             ("top 100k", 100_000), ("top 1M", 1_000_000))
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _rank_of(values: tuple[str, ...], expr: str) -> str:
+    """1-based position of ``expr`` in ``values`` (NULL when absent)."""
+    return f"nullif(list_position({_sql_list(values)}, {expr}), 0)"
+
+
+def _label_of(values: tuple[str, ...], expr: str) -> str:
+    return f"{_sql_list(values)}[{expr}]"
+
+
+OUTCOME_CASE = """
+CASE
+  WHEN m.ip IS NULL THEN 'no_address'
+  WHEN m.host_status = 'ok' THEN 'starttls_ok'
+  WHEN m.host_status IN ('tls_handshake_failed', 'starttls_rejected') THEN 'starttls_failed'
+  WHEN m.host_status = 'no_starttls' THEN 'no_starttls'
+  WHEN m.host_status IN ('smtp_reject_4xx', 'smtp_reject_5xx') THEN 'rejected'
+  WHEN m.host_status = 'rate_limited' THEN 'rate_limited'
+  WHEN m.host_status = 'protocol_error' THEN 'protocol_error'
+  WHEN m.host_status IN ('connection_refused', 'connect_timeout', 'network_unreachable',
+                         'reset', 'read_timeout') THEN 'unreachable'
+  ELSE 'not_scanned'
+END"""
+
+HOST_OUTCOME_CASE = OUTCOME_CASE.replace("m.ip IS NULL", "false").replace("m.host_status",
+                                                                          "h.status")
+
+MX_ROWS = f"""
+CREATE OR REPLACE TEMP TABLE mx_rows AS
+SELECT m.domain, m.mx_host, m.preference, m.ip, m.port, m.host_status, m.cert_status,
+       m.cert_trusted, m.cert_time_valid, m.cert_name_match,
+       m.chain_sha256[1] AS leaf, m.sts_mx_match, m.sts_verdict, m.tlsrpt_result_type,
+       h.starttls_offered, h.tls_version, h.cipher_suite,
+       s.forward_secrecy AS fs,
+       coalesce(m.preference = min(m.preference) OVER (PARTITION BY m.domain), true)
+           AS is_primary,
+       p.registrable AS mx_registrable, p.provider AS mx_provider,
+       coalesce(p.registrable IS NOT NULL AND (m.domain = p.registrable
+                OR ends_with(m.domain, '.' || p.registrable)), false) AS self_hosted,
+       {_rank_of(OUTCOMES, OUTCOME_CASE)} AS outcome_rank,
+       CASE WHEN m.host_status = 'ok'
+            THEN coalesce({_rank_of(CERT_ORDER, 'm.cert_status')}, 1) END AS cert_rank
+FROM mx m
+LEFT JOIN hosts_dedup h ON h.ip = m.ip AND h.port = m.port
+LEFT JOIN suites s ON s.iana_name = h.cipher_suite
+LEFT JOIN mx_providers p ON p.mx_host = m.mx_host
+"""
+
+HOSTS_DEDUP = """
+CREATE OR REPLACE TEMP VIEW hosts_dedup AS
+SELECT * FROM hosts QUALIFY row_number() OVER (PARTITION BY ip, port ORDER BY probed_at DESC) = 1
+"""
+
+CERTS_DEDUP = """
+CREATE OR REPLACE TEMP TABLE certs_dedup AS
+SELECT sha256, any_value(subject) AS subject, any_value(issuer) AS issuer,
+       any_value(key_type) AS key_type, any_value(key_bits) AS key_bits,
+       any_value(self_signed) AS self_signed, any_value(not_after) AS not_after,
+       any_value(signature_algorithm) AS signature_algorithm
+FROM certs GROUP BY sha256
+"""
+
+_OFFERED = "coalesce(starttls_offered, false)"
+_WORKING = "coalesce(host_status = 'ok', false)"
+
+DOMAIN_FACTS = f"""
+CREATE OR REPLACE TEMP TABLE domain_facts AS
+WITH agg AS (
+  SELECT domain,
+    count(*) AS mx_rows,
+    count(DISTINCT mx_host) AS mx_hosts,
+    bool_or({_OFFERED}) AS any_offered,
+    bool_and({_OFFERED}) AS all_offered,
+    bool_and({_OFFERED}) FILTER (WHERE is_primary) AS primary_offered,
+    bool_or({_WORKING}) AS any_working,
+    bool_and({_WORKING}) AS all_working,
+    bool_and({_WORKING}) FILTER (WHERE is_primary) AS primary_working,
+    min(outcome_rank) AS best_rank,
+    min(outcome_rank) FILTER (WHERE is_primary) AS primary_rank,
+    min(cert_rank) AS worst_cert_rank,
+    min(cert_rank) FILTER (WHERE is_primary) AS primary_cert_rank,
+    arg_min(mx_provider, mx_host) FILTER (WHERE is_primary) AS primary_provider,
+    arg_min(self_hosted, mx_host) FILTER (WHERE is_primary) AS primary_self_hosted,
+    bool_and(coalesce(sts_mx_match, false)) AS all_mx_match,
+    count(tlsrpt_result_type) AS sts_failure_rows
+  FROM mx_rows GROUP BY domain
+)
+SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
+  regexp_extract(d.domain, '[^.]+$') AS tld,
+  coalesce(d.mx_kind IN ('mx', 'implicit'), false) AS accepts_mail,
+  coalesce(a.mx_rows, 0) AS mx_rows, coalesce(a.mx_hosts, 0) AS mx_hosts,
+  coalesce(a.any_offered, false) AS any_offered,
+  coalesce(a.all_offered, false) AS all_offered,
+  coalesce(a.primary_offered, false) AS primary_offered,
+  coalesce(a.any_working, false) AS any_working,
+  coalesce(a.all_working, false) AS all_working,
+  coalesce(a.primary_working, false) AS primary_working,
+  {_label_of(OUTCOMES, 'a.best_rank')} AS outcome,
+  {_label_of(OUTCOMES, 'a.primary_rank')} AS primary_outcome,
+  {_label_of(CERT_ORDER, 'a.worst_cert_rank')} AS cert_worst,
+  {_label_of(CERT_ORDER, 'a.primary_cert_rank')} AS cert_primary,
+  CASE WHEN a.primary_cert_rank IS NULL OR a.primary_cert_rank = 1 THEN NULL
+       WHEN a.primary_cert_rank = 2 THEN 'self_signed'
+       WHEN a.primary_cert_rank >= 6 THEN 'valid_chain'
+       ELSE 'broken' END AS chain_primary,
+  CASE WHEN a.domain IS NULL THEN '{{no_mx}}'
+       WHEN a.primary_self_hosted THEN '{{self_hosted}}'
+       ELSE coalesce(a.primary_provider, 'unknown') END AS provider,
+  CASE WHEN a.domain IS NULL OR a.primary_self_hosted OR a.primary_provider IS NULL
+       THEN 'domain:' || d.domain ELSE a.primary_provider END AS cluster,
+  coalesce(d.mta_sts_txt_status IN ('valid', 'invalid', 'multiple'), false) AS sts_record,
+  coalesce(d.mta_sts_txt_status = 'valid', false) AS sts_txt_valid,
+  coalesce(d.mta_sts_policy_status IN ('ok', 'invalid'), false) AS sts_fetched,
+  coalesce(d.mta_sts_policy_status = 'ok', false) AS sts_policy_valid,
+  d.mta_sts_txt_status AS sts_txt_status,
+  d.mta_sts_policy_status AS sts_policy_status,
+  d.mta_sts_policy_error AS sts_policy_error,
+  d.mta_sts_mode AS sts_mode,
+  coalesce(d.mta_sts_policy_status = 'ok' AND a.all_mx_match, false) AS sts_all_mx_match,
+  coalesce(d.sts_domain_verdict = 'deliver' AND d.mta_sts_mode IN ('enforce', 'testing'),
+           false) AS sts_deliver,
+  coalesce(d.sts_domain_verdict = 'fail', false) AS sts_fail,
+  coalesce(d.mta_sts_txt_status = 'valid' AND d.mta_sts_policy_status = 'ok'
+           AND (d.mta_sts_mode = 'none' OR coalesce(a.sts_failure_rows, 0) = 0), false)
+      AS sts_correct,
+  d.tlsrpt_status,
+  coalesce(d.tlsrpt_status IN ('valid', 'invalid', 'multiple'), false) AS tlsrpt_record,
+  coalesce(d.tlsrpt_status = 'valid', false) AS tlsrpt_valid,
+  d.tlsrpt_rua
+FROM domains d LEFT JOIN agg a USING (domain)
+"""
+
+HOST_FACTS = f"""
+CREATE OR REPLACE TEMP TABLE host_facts AS
+SELECT mx_host,
+  any_value(mx_provider) AS provider,
+  coalesce(any_value(mx_provider), 'host:' || mx_host) AS cluster,
+  count(DISTINCT domain) AS domains,
+  bool_or(ip IS NOT NULL) AS has_address,
+  bool_or({_OFFERED}) AS offered,
+  bool_or({_WORKING}) AS tls_ok,
+  bool_and(coalesce(fs, false)) FILTER (WHERE host_status = 'ok') AS fs,
+  {_label_of(OUTCOMES, 'min(outcome_rank)')} AS outcome,
+  {_label_of(CERT_ORDER, 'min(cert_rank)')} AS cert_status
+FROM mx_rows GROUP BY mx_host
+"""
+
+IP_FACTS = f"""
+CREATE OR REPLACE TEMP TABLE ip_facts AS
+WITH clusters AS (
+  SELECT ip, port, min(coalesce(mx_provider, 'host:' || mx_host)) AS cluster
+  FROM mx_rows WHERE ip IS NOT NULL GROUP BY ip, port
+)
+SELECT h.ip, h.port, h.status, h.probe_status, h.starttls_offered, h.tls_version,
+  h.cipher_suite, s.forward_secrecy AS fs, s.ncsc_class AS suite_class,
+  h.versions_supported, h.cipher_suites, h.server_preference, h.banner,
+  {_label_of(OUTCOMES, _rank_of(OUTCOMES, HOST_OUTCOME_CASE))} AS outcome,
+  h.chain_sha256[1] AS leaf, c.self_signed AS leaf_self_signed, c.key_type, c.key_bits,
+  c.issuer, c.subject, c.not_after,
+  coalesce(k.cluster, 'ip:' || h.ip) AS cluster
+FROM hosts_dedup h
+LEFT JOIN suites s ON s.iana_name = h.cipher_suite
+LEFT JOIN certs_dedup c ON c.sha256 = h.chain_sha256[1]
+LEFT JOIN clusters k ON k.ip = h.ip AND k.port = h.port
+"""
+
+
+def domain_facts_sql(no_mx: str, self_hosted: str) -> str:
+    return DOMAIN_FACTS.replace("{no_mx}", no_mx).replace("{self_hosted}", self_hosted)

@@ -1,0 +1,181 @@
+"""Open a scan directory for analysis: DuckDB over the Parquet parts, facts built once.
+
+A ``Scan`` registers the four tables of one scan directory (pyarrow
+datasets with the declared schemas, so old and new part files read alike and
+a table without parts reads as empty) in its own in-process DuckDB
+connection. Nothing is read until a query runs; DuckDB scans the parts with
+projection and filter pushdown and spills to disk when it must, so tens of
+millions of rows never need to fit in memory, let alone in pandas.
+
+``facts()`` builds the per-unit tables of ``facts.py`` once (domains, MX
+host names, addresses); every metric is an aggregation over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from survey.analysis import facts
+from survey.analysis.providers import NO_MX, SELF_HOSTED, ProviderMap
+from survey.proto.ciphers import all_suites
+from survey.store import TABLES, open_dataset
+from survey.store.manifest import ManifestError, read_manifest
+
+
+class AnalysisError(ValueError):
+    """A scan directory that cannot be analysed (the message says why)."""
+
+
+def _suites_table() -> pa.Table:
+    suites = all_suites()
+    return pa.table({
+        "iana_name": [s.iana_name for s in suites],
+        "forward_secrecy": [s.forward_secrecy for s in suites],
+        "ncsc_class": [s.ncsc_class for s in suites],
+        "kx": [s.kx for s in suites],
+        "cipher": [s.cipher for s in suites],
+    })
+
+
+def sample_reason(manifest: Mapping[str, Any]) -> str | None:
+    """Why a scan covers only part of its list (``--limit``/``--shard``), or None."""
+    config = manifest.get("config") or {}
+    if config.get("limit"):
+        return f"--limit {config['limit']}"
+    shard = config.get("shard")
+    if shard:
+        k, n = shard
+        return f"--shard {k}/{n}"
+    return None
+
+
+class Scan:
+    """One scan directory, ready for queries.
+
+    ``sample``: None reads it from the manifest (``--limit``/``--shard``);
+    pass True for a list that is itself a random subset, False to force a
+    census. ``providers``: extra registrable-domain -> provider entries.
+    """
+
+    def __init__(self, path: Path | str, *, sample: bool | None = None,
+                 providers: Mapping[str, str] | None = None, replicates: int = 1000,
+                 seed: int = 0, memory_limit: str | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise AnalysisError(f"{self.path}: not a scan directory")
+        try:
+            self.manifest: dict[str, Any] = read_manifest(self.path)
+        except ManifestError:
+            if not any((self.path / t).is_dir() for t in TABLES):
+                raise AnalysisError(f"{self.path}: no manifest.json and no tables") from None
+            self.manifest = {}
+        self.sample_reason = sample_reason(self.manifest)
+        if sample is True and self.sample_reason is None:
+            self.sample_reason = "declared a sample"
+        self.is_sample = bool(self.sample_reason) if sample is None else sample
+        self.providers = ProviderMap(providers)
+        self.replicates = replicates
+        self.seed = seed
+        self.con = duckdb.connect()
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        for table in TABLES:
+            self.con.register(table, open_dataset(self.path, table))
+        self.con.register("suites", _suites_table())
+        self._facts = False
+
+    # -- identity ---------------------------------------------------------------------
+
+    @property
+    def scan_id(self) -> str:
+        return str(self.manifest.get("scan_id") or self.path.name)
+
+    @property
+    def label(self) -> str:
+        """A short name for charts and tables: the scan id or directory name."""
+        return self.scan_id
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance worth printing above every result (list, date, state, sample)."""
+        m = self.manifest
+        inp = m.get("input") or {}
+        world = m.get("world") or {}
+        return {
+            "scan": self.scan_id,
+            "directory": str(self.path),
+            "list": inp.get("name"),
+            "list_sha256": inp.get("sha256"),
+            "tranco_id": inp.get("tranco_id"),
+            "started_at": m.get("started_at"),
+            "ended_at": m.get("ended_at"),
+            "state": m.get("state"),
+            "profile": (m.get("config") or {}).get("profile"),
+            "sample": self.sample_reason if self.is_sample else None,
+            "testbed_world": (f"{world.get('profile')} profile, seed {world.get('seed')}, "
+                              f"{world.get('domains')} domains") if world else None,
+            "counts": m.get("counts"),
+        }
+
+    # -- queries ----------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(query, params=params) if params else self.con.sql(query)
+
+    def df(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """A (small) query result as pandas."""
+        self.facts()
+        return self.con.execute(query, params or []).df()
+
+    def rows(self, query: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        self.facts()
+        return self.con.execute(query, params or []).fetchall()
+
+    def scalar(self, query: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self.rows(query, params)
+        return rows[0][0] if rows else None
+
+    def facts(self) -> Scan:
+        """Build the per-unit tables (once)."""
+        if self._facts:
+            return self
+        con = self.con
+        hosts = [r[0] for r in con.execute("SELECT DISTINCT mx_host FROM mx").fetchall()]
+        con.register("mx_providers", self.providers.arrow(hosts))
+        con.execute(facts.HOSTS_DEDUP)
+        con.execute(facts.CERTS_DEDUP)
+        con.execute(facts.MX_ROWS)
+        con.execute(facts.domain_facts_sql(NO_MX, SELF_HOSTED))
+        con.execute(facts.HOST_FACTS)
+        con.execute(facts.IP_FACTS)
+        self._facts = True
+        return self
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __repr__(self) -> str:
+        kind = f"sample ({self.sample_reason})" if self.is_sample else "census of its list"
+        return f"<Scan {self.scan_id} at {self.path}: {kind}>"
+
+
+def load(path: Path | str, **kwargs: Any) -> Scan:
+    """Open one scan directory (see ``Scan`` for the options)."""
+    return Scan(path, **kwargs)
+
+
+def load_many(paths: Sequence[Path | str] | Path | str, **kwargs: Any) -> list[Scan]:
+    """Several scans (a longitudinal dataset), oldest first by start time.
+
+    A single parent directory loads every scan directory under it.
+    """
+    if isinstance(paths, (str, Path)):
+        parent = Path(paths)
+        paths = sorted(p for p in parent.iterdir() if (p / "manifest.json").exists())
+    scans = [Scan(p, **kwargs) for p in paths]
+    return sorted(scans, key=lambda s: str(s.manifest.get("started_at") or s.path.name))

@@ -1,0 +1,424 @@
+"""The statistics a paper reports, each with its denominator said out loud.
+
+Every function takes a ``Scan`` and returns ``Share`` values or a small
+DataFrame whose rows are shares (count, total, share, low, high, unit). The
+units of analysis and their definitions live in ``facts.py``; this module
+only aggregates. Intervals appear when the scan is a sample (see
+``shares.py``: cluster bootstrap by provider).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from survey.analysis.facts import CERT_ORDER, CHAIN_CLASSES, EHLO_ANSWERED, OUTCOMES
+from survey.analysis.load import Scan
+from survey.analysis.shares import Share, cluster_bootstrap, frame
+from survey.proto.ciphers import SECURITY_CLASSES, VERSIONS
+
+# Units (denominator names), one spelling each.
+DOMAINS = "domains in the list"
+MAIL_DOMAINS = "domains accepting mail"
+MX_HOSTS = "MX host names"
+IPS = "IP addresses"
+TLS_HOSTS = "MX host names with a TLS handshake"
+TLS_IPS = "IP addresses with a TLS handshake"
+EHLO_IPS = "IP addresses answering EHLO"
+EHLO_HOSTS = "MX host names answering EHLO"
+
+_TABLE = {"domain": "domain_facts", "host": "host_facts", "ip": "ip_facts"}
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def share(scan: Scan, unit_table: str, numerator: str, denominator: str = "true", *,
+          name: str, unit: str) -> Share:
+    """count(numerator AND denominator) / count(denominator) over one fact table.
+
+    ``unit_table``: ``domain``, ``host`` or ``ip``; the conditions are SQL over
+    its columns (facts.py). A sample gets a cluster-bootstrap interval.
+    """
+    table = _TABLE[unit_table]
+    scan.facts()
+    if not scan.is_sample:
+        k, n = scan.rows(f"SELECT count(*) FILTER (WHERE ({denominator}) AND ({numerator})), "
+                         f"count(*) FILTER (WHERE {denominator}) FROM {table}")[0]
+        return Share(name, int(k), int(n), unit)
+    rows = scan.rows(f"SELECT count(*) FILTER (WHERE ({denominator}) AND ({numerator})), "
+                     f"count(*) FILTER (WHERE {denominator}) FROM {table} GROUP BY cluster")
+    num = [r[0] for r in rows]
+    den = [r[1] for r in rows]
+    interval = cluster_bootstrap(num, den, replicates=scan.replicates, seed=scan.seed)
+    low, high = interval if interval else (None, None)
+    return Share(name, int(sum(num)), int(sum(den)), unit, low, high, len(rows))
+
+
+def distribution(scan: Scan, unit_table: str, category: str, denominator: str = "true", *,
+                 unit: str, categories: Sequence[str] | None = None,
+                 include_null: str | None = None, top: int | None = None) -> pd.DataFrame:
+    """Shares of each value of ``category`` (an SQL expression) among ``denominator`` rows.
+
+    ``categories`` fixes the order (and lists zero counts); ``include_null``
+    names the category of NULL values (dropped otherwise, and then not in the
+    total either); ``top`` keeps the largest N and folds the rest into "other".
+    """
+    table = _TABLE[unit_table]
+    scan.facts()
+    where = f"({denominator})" + ("" if include_null else f" AND ({category}) IS NOT NULL")
+    expr = f"coalesce(CAST(({category}) AS VARCHAR), '{include_null}')" if include_null \
+        else f"CAST(({category}) AS VARCHAR)"
+    raw = scan.df(f"SELECT cluster, {expr} AS category, count(*) AS n FROM {table} "
+                  f"WHERE {where} GROUP BY ALL")
+    totals = raw.groupby("category")["n"].sum().sort_values(ascending=False)
+    order = list(categories) if categories else list(totals.index)
+    if categories:
+        order += [c for c in totals.index if c not in order]
+    if top is not None and len(order) > top:
+        keep = order[:top]
+        raw["category"] = raw["category"].where(raw["category"].isin(keep), "other")
+        order = keep + ["other"]
+    total = int(raw["n"].sum())
+    by_cluster = raw.pivot_table(index="cluster", columns="category", values="n",
+                                 aggfunc="sum", fill_value=0) if scan.is_sample and len(raw) \
+        else None
+    out = []
+    for cat in order:
+        count = int(raw.loc[raw["category"] == cat, "n"].sum())
+        low = high = None
+        if by_cluster is not None:
+            den = by_cluster.sum(axis=1).to_numpy()
+            num = by_cluster[cat].to_numpy() if cat in by_cluster else np.zeros_like(den)
+            interval = cluster_bootstrap(num, den, replicates=scan.replicates, seed=scan.seed)
+            low, high = interval if interval else (None, None)
+        out.append(Share(str(cat), count, total, unit, low, high))
+    return frame(out, index="category")
+
+
+# -- STARTTLS --------------------------------------------------------------------------
+
+def starttls_domains(scan: Scan) -> list[Share]:
+    """STARTTLS offered / working on any MX, all MX, the primary MX (domains accepting mail)."""
+    out = []
+    for scope in ("any", "all", "primary"):
+        for what, label in (("offered", "offered"), ("working", "working")):
+            out.append(share(scan, "domain", f"{scope}_{what}", "accepts_mail",
+                             name=f"STARTTLS {label}, {scope} MX", unit=MAIL_DOMAINS))
+    return out
+
+
+def starttls_hosts(scan: Scan) -> list[Share]:
+    """STARTTLS offered / working per MX host name (any of its addresses)."""
+    return [share(scan, "host", "offered", name="STARTTLS offered", unit=MX_HOSTS),
+            share(scan, "host", "tls_ok", name="STARTTLS working", unit=MX_HOSTS)]
+
+
+def starttls_ips(scan: Scan) -> list[Share]:
+    """STARTTLS offered / working per server address that was scanned."""
+    den = "outcome <> 'not_scanned'"
+    return [share(scan, "ip", "coalesce(starttls_offered, false)", den,
+                  name="STARTTLS offered", unit=IPS + " scanned"),
+            share(scan, "ip", "status = 'ok'", den, name="STARTTLS working",
+                  unit=IPS + " scanned")]
+
+
+def starttls(scan: Scan) -> pd.DataFrame:
+    """Every STARTTLS share, one table (the three denominators apart)."""
+    return frame([*starttls_domains(scan), *starttls_hosts(scan), *starttls_ips(scan)])
+
+
+def outcomes(scan: Scan) -> pd.DataFrame:
+    """What happened when we tried: domains (best MX), MX host names, addresses.
+
+    Rate-limited, rejected and unreachable servers are their own categories,
+    never counted as "no STARTTLS".
+    """
+    parts = []
+    for unit_table, denominator, unit, column in (
+            ("domain", "accepts_mail", MAIL_DOMAINS, "coalesce(outcome, 'no_address')"),
+            ("host", "true", MX_HOSTS, "outcome"),
+            ("ip", "true", IPS, "outcome")):
+        parts.append(distribution(scan, unit_table, column, denominator, unit=unit,
+                                  categories=OUTCOMES))
+    return pd.concat(parts, ignore_index=True)
+
+
+# -- TLS versions, cipher suites, forward secrecy ----------------------------------------
+
+def tls_versions(scan: Scan) -> pd.DataFrame:
+    """Negotiated version per address with a handshake; supported versions where enumerated.
+
+    ``measure`` says which: ``negotiated`` (the starttls probe: the best the
+    server and our client share) or ``supported`` (the versions profile;
+    shares do not add up to 1: a server supports several). Addresses whose
+    enumeration did not run (null ``versions_supported``) are not in the
+    supported denominator.
+    """
+    negotiated = distribution(scan, "ip", "tls_version", "status = 'ok'", unit=TLS_IPS,
+                              categories=VERSIONS)
+    negotiated.insert(0, "measure", "negotiated")
+    den = "versions_supported IS NOT NULL"
+    enumerated_unit = "IP addresses with enumerated versions"
+    supported = frame([share(scan, "ip", f"list_contains(versions_supported, '{v}')", den,
+                             name=v, unit=enumerated_unit) for v in VERSIONS],
+                      index="category")
+    supported.insert(0, "measure", "supported")
+    return pd.concat([negotiated, supported], ignore_index=True)
+
+
+def versions_measured(scan: Scan) -> int:
+    """Addresses whose versions were enumerated (0: the scan ran the starttls profile only)."""
+    return int(scan.scalar("SELECT count(*) FROM ip_facts WHERE versions_supported IS NOT NULL"))
+
+
+def cipher_classes(scan: Scan) -> pd.DataFrame:
+    """Security class (NCSC-NL 2025, the registry's) of the negotiated suite and of offers.
+
+    ``negotiated``: per address with a handshake. ``worst offered``: per
+    address whose suites were enumerated, the weakest class it accepts.
+    """
+    negotiated = distribution(scan, "ip", "suite_class", "status = 'ok'", unit=TLS_IPS,
+                              categories=SECURITY_CLASSES, include_null="unknown suite")
+    negotiated.insert(0, "measure", "negotiated")
+    worst = ("(SELECT max(list_position(['good','sufficient','phase-out','insufficient'], "
+             "s.ncsc_class)) FROM (SELECT unnest(cipher_suites).name AS n) u "
+             "JOIN suites s ON s.iana_name = u.n)")
+    offered = distribution(
+        scan, "ip", f"['good','sufficient','phase-out','insufficient'][{worst}]",
+        "cipher_suites IS NOT NULL AND len(cipher_suites) > 0",
+        unit="IP addresses with enumerated suites", categories=SECURITY_CLASSES)
+    offered.insert(0, "measure", "worst offered")
+    return pd.concat([negotiated, offered], ignore_index=True)
+
+
+def forward_secrecy(scan: Scan) -> list[Share]:
+    """Forward secrecy of what was negotiated, per address and per MX host name."""
+    out = [share(scan, "ip", "coalesce(fs, false)", "status = 'ok'",
+                 name="forward secrecy negotiated", unit=TLS_IPS),
+           share(scan, "host", "coalesce(fs, false)", "tls_ok",
+                 name="forward secrecy negotiated (every address)", unit=TLS_HOSTS)]
+    enumerated = "cipher_suites IS NOT NULL AND len(cipher_suites) > 0"
+    fs_any = ("(SELECT bool_or(s.forward_secrecy) FROM (SELECT unnest(cipher_suites).name AS n)"
+              " u JOIN suites s ON s.iana_name = u.n)")
+    fs_all = fs_any.replace("bool_or", "bool_and")
+    out += [share(scan, "ip", f"coalesce({fs_any}, false)", enumerated,
+                  name="offers a forward-secret suite",
+                  unit="IP addresses with enumerated suites"),
+            share(scan, "ip", f"coalesce({fs_all}, false)", enumerated,
+                  name="offers only forward-secret suites",
+                  unit="IP addresses with enumerated suites")]
+    return out
+
+
+# -- certificates --------------------------------------------------------------------------
+
+def cert_verdicts(scan: Scan) -> pd.DataFrame:
+    """Certificate verdicts (DESIGN.md) per MX host name and per domain (primary MX)."""
+    hosts = distribution(scan, "host", "cert_status", "tls_ok", unit=TLS_HOSTS,
+                         categories=CERT_ORDER[::-1])
+    domains = distribution(scan, "domain", "cert_primary",
+                           "accepts_mail AND cert_primary IS NOT NULL",
+                           unit="domains whose primary MX completed TLS",
+                           categories=CERT_ORDER[::-1])
+    return pd.concat([hosts, domains], ignore_index=True)
+
+
+def chain_classes(scan: Scan) -> pd.DataFrame:
+    """Self-signed / CA-signed but broken / valid chain, per domain (primary MX with TLS)."""
+    return distribution(scan, "domain", "chain_primary",
+                        "accepts_mail AND chain_primary IS NOT NULL",
+                        unit="domains whose primary MX completed TLS",
+                        categories=CHAIN_CLASSES)
+
+
+def cert_keys(scan: Scan) -> pd.DataFrame:
+    """Leaf key type and size, per address with a handshake (e.g. ``RSA 2048``)."""
+    return distribution(scan, "ip", "key_type || ' ' || CAST(key_bits AS VARCHAR)",
+                        "status = 'ok' AND leaf IS NOT NULL", unit=TLS_IPS)
+
+
+def top_issuers(scan: Scan, n: int = 10) -> pd.DataFrame:
+    """The issuers of leaf certificates, per address with a handshake (top ``n``)."""
+    return distribution(scan, "ip", "issuer", "status = 'ok' AND leaf IS NOT NULL",
+                        unit=TLS_IPS, top=n)
+
+
+def top_banners(scan: Scan, n: int = 10, width: int = 80) -> pd.DataFrame:
+    """The most common greeting lines, per address: what servers say they run.
+
+    The first line, its first ``width`` characters, with the host name after
+    the reply code replaced by ``[host]`` so that one software groups
+    together. Server-supplied text, counted as data: shown escaped, never
+    interpreted.
+    """
+    line = "split_part(replace(banner, chr(13), ''), chr(10), 1)"
+    first = (f"left(regexp_replace({line}, '^([0-9][0-9][0-9][ -])[^ ]+', '\\1[host]'), "
+             f"{int(width)})")
+    scan.facts()
+    return distribution(scan, "ip", first, "outcome IN ('starttls_ok', 'starttls_failed', "
+                        "'no_starttls', 'rejected', 'rate_limited')",
+                        unit="IP addresses that sent a greeting", top=n)
+
+
+# -- MTA-STS and TLSRPT --------------------------------------------------------------------
+
+FUNNEL = (
+    ("domains accepting mail", "true"),
+    ("_mta-sts TXT present", "sts_record"),
+    ("TXT valid", "sts_txt_valid"),
+    ("policy fetched", "sts_txt_valid AND sts_fetched"),
+    ("policy valid", "sts_txt_valid AND sts_policy_valid"),
+    ("mode enforce or testing", "sts_txt_valid AND sts_policy_valid "
+                                "AND sts_mode IN ('enforce', 'testing')"),
+    ("every MX matches the policy", "sts_txt_valid AND sts_policy_valid "
+                                    "AND sts_mode IN ('enforce', 'testing') AND sts_all_mx_match"),
+    ("a sender would deliver", "sts_txt_valid AND sts_policy_valid "
+                               "AND sts_mode IN ('enforce', 'testing') AND sts_all_mx_match "
+                               "AND sts_deliver"),
+)
+
+
+def mta_sts_funnel(scan: Scan) -> pd.DataFrame:
+    """From domains accepting mail to a policy a sender would deliver under.
+
+    Each step's share is of the domains accepting mail; ``of_previous`` is
+    the step's count over the previous step's.
+    """
+    shares = [share(scan, "domain", cond, "accepts_mail", name=step, unit=MAIL_DOMAINS)
+              for step, cond in FUNNEL]
+    df = frame(shares, index="step")
+    previous = df["count"].shift(1)
+    df["of_previous"] = (df["count"] / previous).where(previous > 0)
+    return df
+
+
+def mta_sts_modes(scan: Scan) -> pd.DataFrame:
+    """Policy mode among domains with a valid TXT record and a valid policy."""
+    return distribution(scan, "domain", "sts_mode", "sts_txt_valid AND sts_policy_valid",
+                        unit="domains with a valid MTA-STS policy",
+                        categories=("enforce", "testing", "none"))
+
+
+def mta_sts_misconfigurations(scan: Scan) -> pd.DataFrame:
+    """What is wrong, per domain with an ``_mta-sts`` record (a domain may have several)."""
+    categories = [
+        ("TXT record invalid", "sts_txt_status = 'invalid'"),
+        ("several TXT records", "sts_txt_status = 'multiple'"),
+        ("policy fetch failed", "sts_txt_valid AND sts_policy_status = 'fetch_error'"),
+        ("policy invalid", "sts_txt_valid AND sts_policy_status = 'invalid'"),
+        ("an MX not matched by the policy", "sts_policy_valid AND sts_mode <> 'none' "
+                                            "AND NOT sts_all_mx_match"),
+        ("an MX fails TLS or its certificate", "sts_policy_valid AND sts_mode <> 'none' "
+         "AND domain IN (SELECT domain FROM mx_rows WHERE tlsrpt_result_type IN ("
+         "'starttls-not-supported', 'certificate-host-mismatch', 'certificate-expired', "
+         "'certificate-not-trusted') OR (tlsrpt_result_type = 'validation-failure' "
+         "AND sts_mx_match))"),
+        ("misconfigured (any of the above)", "NOT sts_correct"),
+        ("a sender would fail to deliver", "sts_fail"),
+    ]
+    unit = "domains with an MTA-STS record"
+    return frame([share(scan, "domain", cond, "sts_record", name=name, unit=unit)
+                  for name, cond in categories], index="category")
+
+
+def mta_sts_policy_errors(scan: Scan) -> pd.DataFrame:
+    """The category of each failed or invalid policy fetch (``mta_sts_policy_error``)."""
+    return distribution(scan, "domain", "sts_policy_error",
+                        "sts_txt_valid AND sts_policy_status IN ('fetch_error', 'invalid')",
+                        unit="domains whose policy fetch failed or was invalid",
+                        include_null="unspecified")
+
+
+TLSRPT_RESULT_TYPES = (
+    "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
+    "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
+    "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid")
+
+
+def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
+    """RFC 8460 result types a sender applying the policy would report.
+
+    ``sessions``: (domain, MX, IP) rows of domains with a valid ``_mta-sts``
+    record; ``domains``: domains with at least one row of the type.
+    """
+    scan.facts()
+    rows = scan.rows("SELECT tlsrpt_result_type, count(*), count(DISTINCT domain) FROM mx_rows "
+                     "WHERE tlsrpt_result_type IS NOT NULL GROUP BY ALL")
+    counted = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+    sessions = int(scan.scalar(
+        "SELECT count(*) FROM mx_rows m JOIN domain_facts d USING (domain) "
+        "WHERE d.sts_txt_valid"))
+    domains = int(scan.scalar("SELECT count(*) FROM domain_facts WHERE sts_txt_valid"))
+    out = []
+    for kind in [*TLSRPT_RESULT_TYPES, *sorted(set(counted) - set(TLSRPT_RESULT_TYPES))]:
+        s, d = counted.get(kind, (0, 0))
+        out.append({"result_type": kind, "sessions": s, "of_sessions": sessions,
+                    "domains": d, "of_domains": domains,
+                    "share_of_domains": d / domains if domains else float("nan")})
+    return pd.DataFrame(out)
+
+
+def tlsrpt(scan: Scan) -> list[Share]:
+    """TLSRPT adoption among domains accepting mail."""
+    return [share(scan, "domain", "tlsrpt_record", "accepts_mail",
+                  name="_smtp._tls TXT present", unit=MAIL_DOMAINS),
+            share(scan, "domain", "tlsrpt_valid", "accepts_mail",
+                  name="valid TLSRPT record", unit=MAIL_DOMAINS),
+            share(scan, "domain", "tlsrpt_valid", "accepts_mail AND sts_policy_valid",
+                  name="valid TLSRPT record (with a valid MTA-STS policy)",
+                  unit="domains accepting mail with a valid MTA-STS policy")]
+
+
+def tlsrpt_schemes(scan: Scan) -> pd.DataFrame:
+    """Report URI schemes per domain with a valid TLSRPT record: mailto, https or both."""
+    def has(prefix: str) -> str:
+        return (f"coalesce((SELECT bool_or(lower(u) LIKE '{prefix}%') "
+                f"FROM (SELECT unnest(tlsrpt_rua) AS u)), false)")
+
+    scheme = (f"CASE WHEN {has('mailto:')} AND {has('https:')} THEN 'both' "
+              f"WHEN {has('mailto:')} THEN 'mailto' WHEN {has('https:')} THEN 'https' "
+              "ELSE 'other' END")
+    return distribution(scan, "domain", scheme, "tlsrpt_valid",
+                        unit="domains with a valid TLSRPT record",
+                        categories=("mailto", "https", "both", "other"))
+
+
+# -- overview ----------------------------------------------------------------------------------
+
+def denominators(scan: Scan) -> pd.DataFrame:
+    """The populations every share is of, as exact counts."""
+    scan.facts()
+    q = {
+        DOMAINS: "SELECT count(*) FROM domain_facts",
+        "domains whose MX lookup failed": "SELECT count(*) FROM domain_facts WHERE dns_status "
+                                          "NOT IN ('ok', 'no_data')",
+        MAIL_DOMAINS: "SELECT count(*) FROM domain_facts WHERE accepts_mail",
+        "domains with a null MX (no mail)": "SELECT count(*) FROM domain_facts "
+                                            "WHERE mx_kind = 'null_mx'",
+        MX_HOSTS: "SELECT count(*) FROM host_facts",
+        EHLO_HOSTS: f"SELECT count(*) FROM host_facts WHERE outcome IN {_in(EHLO_ANSWERED)}",
+        IPS: "SELECT count(*) FROM ip_facts",
+        EHLO_IPS: f"SELECT count(*) FROM ip_facts WHERE outcome IN {_in(EHLO_ANSWERED)}",
+        TLS_IPS: "SELECT count(*) FROM ip_facts WHERE status = 'ok'",
+        "distinct certificates": "SELECT count(*) FROM certs_dedup",
+    }
+    return pd.DataFrame([{"population": k, "count": int(scan.scalar(v))} for k, v in q.items()])
+
+
+def headline(scan: Scan) -> pd.DataFrame:
+    """A handful of numbers for the first page."""
+    d = starttls_domains(scan)
+    fs = forward_secrecy(scan)
+    return frame([
+        d[0], d[3], *starttls_hosts(scan), *starttls_ips(scan), fs[0],
+        share(scan, "host", "cert_status = 'valid'", "tls_ok",
+              name="valid certificate", unit=TLS_HOSTS),
+        share(scan, "domain", "sts_txt_valid AND sts_policy_valid", "accepts_mail",
+              name="valid MTA-STS policy", unit=MAIL_DOMAINS),
+        share(scan, "domain", "tlsrpt_valid", "accepts_mail", name="valid TLSRPT record",
+              unit=MAIL_DOMAINS),
+    ])

@@ -1,0 +1,121 @@
+"""Shares with explicit denominators, and intervals where the data is a sample.
+
+Every number the analysis reports is a ``Share``: an exact count, an exact
+denominator and the unit the denominator counts (domains that accept mail,
+MX host names, IP addresses...). A scan of a whole list is a census of that
+list: its shares are exact and carry no interval. A scan of part of a list
+(``--limit``, ``--shard``, a random subset) is a sample, and then a share
+gets a 95% interval.
+
+Theory of operation: the cluster bootstrap
+------------------------------------------
+Domains are not independent draws: a provider's customers share its servers,
+so one provider's configuration moves thousands of domains at once, and an
+interval that treats domains as independent is far too narrow. The bootstrap
+therefore resamples *clusters* (providers; a self-hosted domain is its own
+cluster) with replacement, sums numerators and denominators over the drawn
+clusters, and takes the 2.5 and 97.5 percentiles of the ratio.
+
+A census of millions of domains has millions of clusters, but few distinct
+(numerator, denominator) pairs: most self-hosted clusters are (0, 1) or
+(1, 1). Resampling C clusters with replacement is the same as a multinomial
+draw of C over the distinct pairs with probabilities proportional to their
+multiplicities, so each replicate costs the number of distinct pairs, not C.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_REPLICATES = 1000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Share:
+    """``count`` of ``total`` ``unit`` (e.g. 760 of 1,000 MX host names)."""
+
+    name: str
+    count: int
+    total: int
+    unit: str
+    low: float | None = None      # interval bounds (fractions), only for samples
+    high: float | None = None
+    clusters: int | None = None   # clusters behind the interval
+
+    @property
+    def value(self) -> float:
+        return self.count / self.total if self.total else math.nan
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.value
+
+    def __str__(self) -> str:
+        if not self.total:
+            return f"{self.name}: no {self.unit}"
+        text = f"{self.name}: {self.percent:.1f}% ({self.count:,} of {self.total:,} {self.unit})"
+        if self.low is not None and self.high is not None:
+            text += f" [95% CI {100 * self.low:.1f}-{100 * self.high:.1f}%]"
+        return text
+
+    def as_row(self) -> dict:
+        return {"metric": self.name, "count": self.count, "total": self.total,
+                "share": self.value, "low": self.low, "high": self.high, "unit": self.unit}
+
+
+def frame(shares: Iterable[Share], *, index: str = "metric") -> pd.DataFrame:
+    """Shares as a small DataFrame (metric, count, total, share, low, high, unit)."""
+    rows = [s.as_row() for s in shares]
+    columns = ["metric", "count", "total", "share", "low", "high", "unit"]
+    df = pd.DataFrame(rows, columns=columns)
+    if index != "metric":
+        df = df.rename(columns={"metric": index})
+    return df
+
+
+def cluster_bootstrap(numerators: Sequence[int], denominators: Sequence[int], *,
+                      replicates: int = DEFAULT_REPLICATES, seed: int = 0,
+                      confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Percentile interval of sum(num)/sum(den) resampling clusters with replacement.
+
+    One entry per cluster. None when there is nothing to resample (no
+    cluster with a positive denominator).
+    """
+    num = np.asarray(numerators, dtype=np.int64)
+    den = np.asarray(denominators, dtype=np.int64)
+    if num.shape != den.shape:
+        raise ValueError("numerators and denominators differ in length")
+    if num.size == 0 or den.sum() == 0:
+        return None
+    pairs, multiplicity = np.unique(np.stack([num, den], axis=1), axis=0, return_counts=True)
+    clusters = int(multiplicity.sum())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(clusters, multiplicity / clusters, size=replicates)
+    sum_num = draws @ pairs[:, 0]
+    sum_den = draws @ pairs[:, 1]
+    keep = sum_den > 0
+    if not keep.any():
+        return None
+    ratios = sum_num[keep] / sum_den[keep]
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def wilson(count: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Wilson score interval for independent draws (no clustering)."""
+    if total <= 0:
+        return None
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = count / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
