@@ -39,7 +39,7 @@ def log(*parts: object) -> None:
     print("[bench]", *parts, file=sys.stderr, flush=True)
 
 
-def target(value: float | int | None, op: str, bound: float) -> dict:
+def target(value: float | None, op: str, bound: float) -> dict:
     """One target: ``{"value", "target", "pass"}``; ``op`` is ``<=`` or ``>=``."""
     if value is None:
         ok = False
@@ -183,7 +183,7 @@ def _wait_for_dns(ip: str, port: int, proc, timeout: float = 120.0) -> None:
             answer = dns.query.udp(query, ip, port=port, timeout=0.5)
             if answer.rcode() == dns.rcode.NOERROR and answer.answer:
                 return
-        except Exception:   # noqa: BLE001 - not up yet
+        except Exception:   # noqa: BLE001, S110 - not up yet
             pass
         time.sleep(0.1)
     raise RuntimeError("nsd did not serve the zone in time")

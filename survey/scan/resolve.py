@@ -22,8 +22,14 @@ from dataclasses import dataclass
 import trio
 
 from survey.net.dns import HostCache, Lookup, Resolver
-from survey.proto.txtrecords import (StsRecord, TlsrptRecord, parse_mta_sts_txt,
-                                     parse_tlsrpt_txt, record_text, txt_status)
+from survey.proto.txtrecords import (
+    StsRecord,
+    TlsrptRecord,
+    parse_mta_sts_txt,
+    parse_tlsrpt_txt,
+    record_text,
+    txt_status,
+)
 from survey.scan.targets import Target
 
 
@@ -64,6 +70,9 @@ def canonical_ip(text: str) -> str:
 
 
 def _name(rdata_name) -> str:
+    """An MX exchange: survey.proto.dnswire gives lower-case text without the final dot."""
+    if isinstance(rdata_name, str):
+        return rdata_name.rstrip(".").lower()
     return rdata_name.to_text(omit_final_dot=True).lower()
 
 
