@@ -43,6 +43,7 @@ from tests.interop.pki import LabPki, Served
 ZONE = "interop.test"
 DNS_IP = "127.77.0.53"
 HTTPS_IP = "127.77.2.1"
+LAB_CHECK_AGENT = "interop-lab-check"   # the lab's own checks, told apart in nginx's log
 
 # Cipher lists (OpenSSL syntax) the listeners are configured with.
 POSTFIX_MEDIUM = "aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH"      # Postfix's default

@@ -61,6 +61,8 @@ class PeerView:
     server_order: bool | None = None      # None: the tool does not say
     unknown: list[str] = field(default_factory=list)   # suites we could not name
     error: str | None = None              # the tool found no TLS to test: why it says so
+    preferred: dict[str, str] = field(default_factory=dict)   # sslscan: the server's pick
+                                          # from the tool's own order, per version
 
     def all_suites(self) -> set[tuple[str, str]]:
         return {(v, s) for v, names in self.suites.items() for s in names}
@@ -122,6 +124,8 @@ def parse_sslscan(path: Path, label: str) -> PeerView:
                                 f"{cipher.get('cipher')}")
             continue
         view.suites.setdefault(version, set()).add(suite.iana_name)
+        if cipher.get("status") == "preferred":
+            view.preferred[version] = suite.iana_name
     return view
 
 

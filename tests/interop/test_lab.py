@@ -15,7 +15,15 @@ import dns.rcode
 import pytest
 
 from tests.interop.conftest import ScanResult, survey_scan
-from tests.interop.lab import BY_LABEL, DNS_IP, HTTPS_IP, LISTENERS, ZONE, smtp_greeting
+from tests.interop.lab import (
+    BY_LABEL,
+    DNS_IP,
+    HTTPS_IP,
+    LAB_CHECK_AGENT,
+    LISTENERS,
+    ZONE,
+    smtp_greeting,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -82,7 +90,7 @@ def fetch_policy(lab, host: str) -> bytes:
     with (socket.create_connection((HTTPS_IP, lab.https_port), timeout=5) as raw,
           context.wrap_socket(raw, server_hostname=host) as tls):
         tls.sendall(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\n"
-                    "Connection: close\r\n\r\n".encode())
+                    f"User-Agent: {LAB_CHECK_AGENT}\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := tls.recv(4096):
             data += chunk

@@ -4,7 +4,8 @@ Three independent views of each listener: its configuration (expanded by
 OpenSSL, tests/interop/expected.py), two peer tools (tests/interop/peers.py),
 and our `--profile ciphers` scan. Every pair must agree on the versions and
 the (version, suite) pairs; testssl.sh must also agree on whether the server
-enforces its own order. The table of who agreed is printed at the end of the
+enforces its own order, and where it does, the suite sslscan reports as
+"preferred" must be the first of our preference order. The table of who agreed is printed at the end of the
 test session (conftest's terminal summary) and kept in AGREEMENT.
 
 Known, explained differences (asserted, so a change in a tool shows up):
@@ -69,6 +70,12 @@ def test_we_agree_with_the_peers(peer_views, ciphers_scan, listener):
         if view.server_order is not None:
             enforced = {p["enforced"] for p in row["server_preference"]}
             order = diff(enforced, {view.server_order})
+        elif view.preferred and configured(listener).server_order:
+            # sslscan does not judge the order, but a server that enforces its own picks
+            # its first choice from whatever the tool offers: our preference_order 1.
+            firsts = {s["version"]: s["name"] for s in row["cipher_suites"]
+                      if s["preference_order"] == 1}
+            order = diff(set(firsts.items()), set(view.preferred.items()))
         AGREEMENT[(listener.label, tool)] = (diff(versions, view.versions),
                                              diff(suites, view.all_suites()), order)
     for tool in TOOLS:
