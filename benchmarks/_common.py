@@ -116,20 +116,27 @@ def run_measured(cmd: list[str], **kwargs) -> dict:
     """Run a command to completion; its wall, CPU and peak RSS (the child alone).
 
     ``os.wait4`` gives the rusage of exactly this child, whatever else runs.
+    A piped stdout is read after the child exits: keep it small.
     """
     started = time.monotonic()
     proc = subprocess.Popen(cmd, **kwargs)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
-    return {"returncode": proc.returncode, "wall_s": wall,
+    output = proc.stdout.read().decode(errors="replace") if proc.stdout else None
+    return {"returncode": proc.returncode, "wall_s": wall, "stdout": output,
             "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
             "sys_s": usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 @contextlib.contextmanager
 def nsd(zone_file: Path, ip: str = "127.77.0.1") -> Iterator[tuple[str, int]]:
-    """A real NSD serving ``zone_file`` as ``test.`` on ``ip`` and a free high port."""
+    """A real NSD serving ``zone_file`` as ``test.`` on ``ip`` and a free high port.
+
+    Response rate limiting is off: it exists to blunt reflection attacks, and at
+    its default 200 answers a second per client it would drop or truncate most
+    of a benchmark's queries.
+    """
     binary = shutil.which("nsd") or "/usr/sbin/nsd"
     if not os.path.exists(binary):
         raise RuntimeError("nsd is not installed (make bench installs it: apt-get install nsd)")
@@ -152,6 +159,8 @@ def nsd(zone_file: Path, ip: str = "127.77.0.1") -> Iterator[tuple[str, int]]:
     verbosity: 0
     hide-version: yes
     zonefiles-write: 0
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
 remote-control:
     control-enable: no
 zone:

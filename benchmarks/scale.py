@@ -1,0 +1,218 @@
+"""End to end at scale (issue 10, item 4).
+
+1. A ``default`` world of ``--domains`` (100,000) domains, ``--scale fast``,
+   served by ``survey world --serve``; ``survey scan --world`` with the
+   ``starttls`` profile runs as a child process, and ``os.wait4`` gives that
+   process's own CPU and peak RSS (the world's server, NSD and the benchmark
+   itself are not counted). Reported: wall, scanner CPU per domain and per
+   server (servers = distinct (ip, port) probed, from the manifest), peak RSS.
+2. The DNS-only stage (``survey.scan.resolve`` over ``survey.net.dns`` at the
+   scan's concurrency, as ``survey scan`` runs it) in a child process against
+   NSD serving the world's zone, at ``--domains`` and at ``--dns-domains``
+   (1,000,000): the full world does not fit a 2-core, 24 GB machine next to
+   its own servers, and the DNS stage is where a scan's memory could grow
+   with its input. Target: peak RSS at 1M at most 1.2x the figure at 100k.
+
+``--compare-rev REV`` also runs part 1 with the scanner of another git
+revision (``git archive REV``), side by side against the same running world:
+the before/after figures of an optimisation, measured in one run.
+
+Targets: scanner CPU <= 2 ms per domain; peak RSS <= 500 MB; RSS(1M DNS) <=
+1.2 x RSS(100k DNS).
+
+    python benchmarks/scale.py [--domains 100000] [--dns-domains 1000000]
+                               [--skip-dns] [--skip-scan] [--compare-rev REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
+                            "survey-bench"))
+
+
+def world_dir(domains: int, seed: int) -> Path:
+    """Build (once; cached across runs) a fast-scale default world."""
+    directory = CACHE / f"world-{domains}-{seed}"
+    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
+        c.log(f"building a {domains}-domain world in {directory}")
+        subprocess.run(c.SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
+                                   "--scale", "fast", "--out", str(directory)],
+                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
+    return directory
+
+
+def serve(directory: Path) -> subprocess.Popen:
+    (directory / "world.json").unlink(missing_ok=True)
+    proc = subprocess.Popen(c.SURVEY + ["world", "--serve", "--any-ports", "--out",
+                                        str(directory)], cwd=c.REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (directory / "world.json").exists():
+        if proc.poll() is not None:
+            raise RuntimeError("the world server exited before it was ready")
+        if time.monotonic() > deadline:
+            c.stop(proc)
+            raise RuntimeError("the world was not ready within 600 s")
+        time.sleep(0.5)
+    return proc
+
+
+def scan(directory: Path, out: Path, source: Path | None = None) -> dict:
+    """One ``survey scan`` child with its own rusage; ``source``: another tree's scanner."""
+    env = dict(os.environ)
+    cwd = c.REPO
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+        cwd = source
+    with tempfile.TemporaryFile() as errors:
+        result = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
+                                            str(out), "--quiet"], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=errors)
+        if result["returncode"] != 0:
+            errors.seek(0)
+            raise RuntimeError(f"survey scan exited with {result['returncode']}: "
+                               f"{errors.read()[-2000:].decode(errors='replace')}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts, stats = manifest["counts"], manifest["stats"]
+    domains, servers = counts["domains"], stats["servers"]
+    result.pop("stdout", None)
+    return {**result, "domains": domains, "servers": servers,
+            "connections": stats.get("connections"), "dns_queries": stats.get("dns_queries"),
+            "cpu_ms_per_domain": 1000 * result["cpu_s"] / domains,
+            "cpu_ms_per_server": 1000 * result["cpu_s"] / max(servers, 1),
+            "domains_per_s": domains / result["wall_s"]}
+
+
+def checkout(rev: str, into: Path) -> Path:
+    archive = subprocess.run(["git", "-C", str(c.REPO), "archive", rev, "survey"],
+                             check=True, capture_output=True).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+# -- the DNS-only stage in a child --------------------------------------------------------
+
+def dns_child(domains_file: str, ip: str, port: int, concurrency: int) -> None:
+    """Child mode: run the DNS stage over the listed domains; print one JSON line."""
+    import trio
+
+    from survey.net.dns import HostCache, Resolver
+    from survey.scan.resolve import resolve_domain
+    from survey.scan.targets import read_targets
+
+    resolver = Resolver([(ip, port)], timeout=2.0, lifetime=6.0, rate=None)
+    cache = HostCache(resolver)
+    count = 0
+
+    async def one(target, limiter) -> None:
+        nonlocal count
+        try:
+            await resolve_domain(target, resolver, cache)
+            count += 1
+        finally:
+            limiter.release_on_behalf_of(target)
+
+    async def main() -> None:
+        limiter = trio.CapacityLimiter(concurrency)
+        async with trio.open_nursery() as nursery:
+            for target in read_targets(domains_file):
+                await limiter.acquire_on_behalf_of(target)
+                nursery.start_soon(one, target, limiter)
+
+    trio.run(main)
+    print(json.dumps({"domains": count, "queries": resolver.queries}))
+
+
+def dns_only(domains: int, seed: int, concurrency: int) -> dict:
+    """Build the zone of a ``domains`` world, serve it with NSD, run the stage in a child."""
+    from survey.testbed import zones
+    from survey.testbed.generator import generate
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-dns-") as tmp:
+        tmp = Path(tmp)
+        started = time.monotonic()
+        world = generate(domains, seed, "default", scale="fast")
+        zones.write_zones(world, tmp)
+        with open(tmp / "domains.csv", "w") as fh:
+            fh.writelines(f"{d.rank},{d.name}\n" for d in world.domains)
+        del world
+        c.log(f"{domains}-domain zone in {time.monotonic() - started:.0f} s")
+        with c.nsd(tmp / zones.ZONE_FILE) as (ip, port):
+            result = c.run_measured([c.PYTHON, __file__, "--dns-child",
+                                     str(tmp / "domains.csv"), ip, str(port),
+                                     str(concurrency)], cwd=c.REPO,
+                                    stdout=subprocess.PIPE)
+    child = json.loads(result.pop("stdout") or "{}")
+    if result["returncode"] != 0 or child.get("domains") != domains:
+        raise RuntimeError(f"the DNS stage child failed: {result}, {child}")
+    return {**result, **child, "cpu_us_per_domain": 1e6 * result["cpu_s"] / domains}
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--dns-child":
+        # The child's stdout is a pipe run_measured does not read: keep it short.
+        dns_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, default=100_000)
+    parser.add_argument("--dns-domains", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--skip-scan", action="store_true")
+    parser.add_argument("--skip-dns", action="store_true")
+    parser.add_argument("--compare-rev", metavar="REV",
+                        help="also scan with the scanner of this git revision")
+    args = parser.parse_args()
+
+    out: dict = {"settings": {"domains": args.domains, "dns_domains": args.dns_domains,
+                              "seed": args.seed, "profile": "starttls", "scale": "fast"}}
+    targets = {}
+    if not args.skip_scan:
+        directory = world_dir(args.domains, args.seed)
+        world = serve(directory)
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
+                runs = {}
+                if args.compare_rev:
+                    source = checkout(args.compare_rev, Path(tmp) / "src")
+                    c.log(f"scanning with {args.compare_rev}")
+                    runs[args.compare_rev] = scan(directory, Path(tmp) / "before", source)
+                c.log("scanning with this tree")
+                runs["this tree"] = scan(directory, Path(tmp) / "after")
+        finally:
+            c.stop(world, signal.SIGTERM, timeout=60)
+        now = runs["this tree"]
+        out["scan"] = runs
+        targets["cpu_ms_per_domain"] = c.target(now["cpu_ms_per_domain"], "<=", 2.0)
+        targets["peak_rss_mb"] = c.target(now["peak_rss_mb"], "<=", 500)
+    if not args.skip_dns:
+        small = dns_only(args.domains, args.seed, args.concurrency)
+        c.log(f"DNS stage at {args.domains}: {small['peak_rss_mb']:.0f} MB")
+        large = dns_only(args.dns_domains, args.seed, args.concurrency)
+        c.log(f"DNS stage at {args.dns_domains}: {large['peak_rss_mb']:.0f} MB")
+        out["dns_only"] = {str(args.domains): small, str(args.dns_domains): large}
+        targets["dns_rss_large_over_small"] = c.target(
+            large["peak_rss_mb"] / small["peak_rss_mb"], "<=", 1.2)
+    c.emit("scale", **out, targets=targets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
