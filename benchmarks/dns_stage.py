@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as c  # noqa: E402
+import _common as c
 
 
 def build_zone(domains: int, seed: int, directory: Path) -> tuple[Path, list[str]]:
