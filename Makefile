@@ -1,11 +1,14 @@
 # make test   create .venv, install the package with its test extra, run the suite
 # make demo   create .venv, install everything (notebooks too), run the demo
-# Both work on a fresh machine with python3 (>= 3.11) and make.
+# make bench create .venv, install the benchmarks' peers and servers (as root: apt), run
+#            every benchmarks/*.py; each prints one JSON object (targets as value/target/pass)
+# All work on a fresh machine with python3 (>= 3.11) and make.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: test demo clean
+.PHONY: test demo bench clean
+BENCHMARKS ?= dns_stage handshake scale peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +28,12 @@ test: $(VENV)/.test
 demo: $(VENV)/.all
 	$(BIN)/survey demo
 
+bench: $(VENV)/.test
+	PYTHON=$(PYTHON) bash benchmarks/setup.sh
+	@status=0; for b in $(BENCHMARKS); do \
+		echo "== benchmarks/$$b.py" >&2; \
+		$(BIN)/python benchmarks/$$b.py || status=1; \
+	done; exit $$status
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-peers build *.egg-info .pytest_cache .hypothesis

@@ -40,13 +40,15 @@ def log(*parts: object) -> None:
 
 
 def target(value: float | None, op: str, bound: float) -> dict:
-    """One target: ``{"value", "target", "pass"}``; ``op`` is ``<=`` or ``>=``."""
+    """One target: ``{"value", "target", "pass"}``; ``op`` is ``<=``, ``<`` or ``>=``."""
     if value is None:
         ok = False
     elif op == "<=":
         ok = value <= bound
     elif op == ">=":
         ok = value >= bound
+    elif op == "<":
+        ok = value < bound
     else:
         raise ValueError(op)
     shown = round(value, 4) if isinstance(value, float) else value
