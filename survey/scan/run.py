@@ -45,8 +45,8 @@ from survey.scan.resolve import DomainDns, canonical_ip, resolve_domain
 from survey.scan.servers import Attempted, ServerProber
 from survey.scan.targets import Target, read_targets
 from survey.scan.verdicts import domain_row, host_row, invalid_input_row, mx_row
-from survey.store import (DatasetWriter, discard_uncommitted, open_dataset, read_manifest,
-                          write_manifest)
+from survey.store import (DatasetWriter, count_rows, discard_uncommitted, open_dataset,
+                          read_manifest, write_manifest)
 from survey.store.manifest import ManifestError
 
 
@@ -255,7 +255,7 @@ class Scan:
 
     def _counts(self) -> dict:
         out = self.config.out
-        return {t: open_dataset(out, t).count_rows()
+        return {t: count_rows(out, t)
                 for t in ("domains", "mx", "hosts", "certs")}
 
     def _prepare(self) -> None:

@@ -3,41 +3,64 @@
 Datasets are opened with the declared schema, so every reader sees the same
 types whatever the part files' age, and a table with no part files yet reads
 as empty rather than failing. Large scans stay in Arrow (filter and project
-before converting); pandas is for the small results.
+before converting); pandas is for the small results, and is imported only
+when asked for (``pyarrow.dataset`` imports it too): a scan's start never
+needs it, and importing it took longer than a small scan's work
+(benchmarks/peers.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from survey.store.schema import SCHEMAS, TABLES
 
-# Nullable pandas dtypes, so an integer column with nulls stays integer.
-_PANDAS_TYPES = {
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.bool_(): pd.BooleanDtype(),
-}
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+
+@cache
+def _pandas_types() -> dict:
+    """Nullable pandas dtypes, so an integer column with nulls stays integer."""
+    import pandas as pd
+
+    return {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+            pa.bool_(): pd.BooleanDtype()}
 
 
 def open_dataset(scan_dirs: Path | str | Sequence[Path | str], table: str) -> ds.Dataset:
     """The ``table`` of one scan directory, or of several (a longitudinal union)."""
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
-    schema = SCHEMAS[table]
+    import pyarrow.dataset as ds  # imports pandas too: only when a table is read
+
     dirs = [scan_dirs] if isinstance(scan_dirs, (str, Path)) else list(scan_dirs)
-    files = sorted(str(p) for d in dirs for p in Path(d, table).glob("*.parquet")
-                   if not p.name.startswith((".", "_")))
-    return ds.dataset(files, schema=schema, format="parquet")
+    files = sorted(str(p) for d in dirs for p in part_files(d, table))
+    return ds.dataset(files, schema=SCHEMAS[table], format="parquet")
+
+
+def part_files(scan_dir: Path | str, table: str) -> list[Path]:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
+    return sorted(p for p in Path(scan_dir, table).glob("*.parquet")
+                  if not p.name.startswith((".", "_")))
+
+
+def count_rows(scan_dir: Path | str, table: str) -> int:
+    """Rows of a table, from the part files' footers (reads no data, imports no pandas)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in part_files(scan_dir, table))
 
 
 def read_pandas(scan_dirs: Path | str | Sequence[Path | str], table: str, *,
                 columns: list[str] | None = None, filter: ds.Expression | None = None,
                 ) -> pd.DataFrame:
     arrow = open_dataset(scan_dirs, table).to_table(columns=columns, filter=filter)
-    return arrow.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return arrow.to_pandas(types_mapper=_pandas_types().get)
