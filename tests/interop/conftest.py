@@ -1,8 +1,10 @@
-"""Session fixtures of the interop suite: the lab (real Postfix, Unbound, nginx), scans of
+"""Package fixtures of the interop suite: the lab (real Postfix, Unbound, nginx), scans of
 it with `survey scan --testbed`, and testssl.sh / sslscan runs against it.
 
 Every daemon and peer run is started by a fixture and stopped in its
-finaliser, so a failing test (or a failing start) leaves nothing running.
+finaliser, so a failing test (or a failing start) leaves nothing running;
+package scope stops them as soon as the last interop test is done, not at the
+end of the whole test session.
 tests/interop/setup.sh installs the packages (.ci/run calls it); nothing is
 skipped when they are missing -- the lab's start fails and says why.
 """
@@ -48,7 +50,7 @@ def pytest_terminal_summary(terminalreporter):
         write(f"| {label} | {tool} | " + " | ".join(cells) + " |")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab():
     lab = Lab.create()
     try:
@@ -58,7 +60,7 @@ def lab():
         lab.remove()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scan_list(lab) -> Path:
     path = lab.root / "domains.txt"
     path.write_text("".join(f"{name}.{ZONE}\n" for name in SCAN_DOMAINS))
@@ -100,7 +102,7 @@ def scanned(lab: Lab, domains: Path, name: str, *extra: str) -> ScanResult:
     return ScanResult.read(out)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def peer_runs(lab):
     """testssl.sh and sslscan, started once and left running beside our scans."""
     targets = {listener.label: f"{listener.ip}:{lab.smtp_port}" for listener in LISTENERS}
@@ -113,21 +115,21 @@ def peer_runs(lab):
 
 # Both scans ask for peer_runs first, so the peers' minute of work overlaps with them
 # (test modules run in name order: test_lab, test_scan_*, then test_tools_agree).
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def starttls_scan(lab, scan_list, peer_runs) -> ScanResult:
     return scanned(lab, scan_list, "starttls", "--profile", "starttls")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def versions_scan(lab, scan_list, peer_runs) -> ScanResult:
     return scanned(lab, scan_list, "versions", "--profile", "versions")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ciphers_scan(lab, scan_list, peer_runs) -> ScanResult:
     return scanned(lab, scan_list, "ciphers", "--profile", "ciphers")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def peer_views(peer_runs):
     return peer_runs.views()
