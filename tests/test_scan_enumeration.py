@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import partial
 
 import pytest
 import trio
@@ -234,7 +235,7 @@ def agrees(result, server) -> None:
 
 @pytest.mark.parametrize("server_preference", [True, False])
 async def test_ciphers_agree_with_the_truth_within_the_bound(nursery, pki, server_preference):
-    port, log, _ = await serve(nursery, pki)
+    port, _, _ = await serve(nursery, pki)
     server = openssl(("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"), server_preference)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
@@ -257,7 +258,7 @@ async def test_versions_costs_one_hello_per_version_not_known(nursery, pki):
 
 async def test_a_421_in_the_middle_is_waited_out_and_the_enumeration_resumes(nursery, pki):
     # connections 3 and 4 to each address are refused; the starttls probe was number 0
-    port, log, handler = await serve(nursery, pki, lambda inner: Refusing(inner, 3, 5))
+    port, log, _ = await serve(nursery, pki, lambda inner: Refusing(inner, 3, 5))
     server = openssl(("TLSv1.2", "TLSv1.3"), True)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
@@ -267,7 +268,7 @@ async def test_a_421_in_the_middle_is_waited_out_and_the_enumeration_resumes(nur
 
 
 async def test_a_server_that_keeps_refusing_gives_partial_never_unsupported(nursery, pki):
-    port, _, handler = await serve(nursery, pki, lambda inner: Refusing(inner, 4))
+    port, _, _ = await serve(nursery, pki, lambda inner: Refusing(inner, 4))
     server = openssl(("TLSv1.2", "TLSv1.3"), True)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
@@ -280,7 +281,7 @@ async def test_a_server_that_keeps_refusing_gives_partial_never_unsupported(nurs
 
 
 async def test_the_budget_cuts_the_enumeration_short_as_partial(nursery, pki):
-    port, log, _ = await serve(nursery, pki)
+    port, _, _ = await serve(nursery, pki)
     server = openssl(("TLSv1.2", "TLSv1.3"))
     base = await base_probe(port, server)
     result = await enumerator(port, budget=4).run(base, 1)
@@ -291,7 +292,7 @@ async def test_the_budget_cuts_the_enumeration_short_as_partial(nursery, pki):
 
 
 async def test_a_server_without_starttls_is_not_enumerated(nursery, pki):
-    port, log, _ = await serve(nursery, pki)
+    port, _, _ = await serve(nursery, pki)
     server = next(s for s in WORLD.smtp_servers.values() if s.behaviour == "no_starttls")
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
@@ -312,8 +313,43 @@ async def test_a_drop_after_220_refuses_every_version(nursery, pki):
 
 
 async def test_the_starttls_profile_sends_no_hello(nursery, pki):
-    port, log, _ = await serve(nursery, pki)
+    port, _, _ = await serve(nursery, pki)
     server = openssl(("TLSv1.2", "TLSv1.3"))
     base = await base_probe(port, server)
     result = await enumerator(port, "starttls").run(base, 1)
     assert result.probe_status == "not_run" and result.connections == 0
+
+
+async def truncating_front(nursery) -> int:
+    """STARTTLS, 220, then one TLS record header announcing 16384 bytes and 100 of them."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        try:
+            await stream.send_all(b"220 trunc.test ESMTP\r\n")
+            await stream.receive_some(1024)
+            await stream.send_all(b"250-trunc.test\r\n250 STARTTLS\r\n")
+            await stream.receive_some(1024)
+            await stream.send_all(b"220 go ahead\r\n")
+            await stream.receive_some(65536)
+            await stream.send_all(bytes.fromhex("1603034000") + bytes(100))
+            await trio.sleep(30)
+        except trio.BrokenResourceError:
+            pass
+
+    listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_a_record_that_never_completes_fails_the_enumeration_in_bounded_time(nursery):
+    port = await truncating_front(nursery)
+    short = Timeouts(connect=1.0, greeting=1.0, command=1.0, tls=0.3)
+    base = await probe_starttls("127.0.0.1", port, policy=TESTBED, ehlo_name="x.test",
+                                sni=None, timeouts=short)
+    assert base.status == "tls_handshake_failed"
+    started = trio.current_time()
+    result = await Enumerator(profile="ciphers", port=port, policy=TESTBED,
+                              politeness=Politeness(), ehlo_name="x.test", timeouts=short,
+                              retries=2, retry_delay=0.05).run(base, 1)
+    assert result.probe_status == "failed" and result.versions_supported is None
+    assert result.connections == 3                      # the first hello, retried twice
+    assert trio.current_time() - started < 3 * short.tls + 2

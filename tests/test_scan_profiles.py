@@ -27,9 +27,11 @@ from survey.testbed.score import score
 DOMAINS = 2000
 VERSIONS = 5
 SURVEY = [sys.executable, "-m", "survey.cli"]
-# Enough domains in flight to keep the world busy, few enough that its event loop
-# answers within the fast scale's 1-second deadlines on a loaded two-core machine.
-CONCURRENCY = "50"
+# Enough domains in flight to keep the world busy, few enough that its one event loop
+# still answers DNS and policy fetches within the fast scale's one-second deadlines
+# while thousands of hellos go by (200 made policy fetches time out on a loaded
+# two-core machine; 25 and 50 did not).
+CONCURRENCY = "25"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,7 @@ def world(tmp_path_factory):
 def scan(world: Path, out: Path, *extra: str) -> Path:
     result = subprocess.run(SURVEY + ["scan", "--world", str(world), "--out", str(out),
                                       "--quiet", "--concurrency", CONCURRENCY, *extra],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -172,9 +174,13 @@ def test_connections_per_server_stay_within_the_bound(world, versions_scan, ciph
             assert 0 <= n - rows[ip] <= checks[ip], (ip, n, rows[ip])
 
 
-def test_one_connection_at_a_time_per_server_even_under_a_421_limit(world, ciphers_scan):
-    log = smtp_log(world, ciphers_scan)
-    assert max(max_concurrency(log, slack=0.05).values()) == 1
+def test_one_connection_at_a_time_per_server_even_under_a_421_limit(world, versions_scan,
+                                                                   ciphers_scan):
+    # 50 ms of slack: the world notes an end when its handler finishes (listen.py); the
+    # probes wait for the server's close before the next connection (net/probes.py)
+    for out in (versions_scan, ciphers_scan):
+        log = smtp_log(world, out)
+        assert max(max_concurrency(log, slack=0.05).values()) == 1
     # servers that answer 421 beyond a few concurrent connections never had to
     spec = World.load(world / "spec.json")
     limited = [ip for ip, s in spec.smtp_servers.items() if s.behaviour == "per_ip_limit"]

@@ -23,6 +23,15 @@ room for a server that sends its whole first flight in the clear), and the
 parser keeps at most one unfinished record. A server that never decides ends
 as ``transport="timeout"`` or ``"overflow"``.
 
+Hanging up: after a decision we half-close and wait (at most
+``HANG_UP_TIMEOUT``, reading at most ``MAX_DRAIN_BYTES`` of the server's
+remaining flight) for the server to close its side. Only then is the
+connection over for the server too: a server that counts our open
+connections (a per-IP limit answering 421) must not still see this one when
+the next hello to the same address arrives, and the politeness cap of one
+connection at a time holds from the server's point of view, not just ours.
+A server that closed, reset, stalled or flooded is not waited for.
+
 The result (``HelloAnswer``) carries what ``proto.enumerate.outcome_from_events``
 needs: the events, the parser's error and how the transport ended; or, when
 the SMTP part failed (a 421 mid-enumeration, a connect timeout...), the
@@ -51,6 +60,8 @@ from survey.proto.tlshello import (
 
 READ_SIZE = 4096
 MAX_ANSWER_BYTES = 64 * 1024
+HANG_UP_TIMEOUT = 1.0
+MAX_DRAIN_BYTES = 64 * 1024
 DEFAULT_TIMEOUTS = Timeouts()
 
 
@@ -142,4 +153,21 @@ async def hello_probe(ip: str, port: int, hello: bytes, *, policy: DestinationPo
             return HelloAnswer("ok", f"no decision within {timeouts.tls:g} s",
                                transport="timeout")
         events, error, transport, received = result
+        if transport is None:
+            await _hang_up(stream, min(HANG_UP_TIMEOUT, timeouts.tls))
         return HelloAnswer("ok", None, tuple(events), error, transport, received)
+
+
+async def _hang_up(stream: trio.SocketStream, timeout: float) -> None:
+    """Half-close, then wait (bounded) until the server has closed its side too."""
+    with trio.move_on_after(timeout):
+        try:
+            await stream.send_eof()
+            drained = 0
+            while drained < MAX_DRAIN_BYTES:
+                data = await stream.receive_some(READ_SIZE)
+                if not data:
+                    return
+                drained += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return

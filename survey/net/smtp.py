@@ -245,11 +245,23 @@ def _refusal(reply) -> str:
 
 
 async def _quit(session: _Session) -> None:
-    """Say goodbye politely, but never wait long for the answer."""
+    """Say goodbye politely, but never wait long for the answer.
+
+    After the 221 the server closes the channel (RFC 5321 §4.1.1.10); waiting
+    (bounded) for that close means the connection is over for the server too
+    before the next one to this address starts (a per-IP limit still counting
+    this one would answer the next with 421).
+    """
     with trio.move_on_after(QUIT_TIMEOUT):
         try:
             await session.command("QUIT", QUIT_TIMEOUT, "QUIT")
-        except _End:
+            drained = 0
+            while drained < READ_SIZE * 4:
+                data = await session.stream.receive_some(READ_SIZE)
+                if not data:
+                    break
+                drained += len(data)
+        except (_End, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
 
 

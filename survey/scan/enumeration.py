@@ -28,7 +28,8 @@ to ``retries`` times in a row (the retry rule of scan/servers.py); a server
 that does not come back ends the enumeration with ``probe_status`` =
 ``partial`` and the suites found so far. A hello that gets no TLS decision
 within the deadline is retried the same way, then counts as a failure of that
-version only. Every connection counts against ``budget`` (connections per
+version only (a server that never spoke TLS at all then ends the enumeration:
+``failed``). Every connection counts against ``budget`` (connections per
 server, the starttls probe and its retries included); when it runs out the
 enumeration stops, ``partial`` too.
 
@@ -167,14 +168,12 @@ class _Server:
             self.connections += 1
             self.spoke_tls = self.spoke_tls or answer.spoke_tls
             outcome = answer.outcome(offer) if answer.sent else None
-            if not self.spoke_tls and isinstance(outcome, Failed):
-                raise _Aborted(f"{offer.version}: {outcome.reason}: {answer.detail or ''}")
-            if not _stalled(answer):
-                assert outcome is not None
-                return outcome
-            if stalls >= owner.retries:
+            stalled = _stalled(answer)
+            if not stalled or stalls >= owner.retries:
+                if isinstance(outcome, Failed) and not self.spoke_tls:
+                    raise _Aborted(f"{offer.version}: {outcome.reason}: {answer.detail or ''}")
                 if outcome is not None:
-                    return outcome            # no TLS decision: this version stays open
+                    return outcome            # a Failed one leaves this version open
                 raise _Gone(f"{answer.status} after {stalls} retries: {answer.detail or ''}")
             await trio.sleep(owner.retry_delay * 2 ** stalls)
             stalls += 1
@@ -210,7 +209,8 @@ class _Server:
                                       cipher_suites=plans.cipher_suites(results),
                                       server_preference=plans.server_preference(results))
         status = "ok" if complete and interrupted is None else "partial"
-        undecided = sorted(v for v, r in self.results.items() if not r.complete)
+        undecided = sorted([v for v, r in self.results.items() if not r.complete]
+                           + [v for v, ok in self.decided.items() if ok is None])
         detail = interrupted or (f"undecided: {', '.join(undecided)}" if undecided else None)
         return Enumeration(status, enumeration.versions_supported, enumeration.cipher_suites,
                            enumeration.server_preference, self.connections, self.backoffs,
