@@ -49,7 +49,7 @@ class ScanConfig:
     rate: float | None = 50.0                  # new connections per second, all servers
     dns_rate: float | None = 200.0
     blocklist: Path | None = None
-    ehlo_name: str = field(default_factory=socket.getfqdn)
+    ehlo_name: str | None = None               # None: this host's FQDN, looked up in check()
     user_agent: str = "survey (email transport security research scanner)"
     resume: bool = False
     shard: tuple[int, int] | None = None
@@ -80,6 +80,9 @@ class ScanConfig:
             raise ConfigError("retries, delays and spacing must not be negative")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("--limit must be at least 1")
+        if self.ehlo_name is None:
+            # only now, and only when no name was given: getfqdn() may ask the resolver
+            self.ehlo_name = socket.getfqdn()
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
         if self.mode == "testbed" and not self.resolvers:
