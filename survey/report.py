@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -379,7 +379,7 @@ def build_report(scan_dir: Path, out_dir: Path, *, previous: Path | None = None,
     for (path, _), nb in zip(jobs, done):
         nbformat.write(nb, executed / path.name)
         sections.append(notebook_section(path, nb))
-    info["generated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    info["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     from survey import __version__
 
     info["tool"] = f"survey {__version__}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,8 @@ def test_cipher_classes_and_forward_secrecy(a):
     assert fs["forward secrecy negotiated (every address)"] == (3, 4)  # aspmx has none
     assert fs["offers a forward-secret suite"] == (2, 2)
     assert fs["offers only forward-secret suites"] == (1, 2)    # bigprov also offers RSA kx
+    pref = m.server_preference(a)                 # measured on .1 (enforced) and bigprov (not)
+    assert (pref.count, pref.total) == (1, 2)
 
 
 # -- certificates ----------------------------------------------------------------------------
@@ -388,3 +391,27 @@ def test_tables_escape_every_cell(a):
     assert json.loads(json.dumps(data))["columns"][0] == "category"
     assert any(HOSTILE_ISSUER in row for row in data["rows"])   # raw in JSON, escaped in HTML
     assert "50.0%" in str(table)
+
+
+def test_no_icann_rule_is_deeper_than_the_tail():
+    import publicsuffixlist
+
+    from survey.analysis.facts import TAIL_LABELS
+
+    data = Path(publicsuffixlist.__file__).with_name("public_suffix_list.dat")
+    text = data.read_text(encoding="utf-8")
+    icann = text.split("===BEGIN ICANN DOMAINS===")[1].split("===END ICANN DOMAINS===")[0]
+    rules = [ln.strip() for ln in icann.splitlines() if ln.strip() and not ln.startswith("//")]
+    assert max(len(r.lstrip("!").split(".")) for r in rules) <= TAIL_LABELS
+
+
+def test_a_host_under_a_deep_public_suffix_is_looked_up_whole(tmp_path):
+    rows = scan_a()
+    for row in rows["mx"]:
+        if row["domain"] == "c.example":
+            row["mx_host"] = "mx.school.pvt.k12.ma.us"      # pvt.k12.ma.us is a suffix
+    scan = sa.load(write_scan(tmp_path / "deep", rows, scan_id="deep"))
+    provider = scan.scalar("SELECT provider FROM domain_facts WHERE domain = 'c.example'")
+    assert provider == "school.pvt.k12.ma.us"
+    assert scan.scalar("SELECT provider FROM domain_facts WHERE domain = 'b.example'") == \
+        "bigprov.net"

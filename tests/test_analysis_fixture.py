@@ -9,12 +9,12 @@ certificate issuer). No tests in this module.
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from survey.store import DatasetWriter, write_manifest
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 HOSTILE_BANNER = "220 mx2.a.example <script>alert('banner')</script> ESMTP \x1b[31mred\x1b[0m"
 HOSTILE_ISSUER = "CN=Other CA <script>alert('issuer')</script>"
 PORT = 25
@@ -29,11 +29,12 @@ def _cert(sha, subject, issuer, key_type, bits, not_after, self_signed=False):
 
 
 def _host(ip, status, *, offered=None, version=None, suite=None, chain=None, banner=None,
-          versions=None, suites=None):
+          versions=None, suites=None, preference=None):
     return {"ip": ip, "port": PORT, "status": status, "probe_status": "not_run",
             "banner": banner or f"220 {ip} ESMTP", "starttls_offered": offered,
             "tls_version": version, "cipher_suite": suite, "chain_sha256": chain,
-            "versions_supported": versions, "cipher_suites": suites, "connections": 1,
+            "versions_supported": versions, "cipher_suites": suites,
+            "server_preference": preference, "connections": 1,
             "probed_at": T0}
 
 
@@ -81,7 +82,9 @@ def scan_a() -> dict[str, list[dict]]:
               suites=[{"version": "TLSv1.3", "name": "TLS_AES_256_GCM_SHA384",
                        "preference_order": 1},
                       {"version": "TLSv1.2", "name": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-                       "preference_order": 2}]),
+                       "preference_order": 2}],
+              preference=[{"version": "TLSv1.2", "enforced": True},
+                          {"version": "TLSv1.3", "enforced": None}]),
         _host("192.0.2.2", "no_starttls", offered=False, banner=HOSTILE_BANNER),
         _host("198.51.100.1", "ok", offered=True, version="TLSv1.2",
               suite="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", chain=["L2", "I1"],
@@ -89,7 +92,8 @@ def scan_a() -> dict[str, list[dict]]:
               suites=[{"version": "TLSv1.2", "name": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                        "preference_order": 1},
                       {"version": "TLSv1.0", "name": "TLS_RSA_WITH_AES_128_CBC_SHA",
-                       "preference_order": 2}]),
+                       "preference_order": 2}],
+              preference=[{"version": "TLSv1.2", "enforced": False}]),
         _host("203.0.113.5", "rate_limited"),
         _host("203.0.113.9", "ok", offered=True, version="TLSv1.2",
               suite="TLS_RSA_WITH_AES_128_CBC_SHA", chain=["L3"]),

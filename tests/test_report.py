@@ -35,7 +35,7 @@ def report(tmp_path_factory):
     out = root / "out"
     result = subprocess.run(SURVEY + ["report", str(b), "--previous", str(a), "--out",
                                       str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=600)
+                            check=False, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -95,7 +95,7 @@ def test_without_previous_the_comparison_is_skipped(tmp_path):
 
 def test_a_missing_scan_is_one_line_of_error(tmp_path):
     result = subprocess.run(SURVEY + ["report", str(tmp_path / "nope"), "--quiet"],
-                            capture_output=True, text=True, timeout=120)
+                            check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("survey report:") and "Traceback" not in result.stderr
 

@@ -14,13 +14,13 @@ import pandas as pd
 from survey.analysis.facts import RANK_BUCKETS
 from survey.analysis.load import Scan
 from survey.analysis.metrics import MAIL_DOMAINS
-from survey.analysis.shares import Share, cluster_bootstrap, frame
 from survey.analysis.providers import NO_MX, SELF_HOSTED
+from survey.analysis.shares import Share, cluster_bootstrap, frame
 
 DIMENSIONS = ("rank", "tld", "provider")
 
 
-def _groups_sql(by: str, top: int) -> str:
+def _groups_sql(by: str, top: int, min_domains: int = 1) -> str:
     """SQL yielding (grp, cluster, domain facts...) rows; a domain may be in several groups."""
     if by == "rank":
         parts = [f"SELECT '{label}' AS grp, {i} AS ord, * FROM domain_facts WHERE rank <= {limit}"
@@ -35,6 +35,7 @@ def _groups_sql(by: str, top: int) -> str:
     if by == "provider":
         keep = (f"SELECT provider FROM domain_facts WHERE provider NOT IN "
                 f"('{SELF_HOSTED}', '{NO_MX}') GROUP BY provider "
+                f"HAVING count(*) >= {int(min_domains)} "
                 f"ORDER BY count(*) DESC, provider LIMIT {int(top)}")
         return (f"SELECT CASE WHEN provider IN ({keep}) THEN provider "
                 f"WHEN provider IN ('{SELF_HOSTED}', '{NO_MX}') THEN provider "
@@ -44,30 +45,33 @@ def _groups_sql(by: str, top: int) -> str:
 
 def breakdown(scan: Scan, numerator: str, denominator: str = "accepts_mail", *, by: str,
               name: str = "", unit: str = MAIL_DOMAINS, top: int = 10,
-              min_total: int = 1) -> pd.DataFrame:
+              min_domains: int = 1, min_total: int = 1) -> pd.DataFrame:
     """The share ``numerator`` of ``denominator`` (SQL over ``domain_facts``) per group.
 
-    Groups with fewer than ``min_total`` domains in the denominator are left
-    out (a share of three domains says little). Samples get a cluster
-    bootstrap per group.
+    Providers: the ``top`` largest with at least ``min_domains`` domains each;
+    the others are ``other``. Groups with fewer than ``min_total`` domains in
+    the denominator are left out. Samples get a cluster bootstrap per group.
     """
     scan.facts()
-    source = _groups_sql(by, top)
+    source = _groups_sql(by, top, min_domains)
+    # per group: distinct (k, n) pairs of its clusters, with multiplicities (shares.py)
     rows = scan.df(
+        f"SELECT grp, min(ord) AS ord, k, n, count(*) AS m FROM ("
         f"SELECT grp, min(ord) AS ord, cluster, "
         f"count(*) FILTER (WHERE ({denominator}) AND ({numerator})) AS k, "
-        f"count(*) FILTER (WHERE {denominator}) AS n FROM ({source}) GROUP BY grp, cluster")
+        f"count(*) FILTER (WHERE {denominator}) AS n FROM ({source}) GROUP BY grp, cluster"
+        f") GROUP BY grp, k, n")
     shares = []
     order = []
     for grp, part in rows.groupby("grp", sort=False):
-        n = int(part["n"].sum())
+        n = int((part["n"] * part["m"]).sum())
         if n < min_total:
             continue
-        k = int(part["k"].sum())
+        k = int((part["k"] * part["m"]).sum())
         low = high = None
         if scan.is_sample:
-            interval = cluster_bootstrap(part["k"], part["n"], replicates=scan.replicates,
-                                         seed=scan.seed)
+            interval = cluster_bootstrap(part["k"], part["n"], part["m"],
+                                         replicates=scan.replicates, seed=scan.seed)
             low, high = interval if interval else (None, None)
         shares.append(Share(str(grp), k, n, unit, low, high))
         order.append((int(part["ord"].min()), -n, str(grp)))

@@ -42,8 +42,8 @@ Definitions (repeated in the notebooks):
     record and not correct; *delivery failure* = ``sts_domain_verdict`` fail.
   * Cluster (for the bootstrap): a domain's provider (from its primary MX);
     a self-hosted domain, or one without MX, is its own cluster. An MX host
-    name's cluster is its provider; an address's, the provider of the MX
-    names that point at it.
+    name's cluster is its provider (a self-hosted name: its domain's); an
+    address's, the smallest cluster of the MX names that point at it.
 """
 
 from __future__ import annotations
@@ -74,6 +74,16 @@ def _label_of(values: tuple[str, ...], expr: str) -> str:
     return f"{_sql_list(values)}[{expr}]"
 
 
+# The Public Suffix List is consulted once per distinct *tail* (the last TAIL_LABELS
+# labels), not per name: millions of per-customer MX names under one provider
+# (<customer>.mail.protection.outlook.com) share one tail. No ICANN rule has more than
+# TAIL_LABELS labels (tests check the shipped list), so a name and its tail match the same
+# rules and have the same public suffix; only when the tail *is* a public suffix (a
+# 4-label rule such as pvt.k12.ma.us) is the full name needed, and then it is looked up.
+TAIL_LABELS = 4
+TAIL = ("array_to_string(list_slice(string_split(lower({name}), '.'), "
+        f"-{TAIL_LABELS}, -1), '.')")
+
 OUTCOME_CASE = """
 CASE
   WHEN m.ip IS NULL THEN 'no_address'
@@ -91,29 +101,51 @@ END"""
 HOST_OUTCOME_CASE = OUTCOME_CASE.replace("m.ip IS NULL", "false").replace("m.host_status",
                                                                           "h.status")
 
+# An MX host under the domain's own name (mx.example.com for example.com, or the domain
+# itself for an implicit MX) is self-hosted whatever the Public Suffix List says: the
+# list is consulted only for the other hosts (providers, shared hosts).
+UNDER_DOMAIN = "(m.mx_host = m.domain OR ends_with(m.mx_host, '.' || m.domain))"
+DISTINCT_TAILS = (f"SELECT DISTINCT {TAIL.format(name='m.mx_host')} FROM mx m "
+                  f"WHERE NOT {UNDER_DOMAIN}")
+NAMES_UNDER_TAILS = (f"SELECT DISTINCT lower(m.mx_host) FROM mx m WHERE NOT {UNDER_DOMAIN} "
+                     f"AND {TAIL.format(name='m.mx_host')} IN (SELECT tail FROM deep_tails)")
+
 MX_ROWS = f"""
 CREATE OR REPLACE TEMP TABLE mx_rows AS
-SELECT m.domain, m.mx_host, m.preference, m.ip, m.port, m.host_status, m.cert_status,
-       m.cert_trusted, m.cert_time_valid, m.cert_name_match,
-       m.chain_sha256[1] AS leaf, m.sts_mx_match, m.sts_verdict, m.tlsrpt_result_type,
-       h.starttls_offered, h.tls_version, h.cipher_suite,
-       s.forward_secrecy AS fs,
-       coalesce(m.preference = min(m.preference) OVER (PARTITION BY m.domain), true)
-           AS is_primary,
-       p.registrable AS mx_registrable, p.provider AS mx_provider,
-       coalesce(p.registrable IS NOT NULL AND (m.domain = p.registrable
-                OR ends_with(m.domain, '.' || p.registrable)), false) AS self_hosted,
-       {_rank_of(OUTCOMES, OUTCOME_CASE)} AS outcome_rank,
-       CASE WHEN m.host_status = 'ok'
-            THEN coalesce({_rank_of(CERT_ORDER, 'm.cert_status')}, 1) END AS cert_rank
-FROM mx m
-LEFT JOIN hosts_dedup h ON h.ip = m.ip AND h.port = m.port
-LEFT JOIN suites s ON s.iana_name = h.cipher_suite
-LEFT JOIN mx_providers p ON p.mx_host = m.mx_host
+WITH m AS (
+  SELECT *, min(preference) OVER (PARTITION BY domain) AS min_preference,
+         {UNDER_DOMAIN.replace("m.", "")} AS under_domain
+  FROM mx
+), joined AS (
+  SELECT m.domain, m.mx_host, m.preference, m.ip, m.port, m.host_status, m.cert_status,
+         m.cert_trusted, m.cert_time_valid, m.cert_name_match,
+         m.chain_sha256[1] AS leaf, m.sts_mx_match, m.sts_verdict, m.tlsrpt_result_type,
+         h.starttls_offered, h.tls_version, h.cipher_suite,
+         s.forward_secrecy AS fs,
+         coalesce(m.preference = m.min_preference, true) AS is_primary,
+         coalesce(p.registrable, q.registrable) AS mx_registrable,
+         coalesce(p.provider, q.provider) AS mx_provider,
+         m.under_domain OR coalesce(coalesce(p.registrable, q.registrable) IS NOT NULL
+             AND (m.domain = coalesce(p.registrable, q.registrable)
+                  OR ends_with(m.domain, '.' || coalesce(p.registrable, q.registrable))),
+             false) AS self_hosted,
+         {_rank_of(OUTCOMES, OUTCOME_CASE)} AS outcome_rank,
+         CASE WHEN m.host_status = 'ok'
+              THEN coalesce({_rank_of(CERT_ORDER, 'm.cert_status')}, 1) END AS cert_rank
+  FROM m
+  LEFT JOIN hosts_dedup h ON h.ip = m.ip AND h.port = m.port
+  LEFT JOIN suites s ON s.iana_name = h.cipher_suite
+  LEFT JOIN mx_providers p
+         ON NOT m.under_domain AND p.tail = {TAIL.format(name="m.mx_host")}
+  LEFT JOIN mx_providers_full q ON q.tail = m.mx_host
+)
+SELECT *, CASE WHEN self_hosted THEN 'domain:' || domain
+               ELSE coalesce(mx_provider, 'host:' || mx_host) END AS cluster_key
+FROM joined
 """
 
 HOSTS_DEDUP = """
-CREATE OR REPLACE TEMP VIEW hosts_dedup AS
+CREATE OR REPLACE TEMP TABLE hosts_dedup AS
 SELECT * FROM hosts QUALIFY row_number() OVER (PARTITION BY ip, port ORDER BY probed_at DESC) = 1
 """
 
@@ -147,6 +179,7 @@ WITH agg AS (
     min(cert_rank) FILTER (WHERE is_primary) AS primary_cert_rank,
     arg_min(mx_provider, mx_host) FILTER (WHERE is_primary) AS primary_provider,
     arg_min(self_hosted, mx_host) FILTER (WHERE is_primary) AS primary_self_hosted,
+    arg_min(cluster_key, mx_host) FILTER (WHERE is_primary) AS primary_cluster,
     bool_and(coalesce(sts_mx_match, false)) AS all_mx_match,
     count(tlsrpt_result_type) AS sts_failure_rows
   FROM mx_rows GROUP BY domain
@@ -173,7 +206,7 @@ SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
        WHEN a.primary_self_hosted THEN '{{self_hosted}}'
        ELSE coalesce(a.primary_provider, 'unknown') END AS provider,
   CASE WHEN a.domain IS NULL OR a.primary_self_hosted OR a.primary_provider IS NULL
-       THEN 'domain:' || d.domain ELSE a.primary_provider END AS cluster,
+       THEN 'domain:' || d.domain ELSE a.primary_cluster END AS cluster,
   coalesce(d.mta_sts_txt_status IN ('valid', 'invalid', 'multiple'), false) AS sts_record,
   coalesce(d.mta_sts_txt_status = 'valid', false) AS sts_txt_valid,
   coalesce(d.mta_sts_policy_status IN ('ok', 'invalid'), false) AS sts_fetched,
@@ -200,7 +233,7 @@ HOST_FACTS = f"""
 CREATE OR REPLACE TEMP TABLE host_facts AS
 SELECT mx_host,
   any_value(mx_provider) AS provider,
-  coalesce(any_value(mx_provider), 'host:' || mx_host) AS cluster,
+  min(cluster_key) AS cluster,
   count(DISTINCT domain) AS domains,
   bool_or(ip IS NOT NULL) AS has_address,
   bool_or({_OFFERED}) AS offered,
@@ -214,7 +247,7 @@ FROM mx_rows GROUP BY mx_host
 IP_FACTS = f"""
 CREATE OR REPLACE TEMP TABLE ip_facts AS
 WITH clusters AS (
-  SELECT ip, port, min(coalesce(mx_provider, 'host:' || mx_host)) AS cluster
+  SELECT ip, port, min(cluster_key) AS cluster
   FROM mx_rows WHERE ip IS NOT NULL GROUP BY ip, port
 )
 SELECT h.ip, h.port, h.status, h.probe_status, h.starttls_offered, h.tls_version,

@@ -145,8 +145,15 @@ class Scan:
         if self._facts:
             return self
         con = self.con
-        hosts = [r[0] for r in con.execute("SELECT DISTINCT mx_host FROM mx").fetchall()]
-        con.register("mx_providers", self.providers.arrow(hosts))
+        tails = [r[0] for r in con.execute(facts.DISTINCT_TAILS).fetchall()]
+        by_tail = self.providers.arrow(tails)
+        con.register("mx_providers", by_tail)
+        # tails that are public suffixes themselves: their names are looked up whole
+        deep = [t for t, r in zip(tails, by_tail.column("registrable").to_pylist())
+                if r is None and t and t.count(".") >= facts.TAIL_LABELS - 1]
+        con.register("deep_tails", pa.table({"tail": pa.array(deep, pa.string())}))
+        names = [r[0] for r in con.execute(facts.NAMES_UNDER_TAILS).fetchall()] if deep else []
+        con.register("mx_providers_full", self.providers.arrow(names))
         con.execute(facts.HOSTS_DEDUP)
         con.execute(facts.CERTS_DEDUP)
         con.execute(facts.MX_ROWS)

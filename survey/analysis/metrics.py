@@ -49,13 +49,15 @@ def share(scan: Scan, unit_table: str, numerator: str, denominator: str = "true"
         k, n = scan.rows(f"SELECT count(*) FILTER (WHERE ({denominator}) AND ({numerator})), "
                          f"count(*) FILTER (WHERE {denominator}) FROM {table}")[0]
         return Share(name, int(k), int(n), unit)
-    rows = scan.rows(f"SELECT count(*) FILTER (WHERE ({denominator}) AND ({numerator})), "
-                     f"count(*) FILTER (WHERE {denominator}) FROM {table} GROUP BY cluster")
-    num = [r[0] for r in rows]
-    den = [r[1] for r in rows]
-    interval = cluster_bootstrap(num, den, replicates=scan.replicates, seed=scan.seed)
+    # one row per distinct (k, n) pair of a cluster, with how many clusters have it
+    rows = scan.rows(f"SELECT k, n, count(*) FROM (SELECT "
+                     f"count(*) FILTER (WHERE ({denominator}) AND ({numerator})) AS k, "
+                     f"count(*) FILTER (WHERE {denominator}) AS n FROM {table} "
+                     f"GROUP BY cluster) GROUP BY k, n")
+    num, den, mult = (np.array([r[i] for r in rows], dtype=np.int64) for i in range(3))
+    interval = cluster_bootstrap(num, den, mult, replicates=scan.replicates, seed=scan.seed)
     low, high = interval if interval else (None, None)
-    return Share(name, int(sum(num)), int(sum(den)), unit, low, high, len(rows))
+    return Share(name, int(num @ mult), int(den @ mult), unit, low, high, int(mult.sum()))
 
 
 def distribution(scan: Scan, unit_table: str, category: str, denominator: str = "true", *,
@@ -72,31 +74,67 @@ def distribution(scan: Scan, unit_table: str, category: str, denominator: str = 
     where = f"({denominator})" + ("" if include_null else f" AND ({category}) IS NOT NULL")
     expr = f"coalesce(CAST(({category}) AS VARCHAR), '{include_null}')" if include_null \
         else f"CAST(({category}) AS VARCHAR)"
-    raw = scan.df(f"SELECT cluster, {expr} AS category, count(*) AS n FROM {table} "
-                  f"WHERE {where} GROUP BY ALL")
-    totals = raw.groupby("category")["n"].sum().sort_values(ascending=False)
-    order = list(categories) if categories else list(totals.index)
-    if categories:
-        order += [c for c in totals.index if c not in order]
+    totals = dict(scan.rows(f"SELECT {expr} AS category, count(*) FROM {table} WHERE {where} "
+                            "GROUP BY ALL"))
+    ranked = sorted(totals, key=lambda c: (-totals[c], c))
+    order = list(categories) + [c for c in ranked if c not in categories] if categories \
+        else ranked
+    folded = {}
     if top is not None and len(order) > top:
-        keep = order[:top]
-        raw["category"] = raw["category"].where(raw["category"].isin(keep), "other")
-        order = keep + ["other"]
-    total = int(raw["n"].sum())
-    by_cluster = raw.pivot_table(index="cluster", columns="category", values="n",
-                                 aggfunc="sum", fill_value=0) if scan.is_sample and len(raw) \
-        else None
-    out = []
-    for cat in order:
-        count = int(raw.loc[raw["category"] == cat, "n"].sum())
-        low = high = None
-        if by_cluster is not None:
-            den = by_cluster.sum(axis=1).to_numpy()
-            num = by_cluster[cat].to_numpy() if cat in by_cluster else np.zeros_like(den)
-            interval = cluster_bootstrap(num, den, replicates=scan.replicates, seed=scan.seed)
-            low, high = interval if interval else (None, None)
-        out.append(Share(str(cat), count, total, unit, low, high))
+        folded = {c: "other" for c in order[top:]}
+        order = order[:top] + ["other"]
+    counts = {c: 0 for c in order}
+    for c, n in totals.items():
+        counts[folded.get(c, c)] += int(n)
+    total = sum(counts.values())
+    intervals = _category_intervals(scan, table, expr, where, folded) if scan.is_sample else {}
+
+    def interval(c: str) -> tuple[float | None, float | None]:
+        if c in intervals:
+            return intervals[c]
+        if scan.is_sample and total and not counts[c]:
+            return 0.0, 0.0      # nobody has it: zero in every resample
+        return None, None
+
+    out = [Share(str(c), counts[c], total, unit, *interval(c)) for c in order]
     return frame(out, index="category")
+
+
+def _category_intervals(scan: Scan, table: str, expr: str, where: str,
+                        folded: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Cluster-bootstrap interval of each category's share (compressed in SQL, see shares.py).
+
+    Per category, a cluster contributes (its rows of that category, all its
+    rows); clusters without the category contribute (0, n). Only distinct
+    pairs with their multiplicities leave DuckDB.
+    """
+    fold = "CASE " + " ".join(f"WHEN c = '{k.replace(chr(39), chr(39) * 2)}' THEN 'other'"
+                              for k in folded) + " ELSE c END" if folded else "c"
+    rows = scan.rows(f"""
+        WITH c AS (SELECT cluster, {fold} AS category, count(*) AS k FROM
+                   (SELECT cluster, {expr} AS c FROM {table} WHERE {where}) GROUP BY ALL),
+        n AS (SELECT cluster, sum(k) AS n FROM c GROUP BY cluster),
+        cats AS (SELECT DISTINCT category FROM c),
+        present AS (SELECT category, k, n.n AS n, count(*) AS m FROM c JOIN n USING (cluster)
+                    GROUP BY ALL),
+        everyone AS (SELECT n, count(*) AS m FROM n GROUP BY n),
+        having_cat AS (SELECT category, n, sum(m) AS m FROM present GROUP BY ALL)
+        SELECT category, k, n, m FROM present
+        UNION ALL
+        SELECT cats.category, 0, e.n, e.m - coalesce(h.m, 0)
+        FROM cats CROSS JOIN everyone e
+        LEFT JOIN having_cat h ON h.category = cats.category AND h.n = e.n
+        WHERE e.m - coalesce(h.m, 0) > 0""")
+    by_category: dict[str, list[tuple[int, int, int]]] = {}
+    for cat, k, n, m in rows:
+        by_category.setdefault(cat, []).append((k, n, m))
+    out = {}
+    for cat, triples in by_category.items():
+        k, n, m = (np.array([t[i] for t in triples], dtype=np.int64) for i in range(3))
+        interval = cluster_bootstrap(k, n, m, replicates=scan.replicates, seed=scan.seed)
+        if interval:
+            out[cat] = interval
+    return out
 
 
 # -- STARTTLS --------------------------------------------------------------------------
@@ -214,6 +252,16 @@ def forward_secrecy(scan: Scan) -> list[Share]:
     return out
 
 
+def server_preference(scan: Scan) -> Share:
+    """Addresses that enforce their own suite order in some version (where it was measured)."""
+    enforced = ("coalesce((SELECT bool_or(p.enforced) FROM "
+                "(SELECT unnest(server_preference) AS p)), false)")
+    return share(scan, "ip", enforced,
+                 "server_preference IS NOT NULL AND len(server_preference) > 0",
+                 name="server enforces its suite order",
+                 unit="IP addresses with a measured preference")
+
+
 # -- certificates --------------------------------------------------------------------------
 
 def cert_verdicts(scan: Scan) -> pd.DataFrame:
@@ -266,19 +314,17 @@ def top_banners(scan: Scan, n: int = 10, width: int = 80) -> pd.DataFrame:
 
 # -- MTA-STS and TLSRPT --------------------------------------------------------------------
 
+_VALID_POLICY = "sts_txt_valid AND sts_policy_valid"
+_ACTIVE = f"{_VALID_POLICY} AND sts_mode IN ('enforce', 'testing')"
 FUNNEL = (
     ("domains accepting mail", "true"),
     ("_mta-sts TXT present", "sts_record"),
     ("TXT valid", "sts_txt_valid"),
     ("policy fetched", "sts_txt_valid AND sts_fetched"),
-    ("policy valid", "sts_txt_valid AND sts_policy_valid"),
-    ("mode enforce or testing", "sts_txt_valid AND sts_policy_valid "
-                                "AND sts_mode IN ('enforce', 'testing')"),
-    ("every MX matches the policy", "sts_txt_valid AND sts_policy_valid "
-                                    "AND sts_mode IN ('enforce', 'testing') AND sts_all_mx_match"),
-    ("a sender would deliver", "sts_txt_valid AND sts_policy_valid "
-                               "AND sts_mode IN ('enforce', 'testing') AND sts_all_mx_match "
-                               "AND sts_deliver"),
+    ("policy valid", _VALID_POLICY),
+    ("mode enforce or testing", _ACTIVE),
+    ("every MX matches the policy", f"{_ACTIVE} AND sts_all_mx_match"),
+    ("a sender would deliver", f"{_ACTIVE} AND sts_all_mx_match AND sts_deliver"),
 )
 
 
@@ -310,13 +356,13 @@ def mta_sts_misconfigurations(scan: Scan) -> pd.DataFrame:
         ("several TXT records", "sts_txt_status = 'multiple'"),
         ("policy fetch failed", "sts_txt_valid AND sts_policy_status = 'fetch_error'"),
         ("policy invalid", "sts_txt_valid AND sts_policy_status = 'invalid'"),
-        ("an MX not matched by the policy", "sts_policy_valid AND sts_mode <> 'none' "
-                                            "AND NOT sts_all_mx_match"),
-        ("an MX fails TLS or its certificate", "sts_policy_valid AND sts_mode <> 'none' "
-         "AND domain IN (SELECT domain FROM mx_rows WHERE tlsrpt_result_type IN ("
-         "'starttls-not-supported', 'certificate-host-mismatch', 'certificate-expired', "
-         "'certificate-not-trusted') OR (tlsrpt_result_type = 'validation-failure' "
-         "AND sts_mx_match))"),
+        ("an MX not matched by the policy",
+         "sts_policy_valid AND sts_mode <> 'none' AND NOT sts_all_mx_match"),
+        ("an MX fails TLS or its certificate",
+         ("sts_policy_valid AND sts_mode <> 'none' AND domain IN (SELECT domain FROM mx_rows "
+          "WHERE tlsrpt_result_type IN ('starttls-not-supported', "
+          "'certificate-host-mismatch', 'certificate-expired', 'certificate-not-trusted') "
+          "OR (tlsrpt_result_type = 'validation-failure' AND sts_mx_match))")),
         ("misconfigured (any of the above)", "NOT sts_correct"),
         ("a sender would fail to deliver", "sts_fail"),
     ]

@@ -28,7 +28,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from survey.analysis.shares import Share, frame
 
@@ -203,6 +203,7 @@ def funnel(df: pd.DataFrame, *, title: str | None = None,
             ax.text(row["count"] + top * 0.01, yi, f"{int(row['count']):,}{extra}",
                     va="center", fontsize=6, color="#333333")
         ax.set_xlabel("domains")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
         ax.tick_params(axis="y", length=0)
         if title:
@@ -226,8 +227,9 @@ def published_dots(side: pd.DataFrame, *, title: str | None = None,
         floor = 1e-4
         pub = np.clip(100 * df["published_value"].to_numpy(dtype=float), floor * 100, 100)
         meas = np.clip(100 * df["measured"].to_numpy(dtype=float), floor * 100, 100)
-        ax.scatter(pub, y, s=22, facecolors="none", edgecolors=PALETTE[1], linewidths=1.2,
-                   label="published", zorder=3)
+        # drawn over the scan's dot: where the two agree, a ring around a dot
+        ax.scatter(pub, y, s=42, facecolors="none", edgecolors=PALETTE[1], linewidths=1.3,
+                   label="published", zorder=5)
         err = _errors(df.assign(share=df["measured"]))
         ax.errorbar(meas, y, xerr=err, fmt="o", color=PALETTE[0], markersize=4,
                     elinewidth=0.8, label="this scan", zorder=4)
@@ -239,7 +241,7 @@ def published_dots(side: pd.DataFrame, *, title: str | None = None,
         ax.xaxis.grid(True)
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2)
+        ax.legend(loc="lower left")
         ax.set_xlabel("share (log scale)")
         if title:
             ax.set_title(clean_label(title, 100), loc="left")
@@ -250,7 +252,7 @@ def comparison_bars(changes: pd.DataFrame, *, title: str | None = None,
                     width: float = COLUMN_WIDTH) -> Figure:
     """Adopted and dropped, per feature, between two scans (domains in both)."""
     n = len(changes)
-    fig = _figure(width, 0.6 + 0.35 * max(n, 1))
+    fig = _figure(width, 0.9 + 0.35 * max(n, 1))
     with matplotlib.rc_context(STYLE):
         ax = fig.add_subplot()
         y = np.arange(n)[::-1]
@@ -262,10 +264,11 @@ def comparison_bars(changes: pd.DataFrame, *, title: str | None = None,
         ax.set_yticks(y, [clean_label(f) for f in changes["feature"]])
         top = max(int(changes[["adopted", "dropped"]].to_numpy().max(initial=0)), 1)
         ax.set_xlim(0, top * 1.25)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
         ax.set_xlabel("domains (in both scans)")
         ax.tick_params(axis="y", length=0)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.4, -0.35), ncol=2)
         if title:
             ax.set_title(clean_label(title, 80), loc="left")
     return fig

@@ -85,14 +85,14 @@ class ProviderMap:
             return None, None
         return registrable, self.table.get(registrable, registrable)
 
-    def arrow(self, mx_hosts: Iterable[str | None]) -> pa.Table:
-        """A (mx_host, registrable, provider) table for distinct host names."""
-        hosts, regs, provs = [], [], []
-        for host in mx_hosts:
-            registrable, provider = self.provider(host)
-            hosts.append(host)
+    def arrow(self, names: Iterable[str | None]) -> pa.Table:
+        """A (tail, registrable, provider) table for distinct names (or name tails)."""
+        tails, regs, provs = [], [], []
+        for name in names:
+            registrable, provider = self.provider(name)
+            tails.append(name)
             regs.append(registrable)
             provs.append(provider)
-        return pa.table({"mx_host": pa.array(hosts, pa.string()),
+        return pa.table({"tail": pa.array(tails, pa.string()),
                          "registrable": pa.array(regs, pa.string()),
                          "provider": pa.array(provs, pa.string())})

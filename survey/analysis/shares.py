@@ -79,21 +79,28 @@ def frame(shares: Iterable[Share], *, index: str = "metric") -> pd.DataFrame:
     return df
 
 
-def cluster_bootstrap(numerators: Sequence[int], denominators: Sequence[int], *,
+def cluster_bootstrap(numerators: Sequence[int], denominators: Sequence[int],
+                      weights: Sequence[int] | None = None, *,
                       replicates: int = DEFAULT_REPLICATES, seed: int = 0,
                       confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """Percentile interval of sum(num)/sum(den) resampling clusters with replacement.
 
-    One entry per cluster. None when there is nothing to resample (no
-    cluster with a positive denominator).
+    One entry per cluster, or per distinct (numerator, denominator) pair with
+    ``weights`` saying how many clusters have it (what SQL hands over: see
+    ``compressed``). None when there is nothing to resample (no cluster with
+    a positive denominator).
     """
     num = np.asarray(numerators, dtype=np.int64)
     den = np.asarray(denominators, dtype=np.int64)
-    if num.shape != den.shape:
-        raise ValueError("numerators and denominators differ in length")
+    mult = np.ones_like(num) if weights is None else np.asarray(weights, dtype=np.int64)
+    if num.shape != den.shape or num.shape != mult.shape:
+        raise ValueError("numerators, denominators and weights differ in length")
+    keep = mult > 0
+    num, den, mult = num[keep], den[keep], mult[keep]
     if num.size == 0 or den.sum() == 0:
         return None
-    pairs, multiplicity = np.unique(np.stack([num, den], axis=1), axis=0, return_counts=True)
+    pairs, inverse = np.unique(np.stack([num, den], axis=1), axis=0, return_inverse=True)
+    multiplicity = np.bincount(inverse.ravel(), weights=mult).astype(np.int64)
     clusters = int(multiplicity.sum())
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(clusters, multiplicity / clusters, size=replicates)
