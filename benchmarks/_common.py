@@ -31,6 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)   # run the finally blocks: stop the servers we started
+
+
+signal.signal(signal.SIGTERM, _terminated)
 PYTHON = sys.executable
 SURVEY = [PYTHON, "-m", "survey.cli"]
 
@@ -118,7 +125,9 @@ def run_measured(cmd: list[str], **kwargs) -> dict:
     """Run a command to completion; its wall, CPU and peak RSS (the child alone).
 
     ``os.wait4`` gives the rusage of exactly this child, whatever else runs.
-    A piped stdout is read after the child exits: keep it small.
+    Its peak RSS includes what it shared with this process until it exec'd:
+    call this from a small process. A piped stdout is read after the child
+    exits: keep it small.
     """
     started = time.monotonic()
     proc = subprocess.Popen(cmd, **kwargs)

@@ -140,19 +140,31 @@ def dns_child(domains_file: str, ip: str, port: int, concurrency: int) -> None:
     print(json.dumps({"domains": count, "queries": resolver.queries}))
 
 
-def dns_only(domains: int, seed: int, concurrency: int) -> dict:
-    """Build the zone of a ``domains`` world, serve it with NSD, run the stage in a child."""
+def zone_child(domains: int, seed: int, directory: str) -> None:
+    """Child mode: write a world's zone and domain list (the parent stays small)."""
     from survey.testbed import zones
     from survey.testbed.generator import generate
+
+    world = generate(domains, seed, "default", scale="fast")
+    zones.write_zones(world, directory)
+    with open(Path(directory) / "domains.csv", "w") as fh:
+        fh.writelines(f"{d.rank},{d.name}\n" for d in world.domains)
+
+
+def dns_only(domains: int, seed: int, concurrency: int) -> dict:
+    """Build the zone of a ``domains`` world, serve it with NSD, run the stage in a child.
+
+    The world is generated in a child of its own: a forked child's peak RSS
+    (``ru_maxrss``) counts the pages it shared with its parent until it exec'd,
+    so the measured child must be forked from a small parent.
+    """
+    from survey.testbed import zones
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-dns-") as tmp:
         tmp = Path(tmp)
         started = time.monotonic()
-        world = generate(domains, seed, "default", scale="fast")
-        zones.write_zones(world, tmp)
-        with open(tmp / "domains.csv", "w") as fh:
-            fh.writelines(f"{d.rank},{d.name}\n" for d in world.domains)
-        del world
+        subprocess.run([c.PYTHON, __file__, "--zone-child", str(domains), str(seed), str(tmp)],
+                       check=True, cwd=c.REPO)
         c.log(f"{domains}-domain zone in {time.monotonic() - started:.0f} s")
         with c.nsd(tmp / zones.ZONE_FILE) as (ip, port):
             result = c.run_measured([c.PYTHON, __file__, "--dns-child",
@@ -166,6 +178,9 @@ def dns_only(domains: int, seed: int, concurrency: int) -> dict:
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--zone-child":
+        zone_child(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--dns-child":
         # The child's stdout is a pipe run_measured does not read: keep it short.
         dns_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
