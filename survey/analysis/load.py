@@ -13,6 +13,9 @@ host names, addresses); every metric is an aggregation over them.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,7 +86,12 @@ class Scan:
         self.replicates = replicates
         self.seed = seed
         self.con = duckdb.connect()
-        if memory_limit:
+        # No query here relies on row order; dropping it lets DuckDB stream and spill.
+        self.con.execute("SET preserve_insertion_order = false")
+        self._spill = tempfile.mkdtemp(prefix="survey-duckdb-")
+        weakref.finalize(self, shutil.rmtree, self._spill, True)
+        self.con.execute(f"SET temp_directory = '{self._spill}'")
+        if memory_limit:     # e.g. "8GB"; DuckDB's default is 80% of the machine's memory
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         for table in TABLES:
             self.con.register(table, open_dataset(self.path, table))
