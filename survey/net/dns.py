@@ -37,7 +37,7 @@ one-off hosts (benchmarks/scale.py).
 from __future__ import annotations
 
 import ipaddress
-import random
+import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -132,7 +132,7 @@ class Resolver:
     async def lookup(self, name: str, rdtype: str) -> Lookup:
         await self._pacer.wait()
         self.queries += 1
-        qid = random.getrandbits(16)
+        qid = secrets.randbits(16)     # unpredictable: with the port, RFC 5452 §9.2
         try:
             wire = dnswire.build_query(qid, name, rdtype)
         except DnsWireError as exc:
