@@ -7,10 +7,8 @@ must equal every quota the profile states, exactly (count and denominator).
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from survey import analysis as sa
 from survey.testbed.generator import ProfileError, generate, load_profile
 from survey.testbed.quotas import quotas
+from tests.worlds import served_world
 
 SURVEY = [sys.executable, "-m", "survey.cli"]
 BLOCK = 1000
@@ -25,23 +24,11 @@ BLOCK = 1000
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("published-world")
     # default scale: this world has no timing behaviours, and generous timeouts keep a
     # loaded CI machine from turning a slow policy fetch into a wrong count
-    subprocess.run(SURVEY + ["world", "--domains", str(BLOCK), "--seed", "8", "--profile",
-                             "published", "--out", str(directory)],
-                   check=True, timeout=120, capture_output=True)
-    server = subprocess.Popen(SURVEY + ["world", "--serve", "--any-ports", "--out",
-                                        str(directory)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (directory / "world.json").exists():
-        assert server.poll() is None, server.stderr.read().decode()
-        assert time.monotonic() < deadline, "the world did not start within 60 s"
-        time.sleep(0.1)
-    yield directory
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    with served_world(tmp_path_factory.mktemp("published-world"), domains=BLOCK, seed=8,
+                      scale="default", profile="published") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ notebooks run with nbclient exactly as `survey report` runs them.
 from __future__ import annotations
 
 import ast
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -20,6 +18,7 @@ import pytest
 
 from survey import analysis as sa
 from survey.report import execute_notebooks, find_notebooks
+from tests.worlds import served_world
 
 SURVEY = [sys.executable, "-m", "survey.cli"]
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -30,21 +29,9 @@ DOMAINS = 300
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("nb-world")
-    subprocess.run(SURVEY + ["world", "--domains", str(DOMAINS), "--seed", "11", "--scale",
-                             "fast", "--out", str(directory)],
-                   check=True, timeout=120, capture_output=True)
-    server = subprocess.Popen(SURVEY + ["world", "--serve", "--any-ports", "--out",
-                                        str(directory)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (directory / "world.json").exists():
-        assert server.poll() is None, server.stderr.read().decode()
-        assert time.monotonic() < deadline, "the world did not start within 60 s"
-        time.sleep(0.1)
-    yield directory
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    with served_world(tmp_path_factory.mktemp("nb-world"), domains=DOMAINS, seed=11,
+                      scale="fast", profile="default") as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")

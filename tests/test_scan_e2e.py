@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from survey.store import open_dataset, read_manifest, read_pandas
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
+from tests.worlds import served_world
 
 DOMAINS = 2000
 SURVEY = [sys.executable, "-m", "survey.cli"]
@@ -30,21 +30,9 @@ VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni"}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("world")
-    subprocess.run(SURVEY + ["world", "--domains", str(DOMAINS), "--seed", "2026", "--scale",
-                             "fast", "--out", str(directory)], check=True, timeout=120,
-                   capture_output=True)
-    server = subprocess.Popen(SURVEY + ["world", "--serve", "--any-ports", "--out",
-                                        str(directory)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (directory / "world.json").exists():
-        assert server.poll() is None, server.stderr.read().decode()
-        assert time.monotonic() < deadline, "the world did not start within 60 s"
-        time.sleep(0.1)
-    yield directory
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    with served_world(tmp_path_factory.mktemp("world"), domains=DOMAINS, seed=2026,
+                      scale="fast", profile="default") as directory:
+        yield directory
 
 
 def scan(world, out, *extra, check=True):

@@ -8,10 +8,8 @@ connections each scan made and whether two were ever open at once.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from survey.store import read_manifest, read_pandas
 from survey.testbed.listen import connections_by_ip, max_concurrency, read_connection_log
 from survey.testbed.model import World
 from survey.testbed.score import score
+from tests.worlds import served_world
 
 DOMAINS = 2000
 VERSIONS = 5
@@ -36,21 +35,9 @@ CONCURRENCY = "25"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("world")
-    subprocess.run(SURVEY + ["world", "--domains", str(DOMAINS), "--seed", "2026", "--scale",
-                             "fast", "--out", str(directory)], check=True, timeout=120,
-                   capture_output=True)
-    server = subprocess.Popen(SURVEY + ["world", "--serve", "--any-ports", "--out",
-                                        str(directory)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (directory / "world.json").exists():
-        assert server.poll() is None, server.stderr.read().decode()
-        assert time.monotonic() < deadline, "the world did not start within 60 s"
-        time.sleep(0.1)
-    yield directory
-    server.send_signal(signal.SIGTERM)
-    server.wait(timeout=30)
+    with served_world(tmp_path_factory.mktemp("world"), domains=DOMAINS, seed=2026,
+                      scale="fast", profile="default") as directory:
+        yield directory
 
 
 def scan(world: Path, out: Path, *extra: str) -> Path:
