@@ -72,7 +72,7 @@ def serve(directory: Path) -> subprocess.Popen:
     return proc
 
 
-def scan(directory: Path, out: Path, source: Path | None = None) -> dict:
+def scan(directory: Path, out: Path, concurrency: int, source: Path | None = None) -> dict:
     """One ``survey scan`` child with its own rusage; ``source``: another tree's scanner."""
     env = dict(os.environ)
     cwd = c.REPO
@@ -81,7 +81,9 @@ def scan(directory: Path, out: Path, source: Path | None = None) -> dict:
         cwd = source
     with tempfile.TemporaryFile() as errors:
         result = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
-                                            str(out), "--quiet"], cwd=cwd, env=env,
+                                            str(out), "--quiet", "--profile", "starttls",
+                                            "--concurrency", str(concurrency)],
+                                cwd=cwd, env=env,
                                 stdout=subprocess.DEVNULL, stderr=errors)
         if result["returncode"] != 0:
             errors.seek(0)
@@ -189,7 +191,9 @@ def main() -> int:
     parser.add_argument("--domains", type=int, default=100_000)
     parser.add_argument("--dns-domains", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=200,
+                        help="domains in flight, for the scans and the DNS stage alike "
+                             "(survey scan's Internet default)")
     parser.add_argument("--skip-scan", action="store_true")
     parser.add_argument("--skip-dns", action="store_true")
     parser.add_argument("--compare-rev", metavar="REV",
@@ -208,9 +212,10 @@ def main() -> int:
                 if args.compare_rev:
                     source = checkout(args.compare_rev, Path(tmp) / "src")
                     c.log(f"scanning with {args.compare_rev}")
-                    runs[args.compare_rev] = scan(directory, Path(tmp) / "before", source)
+                    runs[args.compare_rev] = scan(directory, Path(tmp) / "before",
+                                                  args.concurrency, source)
                 c.log("scanning with this tree")
-                runs["this tree"] = scan(directory, Path(tmp) / "after")
+                runs["this tree"] = scan(directory, Path(tmp) / "after", args.concurrency)
         finally:
             c.stop(world, signal.SIGTERM, timeout=60)
         now = runs["this tree"]
