@@ -37,7 +37,6 @@ from survey.net.guard import DestinationPolicy
 from survey.net.smtp import Timeouts, probe_starttls
 from survey.net.transport import client_context
 from survey.proto import ciphers as registry
-from survey.proto import tlshello
 from survey.proto.enumerate import ServerEnumeration, outcome_from_events, run
 from survey.proto.tlshello import HelloSpec, build_client_hello
 from survey.testbed import legacy_tls
@@ -55,7 +54,7 @@ from survey.testbed.model import (
 from survey.testbed.pki import Pki, PkiError
 from survey.testbed.smtp_server import SmtpWorld, serve_smtp
 from survey.testbed.truth import build_truth, host_truth
-from tests.tlsservers import Answer, _decided
+from tests.tlsservers import Answer, read_answer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -203,26 +202,8 @@ def _tls_reply(conn) -> bytes:
 
 def hello_over_starttls(ip: str, port: int, hello: bytes) -> Answer:
     """Send a hand-built ClientHello after STARTTLS and read until the answer is decided."""
-    parser = tlshello.ServerHelloParser()
-    events: list = []
     with starttls_socket(ip, port) as sock:
-        sock.sendall(hello)
-        while True:
-            try:
-                data = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError) as exc:
-                return Answer(events, transport=type(exc).__name__)
-            parser.feed(data)
-            while True:
-                try:
-                    ev = parser.next_event()
-                except tlshello.TLSProtocolError as exc:
-                    return Answer(events, error=exc)
-                if ev is tlshello.NEED_DATA or ev is tlshello.CLOSED:
-                    break
-                events.append(ev)
-            if not data or _decided(events):
-                return Answer(events)
+        return read_answer(sock, hello)
 
 
 def enumerate_server(ip: str, port: int) -> ServerEnumeration:

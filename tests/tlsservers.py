@@ -257,23 +257,29 @@ def _decided(events: list) -> bool:
 
 def send_hello(port: int, hello: bytes, *, timeout: float = TIMEOUT) -> Answer:
     """Send ``hello`` to 127.0.0.1:``port`` and read the answer until it is decided."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        return read_answer(sock, hello)
+
+
+def read_answer(sock: socket.socket, hello: bytes) -> Answer:
+    """Send ``hello`` on a connected socket (its timeout bounds each read) and read the
+    answer until it is decided."""
     parser = tlshello.ServerHelloParser()
     events: list = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(hello)
+    sock.sendall(hello)
+    while True:
+        try:
+            data = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError) as exc:
+            return Answer(events, transport=type(exc).__name__)
+        parser.feed(data)
         while True:
             try:
-                data = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError) as exc:
-                return Answer(events, transport=type(exc).__name__)
-            parser.feed(data)
-            while True:
-                try:
-                    ev = parser.next_event()
-                except TLSProtocolError as exc:
-                    return Answer(events, error=exc)
-                if ev is NEED_DATA or ev is CLOSED:
-                    break
-                events.append(ev)
-            if not data or _decided(events):
-                return Answer(events)
+                ev = parser.next_event()
+            except TLSProtocolError as exc:
+                return Answer(events, error=exc)
+            if ev is NEED_DATA or ev is CLOSED:
+                break
+            events.append(ev)
+        if not data or _decided(events):
+            return Answer(events)
