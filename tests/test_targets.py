@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from survey.scan.targets import (InputError, normalize_domain, parse_shard, read_targets,
+from survey.scan.targets import (InputError, estimate_count, normalize_domain, parse_shard,
+                                 read_targets,
                                  shard_of, targets_from_lines)
 
 
@@ -105,3 +106,14 @@ def test_any_lines_give_targets_and_never_raise(lines):
         if t.valid:
             assert t.domain == t.domain.lower() and t.domain.isascii()
             assert not t.domain.endswith(".")
+
+
+def test_estimate_count_is_cheap_and_close(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("rank,domain\n" + "".join(f"{i},d{i}.test\n" for i in range(1, 101))
+                    + "# comment\n\n")
+    assert estimate_count(path) == 100
+    assert estimate_count(path, limit=7) == 7
+    assert estimate_count(path, shard=(1, 4)) == 25
+    with pytest.raises(InputError):
+        estimate_count(tmp_path / "missing.txt")

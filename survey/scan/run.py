@@ -43,7 +43,7 @@ from survey.scan.politeness import Politeness
 from survey.scan.progress import Progress
 from survey.scan.resolve import DomainDns, canonical_ip, resolve_domain
 from survey.scan.servers import Attempted, ServerProber
-from survey.scan.targets import Target, read_targets
+from survey.scan.targets import Target, estimate_count, read_targets
 from survey.scan.verdicts import domain_row, host_row, invalid_input_row, mx_row
 from survey.store import (DatasetWriter, count_rows, discard_uncommitted, open_dataset,
                           read_manifest, write_manifest)
@@ -283,8 +283,8 @@ class Scan:
         config.out.mkdir(parents=True, exist_ok=True)
         started = now()
         write_manifest(config.out, self._manifest(started, "partial"))
-        self.progress.start(total=sum(1 for _ in read_targets(config.input, shard=config.shard,
-                                                              limit=config.limit)),
+        self.progress.start(total=estimate_count(config.input, shard=config.shard,
+                                                 limit=config.limit),
                             already=len(self.done.domains))
         writer_id = f"{os.getpid()}-{secrets.token_hex(3)}"
         limiter = trio.CapacityLimiter(config.concurrency)
