@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("survey.testbed.cli_score", "compare a scan dataset with a world's ground truth"),
     "report": ("survey.report", "run the analysis notebooks on a scan into an HTML report"),
     "demo": ("survey.demo", "build, serve, scan, score and report a simulated world (loopback)"),
+    "schema": ("survey.store.schemadoc", "print the dataset schema (docs/schema.md) as Markdown"),
 }
 
 

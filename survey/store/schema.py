@@ -139,6 +139,117 @@ CERTS = _schema("certs", [
 SCHEMAS: dict[str, pa.Schema] = {"domains": DOMAINS, "mx": MX, "hosts": HOSTS, "certs": CERTS}
 TABLES = tuple(SCHEMAS)
 
+# What each table's row is, and one line per column: the source of docs/schema.md
+# (survey/store/schemadoc.py; a test keeps the two equal and every column described).
+TABLE_DOCS: dict[str, str] = {
+    "domains": "one row per input domain (invalid names included, as `invalid_input`)",
+    "mx": "one row per (domain, MX host, IP address); a host without addresses has one "
+          "row with `ip` null",
+    "hosts": "one row per mail server (IP, port), probed once however many domains use it",
+    "certs": "one row per distinct certificate seen (leaf or chain), keyed by SHA-256",
+}
+
+COLUMN_DOCS: dict[str, dict[str, str]] = {
+    "domains": {
+        "domain": "the name as a lower-case A-label without the trailing dot "
+                  "(IDNA2008, UTS-46 mapping)",
+        "input": "the name as it appeared in the input list",
+        "rank": "rank from a `rank,domain` list (Tranco); null for a plain list",
+        "dns_status": "outcome of the MX lookup: `DNS_STATUSES`",
+        "mx_kind": "`mx` (MX records), `null_mx` (RFC 7505 `0 .`), `implicit` (no MX, the "
+                   "domain's own A/AAAA, RFC 5321 §5.1) or `none`; null when the MX lookup "
+                   "failed",
+        "mx_hosts": "MX targets in preference order ([] for `null_mx` and `none`)",
+        "mta_sts_txt_status": "the `_mta-sts` TXT record set: `TXT_STATUSES`",
+        "mta_sts_txt": "the `_mta-sts` TXT RRset as received (each record's strings joined)",
+        "mta_sts_id": "the record's `id=` when the record set is valid",
+        "mta_sts_policy_status": "policy fetch from `mta-sts.<domain>`: `POLICY_STATUSES` "
+                                 "(`not_attempted` without a valid TXT record set)",
+        "mta_sts_policy_error": "why the fetch failed or the policy is invalid: a category "
+                                "(`dns`, `connect`, `tls`, `certificate`, `redirect`, "
+                                "`http_status`, `content_type`, `timeout`, `too_large`, "
+                                "`syntax`, `missing_mode`, `invalid_max_age`, ...)",
+        "mta_sts_mode": "the valid policy's mode: `STS_MODES`; null without a valid policy",
+        "mta_sts_max_age": "the valid policy's `max_age` in seconds",
+        "mta_sts_mx_patterns": "the valid policy's `mx` patterns, sorted",
+        "sts_domain_verdict": "would a sender with no cached policy deliver through some MX "
+                              "(RFC 8461 §5): `STS_VERDICTS`",
+        "tlsrpt_status": "the `_smtp._tls` TXT record set: `TXT_STATUSES`",
+        "tlsrpt_txt": "the `_smtp._tls` TXT RRset as received (each record's strings joined)",
+        "tlsrpt_rua": "the valid record's `rua` URIs, sorted",
+        "probed_at": "when the domain was measured (UTC)",
+    },
+    "mx": {
+        "domain": "the domain (as in `domains.domain`)",
+        "mx_host": "the MX host name as in the MX record (for `implicit`, the domain itself)",
+        "preference": "the MX preference (0 for `implicit`)",
+        "mx_status": "the host's A/AAAA lookup: `ok`, or why it has no address "
+                     "(`DNS_STATUSES`)",
+        "ip": "an address of the host, one row per address (IPv6 in RFC 5952 text); null "
+              "when none resolved",
+        "port": "the SMTP port probed (25 on the Internet)",
+        "host_status": "`hosts.status` of (ip, port), copied for convenience",
+        "sni": "the server name sent in the TLS handshake whose certificate applies here",
+        "cert_status": "`valid`, or the first failing check: `CERT_STATUSES` (`no_cert` "
+                       "when no handshake completed)",
+        "cert_trusted": "a path from the served chain to a trust anchor exists (no AIA "
+                        "fetching)",
+        "cert_time_valid": "every certificate on that path (the leaf alone without one) is "
+                           "valid at `probed_at`",
+        "cert_name_match": "the MX host name matches a SAN dNSName (RFC 6125 §6.4 as "
+                           "profiled by RFC 7817; the subject CN only without dNSName SANs)",
+        "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",
+        "sts_mx_match": "the MX host matches the valid policy's `mx` patterns (RFC 8461 "
+                        "§4.1); null without a valid policy",
+        "sts_verdict": "a sender applying the policy to this (MX, IP): `STS_VERDICTS` "
+                       "(`deliver` also when mode is `testing`)",
+        "tlsrpt_result_type": "the RFC 8460 result type a sender would report for this "
+                              "(MX, IP) under the domain's MTA-STS policy; null when the "
+                              "session succeeds or no valid `_mta-sts` record exists",
+        "probed_at": "when the row was measured (UTC)",
+    },
+    "hosts": {
+        "ip": "the server's address (IPv6 in RFC 5952 text)",
+        "port": "the SMTP port",
+        "status": "outcome of the STARTTLS dialogue: `SERVER_STATUSES`",
+        "status_detail": "the error text behind a non-`ok` status",
+        "probe_status": "the versions/ciphers enumeration: `PROBE_STATUSES` (`not_run` "
+                        "with the starttls profile)",
+        "banner": "the SMTP greeting (all lines), as received",
+        "ehlo_capabilities": "EHLO keywords before STARTTLS",
+        "ehlo_capabilities_tls": "EHLO keywords after STARTTLS (RFC 3207 §4.2)",
+        "starttls_offered": "EHLO advertised STARTTLS; null when EHLO was never answered",
+        "sni": "the server name sent in this row's handshake (the first MX name seen)",
+        "tls_version": "version negotiated by the STARTTLS handshake: `TLS_VERSIONS`",
+        "cipher_suite": "suite negotiated by that handshake (IANA name)",
+        "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",
+        "versions_supported": "TLS versions the server accepts (versions and ciphers "
+                              "profiles), sorted; null when not measured",
+        "cipher_suites": "every accepted (version, suite) pair (ciphers profile); "
+                         "`preference_order` 1 = most preferred, null when the server "
+                         "enforces no order",
+        "server_preference": "per version: does the server enforce its own suite order "
+                             "(`enforced` null: undecidable, a single suite)",
+        "connections": "TCP connections this row cost (retries and hellos included)",
+        "transcript": "the SMTP dialogue, one `C:`/`S:` line per step (capped at 64 KiB)",
+        "probed_at": "when the server was probed (UTC)",
+    },
+    "certs": {
+        "sha256": "SHA-256 of the DER encoding, lower-case hex",
+        "der": "the certificate as served (DER)",
+        "subject": "subject distinguished name (RFC 4514 text)",
+        "issuer": "issuer distinguished name (RFC 4514 text)",
+        "san_dns": "subjectAltName dNSName entries",
+        "not_before": "start of validity (UTC)",
+        "not_after": "end of validity (UTC)",
+        "key_type": "public key algorithm (`RSA`, `EC`, `Ed25519`, `Ed448`, `DSA`)",
+        "key_bits": "key size in bits (the curve size for EC)",
+        "signature_algorithm": "the signature algorithm (OpenSSL-style name, else the OID)",
+        "self_signed": "the certificate verifies under its own key",
+        "probed_at": "when the certificate was first seen in this scan (UTC)",
+    },
+}
+
 
 class SchemaError(ValueError):
     """Rows that do not fit the declared schema (our bug, not the peer's)."""
@@ -167,3 +278,37 @@ def to_table(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         if not field.nullable and arrow.column(field.name).null_count:
             raise SchemaError(f"{table}: column {field.name!r} may not be null")
     return arrow
+
+# What the less obvious values mean (DESIGN.md "Outcomes are rows"); docs/schema.md lists them.
+VALUE_DOCS: dict[str, dict[str, str]] = {
+    "SERVER_STATUSES": {
+        "ok": "STARTTLS and the TLS handshake completed (the certificate is judged "
+              "separately, on mx rows)",
+        "connection_refused": "TCP connection refused (RST to the SYN)",
+        "connect_timeout": "no TCP connection within the connect timeout",
+        "network_unreachable": "no route to the address",
+        "reset": "the server reset or dropped the connection mid-dialogue",
+        "read_timeout": "the server went silent past a deadline (the whole greeting has one)",
+        "protocol_error": "garbage, a broken reply grammar, oversized replies, or plaintext "
+                          "injected after STARTTLS's 220",
+        "smtp_reject_4xx": "a temporary refusal at greeting or EHLO that names no limit "
+                           "(retried first)",
+        "smtp_reject_5xx": "a permanent refusal at greeting or EHLO",
+        "rate_limited": "a 4xx naming a connection or rate limit, or a refusal that cleared "
+                        "on a later retry: never counted as \"no STARTTLS\"",
+        "no_starttls": "EHLO answered without STARTTLS",
+        "starttls_rejected": "STARTTLS offered but answered with something other than 220",
+        "tls_handshake_failed": "the TLS handshake after STARTTLS failed",
+        "blocked_by_policy": "never contacted: a special-purpose address (RFC 6890) or on "
+                             "the --blocklist",
+    },
+    "PROBE_STATUSES": {
+        "ok": "every TLS version decided",
+        "partial": "the connection --budget, a server that stopped answering, or a version "
+                   "left undecided cut it short: what is listed was found, what is missing "
+                   "was not shown unsupported",
+        "not_run": "the starttls profile, or a server that never reached STARTTLS's 220",
+        "failed": "a hello got no TLS decision before the server ever spoke TLS (the lists "
+                  "stay null)",
+    },
+}
