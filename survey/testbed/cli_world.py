@@ -38,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--https-port", type=int, help="HTTPS port (default: the spec's, 443)")
     parser.add_argument("--any-ports", action="store_true",
                         help="let the kernel pick free ports (world.json names them)")
+    parser.add_argument("--max-connections", type=int, metavar="N",
+                        help="connections each of SMTP and HTTPS serves at once (default "
+                             "4096; more need a higher open-files limit)")
     parser.add_argument("--shares", action="store_true",
                         help="print the share of domains exercising each behaviour (JSON)")
 
@@ -75,4 +78,4 @@ def run(args: argparse.Namespace) -> int:
              "https_port": args.https_port}
     if args.any_ports:
         ports = {k: 0 if v is None else v for k, v in ports.items()}
-    return serve.serve_forever(out, **ports)
+    return serve.serve_forever(out, max_connections=args.max_connections, **ports)

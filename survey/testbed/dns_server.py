@@ -204,6 +204,21 @@ def _error_reply(wire: bytes, *, rcode: int) -> bytes | None:
     return struct.pack("!HHHHHH", msg_id, 0x8000 | (flags & 0x7900) | rcode, 0, 0, 0, 0)
 
 
+UDP_RECEIVE_BUFFER = 8 << 20   # a burst of thousands of queries queues, not drops
+
+
+def _widen_receive_buffer(sock: trio.socket.SocketType) -> None:
+    """Room for bursts: a scan with thousands of domains in flight asks thousands at once."""
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+            return
+        except OSError:   # FORCE needs CAP_NET_ADMIN; plain RCVBUF caps at rmem_max
+            continue
+
+
 def _bind_to_loopback(sock: trio.socket.SocketType) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
@@ -237,6 +252,7 @@ class DnsServer:
             try:
                 for s in (udp, tcp):
                     _bind_to_loopback(s)
+                _widen_receive_buffer(udp)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 await udp.bind((self.host, self.port))
                 await tcp.bind((self.host, udp.getsockname()[1]))

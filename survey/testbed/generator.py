@@ -305,6 +305,8 @@ class _Builder:
             self.d_alias = _flag_deck(rng, own.get("cname_cert_alias", 0.5))
             self.d_tlsa = _flag_deck(rng, own.get("tlsa", 0))
             self.d_behaviour = _Deck(rng, own["behaviour"])
+            # seconds a slow_banner server waits (absent: a quarter of the greeting timeout)
+            self.slow_banner_delay = own.get("slow_banner_delay")
             self.d_versions = _Deck(rng, own["tls_versions"])
             self.d_pref = _Deck(rng, own["server_preference"])
             self.d_key = _Deck(rng, own["key_type"])
@@ -389,7 +391,8 @@ class _Builder:
         elif behaviour == "ehlo_4xx":
             kw["ehlo_reject"] = Reply(451, ("4.3.0 Temporary local problem, please come back later",))
         elif behaviour == "slow_banner":
-            kw["delay"] = round(s.greeting_timeout / 4, 3)
+            kw["delay"] = (float(self.slow_banner_delay) if self.slow_banner_delay is not None
+                           else round(s.greeting_timeout / 4, 3))
         elif behaviour == "tarpit":
             kw["delay"] = round(min(s.greeting_timeout, s.command_timeout) / 4, 3)
             kw["duration"] = round(s.greeting_timeout * 3.5, 3)

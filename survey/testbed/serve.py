@@ -132,8 +132,13 @@ def world_json(world_dir: Path, world: World, *, dns: tuple[str, int],
 
 async def run_world(world_dir: str | Path, *, dns_port: int | None = None,
                     smtp_port: int | None = None, https_port: int | None = None,
+                    max_connections: int | None = None,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the world in ``world_dir`` until cancelled; started(world.json dict)."""
+    """Serve the world in ``world_dir`` until cancelled; started(world.json dict).
+
+    ``max_connections``: connections each of SMTP and HTTPS serves at once
+    (None: listen.DEFAULT_MAX_CONNECTIONS; the slow-servers benchmark holds more).
+    """
     world_dir = Path(world_dir)
     (world_dir / WORLD_JSON).unlink(missing_ok=True)
     world = World.load(world_dir / SPEC)
@@ -162,13 +167,13 @@ async def run_world(world_dir: str | Path, *, dns_port: int | None = None,
             smtp = https = None
             if serve_smtp is not None:
                 smtp = await nursery.start(_server_task, serve_smtp, world, smtp_port, pki,
-                                           connlog)
+                                           connlog, max_connections)
                 services["smtp"] = "ready"
             else:
                 services["smtp"] = smtp_missing or "unavailable"
             if serve_https is not None:
                 https = await nursery.start(_server_task, serve_https, world, https_port, pki,
-                                            connlog)
+                                            connlog, max_connections)
                 services["https"] = "ready"
             else:
                 services["https"] = https_missing or "unavailable"
@@ -192,8 +197,10 @@ async def _dns_task(world: World, port: int, task_status=trio.TASK_STATUS_IGNORE
 
 
 async def _server_task(serve: Any, world: World, port: int, pki: Any, connlog: Any,
+                       max_connections: int | None = None,
                        task_status=trio.TASK_STATUS_IGNORED) -> None:
-    await serve(world, port=port, pki=pki, connlog=connlog, task_status=task_status)
+    limit = {} if max_connections is None else {"max_connections": max_connections}
+    await serve(world, port=port, pki=pki, connlog=connlog, task_status=task_status, **limit)
 
 
 async def _serve_until_signal(world_dir: Path, ports: dict[str, int | None],
@@ -226,9 +233,10 @@ def _summary(info: dict[str, Any]) -> str:
 
 def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
                   smtp_port: int | None = None, https_port: int | None = None,
-                  announce: bool = True) -> int:
+                  announce: bool = True, max_connections: int | None = None) -> int:
     """Run a world in the foreground until SIGINT or SIGTERM; the exit status."""
-    ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port}
+    ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port,
+             "max_connections": max_connections}
     try:
         trio.run(_serve_until_signal, Path(world_dir), ports, announce)
     except (OSError, BaseExceptionGroup) as exc:

@@ -1,0 +1,216 @@
+"""Slow servers (issue 10, item 5): waiting must cost connections, not time.
+
+Theory of operation
+-------------------
+A world of ``--domains`` domains, each with one MX host on a server of its
+own; ``--slow-share`` (20%) of the servers are ``slow_banner`` servers that
+wait ``--delay`` (10 s) before their greeting, then talk STARTTLS and TLS as
+normal. The others answer at once (``--fast-behaviour``, default
+``no_starttls``: this benchmark is about waiting, handshake.py is about
+handshakes). No MTA-STS, TLSRPT or DNS faults. The world is built by
+``survey world`` from a profile this script writes (``own.slow_banner_delay``
+sets the delay; the ``default`` scale's 30 s greeting timeout is 3x it), and
+served with ``--max-connections`` above the scan's concurrency.
+
+``survey scan --world --profile starttls --concurrency C`` runs as a child
+(its own CPU and peak RSS from ``os.wait4``); the world's CPU is read from
+/proc before and after. Measured:
+  * the most SMTP connections open at once, from the world's connection log
+    (every connection of this scan, all addresses together);
+  * spurious timeouts: hosts rows whose status is a timeout (connect or read
+    timeout, or a handshake not done in time) plus domains whose DNS timed
+    out -- no server of this world is slower than the scan's deadlines, so
+    every one is spurious;
+  * wall against the ideal ``delay x batches``, ``batches = ceil(slow
+    servers / C)``: C domains in flight and a slot held ``delay`` seconds by
+    each slow server. The scan cannot beat the CPU either: ``cpu_floor_s``
+    is (scanner + world CPU) / cores, and ``wall_over_bound`` compares the
+    wall with max(ideal, cpu_floor) to show whether the waits overlap.
+
+Targets: connections open at once >= 5000; spurious timeouts == 0 (<= 0);
+wall <= 1.5 x ideal. The default run is sized for the first: 25,000 domains,
+5,000 slow, 6,000 in flight. Loopback only; everything started is stopped.
+
+    python benchmarks/slow.py [--domains 25000] [--slow-share 0.2] [--delay 10]
+                              [--concurrency 6000] [--fast-behaviour no_starttls]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c
+
+CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
+                            "survey-bench"))
+TIMEOUT_STATUSES = {"connect_timeout", "read_timeout"}
+
+
+def profile(share: float, delay: float, fast: str) -> dict:
+    """The default profile cut down to one plain MX server per domain, ``share`` slow."""
+    doc = json.loads((c.REPO / "survey/testbed/profiles/default.json").read_text())
+    own = doc["own"]
+    own.update(mx_kind={"mx": 1}, mx_count={"1": 1}, equal_preference=0, shared_host=0,
+               host={"plain": 1}, tlsa=0, cert_kind={"valid": 1}, key_type={"ec": 1},
+               tls_versions={"TLSv1.2 TLSv1.3": 1}, legacy={"share": 0},
+               behaviour={fast: round(1 - share, 6), "slow_banner": share},
+               slow_banner_delay=delay)
+    doc.update(name="slow", providers=[], dns_status={"ok": 1}, truncate=0,
+               description="benchmarks/slow.py: one plain MX server per domain, some slow")
+    doc["mta_sts"].update(txt={"absent": 1}, absent_other=0)
+    doc["tlsrpt"].update(txt={"absent": 1})
+    return doc
+
+
+def world_dir(args: argparse.Namespace) -> Path:
+    directory = CACHE / (f"slow-{args.domains}-{args.slow_share:g}-{args.delay:g}-"
+                         f"{args.fast_behaviour}-{args.seed}")
+    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "profile.json"
+        path.write_text(json.dumps(profile(args.slow_share, args.delay, args.fast_behaviour)))
+        c.log(f"building a {args.domains}-domain slow world in {directory}")
+        subprocess.run(c.SURVEY + ["world", "--domains", str(args.domains), "--seed",
+                                   str(args.seed), "--profile", str(path), "--out",
+                                   str(directory)],
+                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
+    return directory
+
+
+def serve(directory: Path, max_connections: int) -> subprocess.Popen:
+    (directory / "world.json").unlink(missing_ok=True)
+    proc = subprocess.Popen(c.SURVEY + ["world", "--serve", "--any-ports", "--out",
+                                        str(directory), "--max-connections",
+                                        str(max_connections)],
+                            cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (directory / "world.json").exists():
+        if proc.poll() is not None:
+            raise RuntimeError("the world server exited before it was ready")
+        if time.monotonic() > deadline:
+            c.stop(proc)
+            raise RuntimeError("the world was not ready within 600 s")
+        time.sleep(0.5)
+    return proc
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_at_once(log: Path, since: float, service: str = "smtp") -> tuple[int, int]:
+    """(connections of ``service`` that started after ``since``, most open at once)."""
+    events = []
+    with open(log, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("service") == service and r["start"] >= since:
+                events.append((r["start"], 1))
+                events.append((r["end"], -1))
+    events.sort()   # at equal times an end sorts first: touching intervals do not overlap
+    now = peak = 0
+    for _, delta in events:
+        now += delta
+        peak = max(peak, now)
+    return len(events) // 2, peak
+
+
+def spurious_timeouts(out: Path) -> dict:
+    from survey.store import open_dataset
+
+    hosts = open_dataset(out, "hosts").to_table(columns=["status", "status_detail"]).to_pylist()
+    domains = open_dataset(out, "domains").to_table(columns=["dns_status"]).to_pylist()
+    statuses: dict[str, int] = {}
+    for row in hosts:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    hosts_timed_out = sum(1 for r in hosts if r["status"] in TIMEOUT_STATUSES
+                          or "within" in (r["status_detail"] or ""))
+    dns_timed_out = sum(1 for r in domains if "timeout" in (r["dns_status"] or ""))
+    return {"host_statuses": statuses, "hosts_timed_out": hosts_timed_out,
+            "dns_timed_out": dns_timed_out, "total": hosts_timed_out + dns_timed_out}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, default=25_000)
+    parser.add_argument("--slow-share", type=float, default=0.2)
+    parser.add_argument("--delay", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=6000,
+                        help="domains in flight (survey scan --concurrency)")
+    parser.add_argument("--fast-behaviour", default="no_starttls",
+                        help="SMTP behaviour of the servers that are not slow")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    # The scanner and the world each hold a socket per open connection (plus DNS).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 2 * args.concurrency + 4096))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < args.concurrency + 1024:
+        c.log(f"open-files limit {wanted} is low for {args.concurrency} connections")
+
+    directory = world_dir(args)
+    spec = json.loads((directory / "spec.json").read_text())
+    slow = sum(1 for s in spec["smtp_servers"] if s["behaviour"] == "slow_banner")
+    servers = len(spec["smtp_servers"])
+    del spec
+    world = serve(directory, args.concurrency + 1024)
+    try:
+        world_cpu = process_cpu(world.pid)
+        started = time.time()
+        with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
+            out = Path(tmp) / "scan"
+            with tempfile.TemporaryFile() as errors:
+                c.log(f"scanning {args.domains} domains ({slow} slow servers), "
+                      f"{args.concurrency} in flight")
+                run = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
+                                                 str(out), "--quiet", "--profile", "starttls",
+                                                 "--concurrency", str(args.concurrency)],
+                                     cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
+                if run["returncode"] != 0:
+                    errors.seek(0)
+                    raise RuntimeError(f"survey scan exited with {run['returncode']}: "
+                                       f"{errors.read()[-2000:].decode(errors='replace')}")
+            world_cpu = process_cpu(world.pid) - world_cpu
+            timeouts = spurious_timeouts(out)
+        time.sleep(0.5)   # the world logs a connection when its handler ends
+        connections, peak = open_at_once(directory / "connections.jsonl", started)
+    finally:
+        c.stop(world, signal.SIGTERM, timeout=60)
+    run.pop("stdout", None)
+    batches = math.ceil(slow / args.concurrency)
+    ideal = args.delay * batches
+    cores = len(os.sched_getaffinity(0))
+    cpu_floor = (run["cpu_s"] + world_cpu) / cores
+    c.emit("slow", settings={"domains": args.domains, "servers": servers, "slow_servers": slow,
+                             "delay_s": args.delay, "concurrency": args.concurrency,
+                             "fast_behaviour": args.fast_behaviour, "seed": args.seed,
+                             "cores": cores},
+           scan=run, world_cpu_s=world_cpu, connections=connections,
+           max_open_at_once=peak, timeouts=timeouts, batches=batches, ideal_s=ideal,
+           cpu_floor_s=cpu_floor, wall_over_bound=run["wall_s"] / max(ideal, cpu_floor),
+           targets={"open_at_once": c.target(peak, ">=", 5000),
+                    "spurious_timeouts": c.target(timeouts["total"], "<=", 0),
+                    "wall_over_ideal": c.target(run["wall_s"] / ideal, "<=", 1.5)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
