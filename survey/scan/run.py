@@ -33,18 +33,17 @@ import certifi
 import trio
 
 from survey import __version__
-from survey.certs import CertError, ChainJudgement, TrustStore, facts, judge_chain, verdict_for
-from survey.net.dns import HostCache, Resolver
-from survey.net.guard import DestinationPolicy, load_blocklist
-from survey.net.https import PolicyFetch, failed, fetch_policy
+from survey.certs import CertError, facts
+from survey.net.https import PolicyFetch
+from survey.net.smtp import SmtpProbe
 from survey.scan.config import ScanConfig
-from survey.scan.enumeration import Enumerator, hello_profile
-from survey.scan.politeness import Politeness
+from survey.scan.enumeration import hello_profile
 from survey.scan.progress import Progress
-from survey.scan.resolve import DomainDns, canonical_ip, resolve_domain
-from survey.scan.servers import Attempted, ServerProber
+from survey.scan.resolve import resolve_domain
+from survey.scan.servers import Attempted
 from survey.scan.targets import Target, estimate_count, read_targets
-from survey.scan.verdicts import domain_row, host_row, invalid_input_row, mx_row
+from survey.scan.toolkit import Toolkit, domain_rows, now
+from survey.scan.verdicts import host_row, invalid_input_row
 from survey.store import (DatasetWriter, count_rows, discard_uncommitted, open_dataset,
                           read_manifest, write_manifest)
 from survey.store.manifest import ManifestError
@@ -54,8 +53,14 @@ class ScanError(Exception):
     """The scan cannot start (one line for the user)."""
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def tool_stats(tools: Toolkit) -> dict[str, int]:
+    """The counters of one scan process, for the manifest."""
+    return {"servers": tools.prober.servers, "sni_probes": tools.prober.sni_probes,
+            "connections": tools.politeness.connections,
+            "dns_queries": tools.resolver.queries, "policy_fetches": tools.policy_fetches,
+            "enumerated_servers": tools.enumerator.servers,
+            "hello_probes": tools.enumerator.hellos,
+            "partial_enumerations": tools.enumerator.partial}
 
 
 def sha256_file(path: Path) -> str:
@@ -89,40 +94,17 @@ class Scan:
         config.check()
         self.config = config
         self.progress = progress or Progress(enabled=False)
-        blocklist = load_blocklist(config.blocklist) if config.blocklist else ()
-        self.policy = DestinationPolicy(config.mode, blocklist)
-        self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
-        self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
-                                 lifetime=config.dns_lifetime, rate=config.dns_rate)
-        self.cache = HostCache(self.resolver)
-        self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
-                                     rate=config.rate)
-        self.enumerator = Enumerator(profile=config.profile, port=config.smtp_port,
-                                     policy=self.policy, politeness=self.politeness,
-                                     ehlo_name=config.ehlo_name, timeouts=config.timeouts,
-                                     budget=config.budget, retries=config.retries,
-                                     retry_delay=config.retry_delay)
-        self.prober = ServerProber(port=config.smtp_port, policy=self.policy,
-                                   politeness=self.politeness, ehlo_name=config.ehlo_name,
-                                   timeouts=config.timeouts, retries=config.retries,
-                                   retry_delay=config.retry_delay, on_base=self._host_done,
-                                   enumerator=self.enumerator)
-        self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
+        self.tools = Toolkit(config, on_base=self._host_done)
         self.done = Done()
         self.writer: DatasetWriter | None = None
-        self.policy_fetches = 0
 
     # -- rows of servers and certificates ---------------------------------------------
 
-    def _chain_key(self, chain: list[bytes]) -> tuple[str, ...]:
-        return tuple(hashlib.sha256(der).hexdigest() for der in chain)
-
-    def _judge(self, chain: list[bytes]) -> tuple[tuple[str, ...], ChainJudgement | None]:
-        key = self._chain_key(chain)
-        if key not in self.judgements:
-            self.judgements[key] = judge_chain(chain, now(), self.store)
+    def _judge(self, chain: list[bytes]) -> tuple[str, ...]:
+        key, _, new = self.tools.judge(chain)
+        if new:
             self._write_certs(chain, key)
-        return key, self.judgements[key]
+        return key
 
     def _write_certs(self, chain: list[bytes], shas: tuple[str, ...]) -> None:
         for der, sha in zip(chain, shas):
@@ -140,7 +122,7 @@ class Scan:
         key = (probe.ip, probe.port)
         if key not in self.done.hosts:
             self.done.hosts.add(key)
-            shas = list(self._judge(probe.chain)[0]) if probe.chain else None
+            shas = list(self._judge(probe.chain)) if probe.chain else None
             self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
                                                 attempted.enumeration))
         # The probe stays in memory for the domains still to come; the transcript and
@@ -149,66 +131,34 @@ class Scan:
 
     # -- one domain ---------------------------------------------------------------------
 
-    async def _fetch_policy(self, dns: DomainDns) -> PolicyFetch | None:
-        """RFC 8461 §3.3 fetch from the first address of ``mta-sts.<domain>`` that connects."""
-        if dns.mta_sts.status != "valid":
-            return None
-        self.policy_fetches += 1
-        host = f"mta-sts.{dns.target.domain}"
-        a, aaaa = await self.cache.addresses(host)
-        ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
-        fetch = failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
-        for ip in ips:
-            if reason := self.policy.check(ip):
-                fetch = failed("blocked", reason, ip=ip)
-                continue
-            async with self.politeness.slot(ip):
-                fetch = await fetch_policy(dns.target.domain, ip, self.config.https_port,
-                                           policy=self.policy, store=self.store,
-                                           probed_at=now(), timeout=self.config.policy_timeout,
-                                           user_agent=self.config.user_agent)
-            if fetch.error != "connect":
-                break
-        return fetch
-
     async def scan_domain(self, target: Target) -> None:
         if not target.valid:
             self.writer.write("domains", invalid_input_row(target, now()))
             self.progress.domain("invalid_input")
             return
-        dns = await resolve_domain(target, self.resolver, self.cache)
-        pairs = [(mx, ip) for mx in dns.mx for ip in mx.ips]
-        probes: dict[tuple[str, str], object] = {}
+        dns = await resolve_domain(target, self.tools.resolver, self.tools.cache)
+        probes: dict[tuple[str, str], SmtpProbe] = {}
         fetch_box: list[PolicyFetch | None] = [None]
 
         async def probe(mx_host: str, ip: str) -> None:
-            probes[(mx_host, ip)] = await self.prober.for_name(ip, mx_host)
+            probes[(mx_host, ip)] = await self.tools.prober.for_name(ip, mx_host)
 
         async def fetch() -> None:
-            fetch_box[0] = await self._fetch_policy(dns)
+            fetch_box[0] = await self.tools.fetch_policy(dns)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fetch)
-            for mx, ip in pairs:
-                if (mx.host, ip) not in probes:
-                    nursery.start_soon(probe, mx.host, ip)
-        policy_fetch = fetch_box[0]
-
-        rows, sessions = [], []
-        for mx in dns.mx:
-            for ip in mx.ips or (None,):
-                result = probes.get((mx.host, ip)) if ip else None
-                verdict = shas = None
-                if result is not None and result.status == "ok":
-                    key, judgement = self._judge(result.chain)
-                    verdict, shas = verdict_for(judgement, mx.host), list(key)
-                row, ok = mx_row(dns, mx.host, mx.preference, mx.status, ip,
-                                 self.config.smtp_port, result, verdict, shas, policy_fetch,
-                                 now())
-                rows.append(("mx", row))
-                sessions.append(ok)
-        rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))
-        self.writer.write_group(rows)
+            for mx in dns.mx:
+                for ip in mx.ips:
+                    if (mx.host, ip) not in probes:
+                        probes[(mx.host, ip)] = None
+                        nursery.start_soon(probe, mx.host, ip)
+        for probe_result in probes.values():
+            if probe_result is not None and probe_result.status == "ok":
+                self._judge(probe_result.chain)
+        outcomes = {pair: self.tools.outcome(p) for pair, p in probes.items()}
+        self.writer.write_group(domain_rows(dns, outcomes, fetch_box[0],
+                                            self.config.smtp_port))
         self.progress.domain(dns.dns_status)
 
     # -- the whole scan -------------------------------------------------------------------
@@ -244,13 +194,7 @@ class Scan:
                                                           "domains")}
                       if config.world else None),
             "counts": self._counts(),
-            "stats": {"servers": self.prober.servers, "sni_probes": self.prober.sni_probes,
-                      "connections": self.politeness.connections,
-                      "dns_queries": self.resolver.queries,
-                      "policy_fetches": self.policy_fetches,
-                      "enumerated_servers": self.enumerator.servers,
-                      "hello_probes": self.enumerator.hellos,
-                      "partial_enumerations": self.enumerator.partial},
+            "stats": tool_stats(self.tools),
         }
 
     def _counts(self) -> dict:

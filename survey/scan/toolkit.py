@@ -1,0 +1,148 @@
+"""The connected parts of a scan, built once from its config, shared by both ways to run it.
+
+A single-process scan (scan/run.py) and each task of a distributed scan
+(scan/cluster/) need the same things: the destination policy, the trust
+store, a resolver with its host cache, the politeness slots, the server prober
+with its enumerator, the chain judgements, and the MTA-STS fetch that walks a
+policy host's addresses. ``Toolkit`` builds them from one ``ScanConfig``;
+``domain_rows`` turns what was learnt about one domain into its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
+from survey.net.dns import HostCache, Resolver
+from survey.net.guard import DestinationPolicy, load_blocklist
+from survey.net.https import PolicyFetch, failed, fetch_policy
+from survey.net.smtp import SmtpProbe
+from survey.scan.config import ScanConfig
+from survey.scan.enumeration import Enumerator
+from survey.scan.politeness import Politeness
+from survey.scan.resolve import DomainDns, canonical_ip
+from survey.scan.servers import Attempted, ServerProber
+from survey.scan.verdicts import domain_row, mx_row
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def chain_key(chain: list[bytes]) -> tuple[str, ...]:
+    return tuple(hashlib.sha256(der).hexdigest() for der in chain)
+
+
+@dataclass(frozen=True)
+class ServerOutcome:
+    """What an (MX host, address) pair's rows need from its probe: the probe and its chain."""
+
+    probe: SmtpProbe
+    chain_sha256: tuple[str, ...] | None
+    judgement: ChainJudgement | None
+
+
+class Toolkit:
+    """Policy, trust, DNS, politeness and the prober of one scan process.
+
+    ``share`` divides the global rates (connections and DNS queries per
+    second) when several processes scan at once, so their sum stays within
+    what the user allowed.
+    """
+
+    def __init__(self, config: ScanConfig, *, on_base: Callable[[Attempted], None] | None = None,
+                 share: int = 1) -> None:
+        self.config = config
+        blocklist = load_blocklist(config.blocklist) if config.blocklist else ()
+        self.policy = DestinationPolicy(config.mode, blocklist)
+        self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
+        self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
+                                 lifetime=config.dns_lifetime,
+                                 rate=config.dns_rate / share if config.dns_rate else None)
+        self.cache = HostCache(self.resolver)
+        self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
+                                     rate=config.rate / share if config.rate else None)
+        self.enumerator = Enumerator(profile=config.profile, port=config.smtp_port,
+                                     policy=self.policy, politeness=self.politeness,
+                                     ehlo_name=config.ehlo_name, timeouts=config.timeouts,
+                                     budget=config.budget, retries=config.retries,
+                                     retry_delay=config.retry_delay)
+        self.prober = ServerProber(port=config.smtp_port, policy=self.policy,
+                                   politeness=self.politeness, ehlo_name=config.ehlo_name,
+                                   timeouts=config.timeouts, retries=config.retries,
+                                   retry_delay=config.retry_delay, on_base=on_base,
+                                   enumerator=self.enumerator)
+        self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
+        self.policy_fetches = 0
+
+    def judge(self, chain: list[bytes]) -> tuple[tuple[str, ...], ChainJudgement | None, bool]:
+        """(chain hashes, judgement, first time this process saw the chain)."""
+        key = chain_key(chain)
+        new = key not in self.judgements
+        if new:
+            self.judgements[key] = judge_chain(chain, now(), self.store)
+        return key, self.judgements[key], new
+
+    def outcome(self, probe: SmtpProbe | None) -> ServerOutcome | None:
+        if probe is None:
+            return None
+        if probe.status != "ok":
+            return ServerOutcome(probe, None, None)
+        key, judgement, _ = self.judge(probe.chain)
+        return ServerOutcome(probe, key, judgement)
+
+    async def policy_addresses(self, domain: str) -> tuple[list[str], PolicyFetch]:
+        """The addresses of ``mta-sts.<domain>``, and the failure to report if none works."""
+        host = f"mta-sts.{domain}"
+        a, aaaa = await self.cache.addresses(host)
+        ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
+        return ips, failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
+
+    async def fetch_at(self, domain: str, ip: str) -> PolicyFetch:
+        """One fetch attempt at one address, inside its politeness slot."""
+        if reason := self.policy.check(ip):
+            return failed("blocked", reason, ip=ip)
+        self.policy_fetches += 1
+        async with self.politeness.slot(ip):
+            return await fetch_policy(domain, ip, self.config.https_port, policy=self.policy,
+                                      store=self.store, probed_at=now(),
+                                      timeout=self.config.policy_timeout,
+                                      user_agent=self.config.user_agent)
+
+    async def fetch_policy(self, dns: DomainDns) -> PolicyFetch | None:
+        """RFC 8461 §3.3 fetch from the first address of ``mta-sts.<domain>`` that connects."""
+        if dns.mta_sts.status != "valid":
+            return None
+        ips, fetch = await self.policy_addresses(dns.target.domain)
+        for ip in ips:
+            fetch = await self.fetch_at(dns.target.domain, ip)
+            if not tries_next_address(fetch):
+                break
+        return fetch
+
+
+def tries_next_address(fetch: PolicyFetch) -> bool:
+    """After this result, is the policy host's next address worth a try?"""
+    return fetch.error in ("connect", "blocked")
+
+
+def domain_rows(dns: DomainDns, outcomes: Mapping[tuple[str, str], ServerOutcome | None],
+                policy_fetch: PolicyFetch | None, port: int) -> list[tuple[str, dict]]:
+    """A domain's mx rows and its domain row (last), from its DNS, servers and policy."""
+    rows, sessions = [], []
+    for mx in dns.mx:
+        for ip in mx.ips or (None,):
+            outcome = outcomes.get((mx.host, ip)) if ip else None
+            verdict = shas = None
+            if outcome is not None and outcome.chain_sha256 is not None:
+                verdict, shas = verdict_for(outcome.judgement, mx.host), list(outcome.chain_sha256)
+            row, ok = mx_row(dns, mx.host, mx.preference, mx.status, ip, port,
+                             outcome.probe if outcome else None, verdict, shas, policy_fetch,
+                             now())
+            rows.append(("mx", row))
+            sessions.append(ok)
+    rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))
+    return rows
