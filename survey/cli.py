@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="survey",
         description="Measure email transport security: STARTTLS, TLS versions and "
         "cipher suites, certificates, MTA-STS (RFC 8461) and TLSRPT (RFC 8460).",
+        epilog="New here? `survey demo` builds a simulated mail Internet on loopback, scans, "
+        "scores and reports it. `survey COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"survey {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

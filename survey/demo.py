@@ -85,12 +85,41 @@ def run(args: argparse.Namespace) -> int:
         _stop_world(world)
     result = score(scan_dir, world_dir)
     print(summary(result))
+    latest = _point_latest(scan_dir)
+    print("rendering the report (runs every notebook) ...")
     report = _report(scan_dir, data / "report")
     minutes = (time.monotonic() - started) / 60
-    print(f"\ndone in {minutes:.1f} min.\n  world:   {world_dir}\n  dataset: {scan_dir}"
-          + (f"\n  report:  {report}" if report else "")
-          + "\n  explore: .venv/bin/jupyter lab notebooks/   (make demo installs JupyterLab)")
+    print(f"\ndone in {minutes:.1f} min"
+          + ("" if result.ok else " (the scan disagrees with the ground truth: see above)")
+          + f".\n  world:   {world_dir}\n  dataset: {scan_dir}"
+          + (f"  (also {latest})" if latest else "")
+          + "\n  schema:  " + ("docs/schema.md" if Path("docs/schema.md").exists()
+                               else "`survey schema` prints it")
+          + (f"\n  report:  {_relative(report)}" if report else "")
+          + "\n  explore: .venv/bin/jupyter lab notebooks/   (make demo installs JupyterLab;"
+          + f"\n           a notebook's first cell names the scan it reads: {latest or scan_dir})")
     return 0 if result.ok else 1
+
+
+def _point_latest(scan_dir: Path) -> Path | None:
+    """data/scans/latest -> this scan: the notebooks' default ``scan`` parameter.
+
+    Only a missing path or an existing symlink is replaced: a real directory
+    called ``latest`` is the user's, left alone.
+    """
+    latest = scan_dir.parent / "latest"
+    if latest.exists() and not latest.is_symlink():
+        return None
+    latest.unlink(missing_ok=True)
+    latest.symlink_to(scan_dir.name, target_is_directory=True)
+    return latest
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return Path(path).resolve().relative_to(Path.cwd())
+    except ValueError:
+        return Path(path)
 
 
 def _report(scan_dir: Path, out: Path) -> Path | None:

@@ -9,7 +9,7 @@ examples:
   survey scan top-1m.csv --out data/scans/2026-11 --ehlo-name scanner.example.org
   survey scan --world data/worlds/w1 --out data/scans/w1      (the world's own list)
   survey scan list.txt --out data/scans/x --resume            (continue after a crash)
-  survey scan lab.txt --testbed --resolver 127.0.0.53:5353 --smtp-port 2525 \
+  survey scan lab.txt --testbed --resolver 127.0.0.53:5353 --smtp-port 2525 \\
       --ca-file lab-ca.pem --out data/scans/lab               (your own lab on loopback)
 """
 
@@ -38,9 +38,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="domain list: one name a line, or Tranco 'rank,domain' CSV; "
                         "gzip is detected; '#' starts a comment (default with --world: "
                         "the world's list)")
-    p.add_argument("--out", type=Path, required=True, help="scan directory to write")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="scan directory to write (new or empty; an existing scan only with "
+                        "--resume)")
     where = p.add_argument_group("where to scan")
-    where.add_argument("--world", help="a running testbed world (its directory or world.json):"
+    where.add_argument("--world", metavar="DIR", help="a running testbed world (its directory or world.json):"
                        " its resolver, ports, CA and timeouts; loopback only")
     where.add_argument("--testbed", action="store_true",
                        help="scan a lab of your own on loopback (e.g. real mail servers you "
@@ -51,9 +53,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                             "recursive resolver such as Unbound for large scans")
     where.add_argument("--smtp-port", type=int, help="SMTP port (default 25)")
     where.add_argument("--https-port", type=int, help="HTTPS port for MTA-STS (default 443)")
-    where.add_argument("--ca-file", action="append", type=Path, default=[],
+    where.add_argument("--ca-file", action="append", type=Path, default=[], metavar="PEM",
                        help="extra trust anchors (PEM), besides Mozilla's roots (repeatable)")
-    where.add_argument("--blocklist", type=Path,
+    where.add_argument("--blocklist", type=Path, metavar="FILE",
                        help="file of CIDRs never to contact (opt-outs); one a line")
     what = p.add_argument_group("what to measure")
     what.add_argument("--profile", choices=list(PROFILES),
@@ -71,7 +73,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     what.add_argument("--limit", type=int, help="scan only the first N domains")
     what.add_argument("--shard", help="scan shard K of N (K/N, 1-based, by a stable hash)")
     polite = p.add_argument_group("politeness")
-    polite.add_argument("--concurrency", type=int, help="domains in flight (default 200)")
+    polite.add_argument("--concurrency", type=int,
+                        help="domains in flight (default 200; 50 with --world)")
     polite.add_argument("--per-ip", type=int,
                         help="connections to one address at a time (default 1)")
     polite.add_argument("--per-ip-spacing", type=float,
@@ -149,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         manifest = trio.run(run_scan, config, progress)
     except (ConfigError, ScanError, InputError, PolicyError, CertError) as exc:
         print(f"survey scan: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:              # e.g. an --out that cannot be created or written
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"survey scan: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nsurvey scan: interrupted; committed rows are kept. Continue with:\n"
