@@ -42,7 +42,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="scan directory to write (new or empty; an existing scan only with "
                         "--resume)")
     where = p.add_argument_group("where to scan")
-    where.add_argument("--world", metavar="DIR", help="a running testbed world (its directory or world.json):"
+    where.add_argument("--world", metavar="DIR",
+                       help="a running testbed world (its directory or world.json):"
                        " its resolver, ports, CA and timeouts; loopback only")
     where.add_argument("--testbed", action="store_true",
                        help="scan a lab of your own on loopback (e.g. real mail servers you "
