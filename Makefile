@@ -15,11 +15,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,dask]'
 	touch $@
 
 $(VENV)/.all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,notebooks]'
+	$(BIN)/python -m pip install -q -e '.[test,notebooks,dask]'
 	touch $@ $(VENV)/.test
 
 test: $(VENV)/.test

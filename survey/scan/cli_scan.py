@@ -24,6 +24,7 @@ import trio
 from survey.net.dns import parse_resolver
 from survey.net.guard import PolicyError
 from survey.net.smtp import Timeouts
+from survey.scan.cluster.driver import run_distributed
 from survey.scan.config import ConfigError, ScanConfig, apply_world, load_world
 from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 from survey.scan.progress import Progress
@@ -99,6 +100,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     run = p.add_argument_group("running")
     run.add_argument("--resume", action="store_true",
                      help="continue the scan in --out after a crash or Ctrl-C")
+    run.add_argument("--dask", metavar="SCHEDULER",
+                     help="run on a Dask cluster: a scheduler address (tcp://host:8786), or "
+                          "local:N for N worker processes on this machine. Each server address "
+                          "belongs to one worker at a time, so the per-IP limits hold across "
+                          "the cluster; --out must be a path every worker can write; "
+                          "--concurrency and the rates are totals for the whole cluster")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--batch-rows", type=int, default=5000,
                      help="rows per committed batch of part files (default 5000)")
@@ -149,8 +156,10 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
 def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
-        progress = Progress(enabled=not args.quiet)
-        manifest = trio.run(run_scan, config, progress)
+        if args.dask:
+            run_distributed(config, args.dask, verbose=not args.quiet)
+        else:
+            trio.run(run_scan, config, Progress(enabled=not args.quiet))
     except (ConfigError, ScanError, InputError, PolicyError, CertError) as exc:
         print(f"survey scan: {exc}", file=sys.stderr)
         return 2

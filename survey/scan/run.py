@@ -89,6 +89,42 @@ class Done:
                    {r["sha256"] for r in column("certs", ["sha256"])})
 
 
+def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetime,
+                  ended: datetime | None, stats: dict) -> dict:
+    """The provenance of a scan (DESIGN.md \"Manifest\"), for either way to run it."""
+    certifi_path = Path(certifi.where())
+    return {
+        "scan_id": scan_id, "tool": "survey", "tool_version": __version__,
+        "state": state, "started_at": started.isoformat(),
+        "ended_at": ended.isoformat() if ended else None,
+        "command_line": sys.argv, "config": config.public(),
+        "input": {"path": str(config.input), "name": config.input.name,
+                  "sha256": sha256_file(config.input),
+                  "size": config.input.stat().st_size},
+        "resolvers": ([f"{ip}:{port}" for ip, port in config.resolvers]
+                      if config.resolvers else "system"),
+        "trust_store": {
+            "mozilla": config.mozilla_roots,
+            "certifi_version": certifi.__version__,
+            "certifi_sha256": sha256_file(certifi_path) if config.mozilla_roots else None,
+            "extra_ca_files": [{"path": str(p), "sha256": sha256_file(p)}
+                               for p in config.ca_files]},
+        "client_tls": {"ciphers": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+                       "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)",
+                       "hellos": hello_profile() if config.profile != "starttls" else None},
+        "vantage": {"hostname": socket.gethostname(), "platform": platform.platform(),
+                    "ehlo_name": config.ehlo_name},
+        "destination_policy": {"mode": config.mode,
+                               "blocklist": str(config.blocklist) if config.blocklist
+                               else None},
+        "world": ({k: config.world.get(k) for k in ("world_dir", "seed", "profile",
+                                                      "domains")}
+                  if config.world else None),
+        "counts": {t: count_rows(config.out, t) for t in ("domains", "mx", "hosts", "certs")},
+        "stats": stats,
+    }
+
+
 class Scan:
     def __init__(self, config: ScanConfig, progress: Progress | None = None) -> None:
         config.check()
@@ -164,43 +200,8 @@ class Scan:
     # -- the whole scan -------------------------------------------------------------------
 
     def _manifest(self, started: datetime, state: str, ended: datetime | None = None) -> dict:
-        config = self.config
-        certifi_path = Path(certifi.where())
-        return {
-            "scan_id": self.scan_id, "tool": "survey", "tool_version": __version__,
-            "state": state, "started_at": started.isoformat(),
-            "ended_at": ended.isoformat() if ended else None,
-            "command_line": sys.argv, "config": config.public(),
-            "input": {"path": str(config.input), "name": config.input.name,
-                      "sha256": sha256_file(config.input),
-                      "size": config.input.stat().st_size},
-            "resolvers": ([f"{ip}:{port}" for ip, port in config.resolvers]
-                          if config.resolvers else "system"),
-            "trust_store": {
-                "mozilla": config.mozilla_roots,
-                "certifi_version": certifi.__version__,
-                "certifi_sha256": sha256_file(certifi_path) if config.mozilla_roots else None,
-                "extra_ca_files": [{"path": str(p), "sha256": sha256_file(p)}
-                                   for p in config.ca_files]},
-            "client_tls": {"ciphers": "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
-                           "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)",
-                           "hellos": hello_profile() if config.profile != "starttls" else None},
-            "vantage": {"hostname": socket.gethostname(), "platform": platform.platform(),
-                        "ehlo_name": config.ehlo_name},
-            "destination_policy": {"mode": config.mode,
-                                   "blocklist": str(config.blocklist) if config.blocklist
-                                   else None},
-            "world": ({k: config.world.get(k) for k in ("world_dir", "seed", "profile",
-                                                          "domains")}
-                      if config.world else None),
-            "counts": self._counts(),
-            "stats": tool_stats(self.tools),
-        }
-
-    def _counts(self) -> dict:
-        out = self.config.out
-        return {t: count_rows(out, t)
-                for t in ("domains", "mx", "hosts", "certs")}
+        return scan_manifest(self.config, self.scan_id, state, started, ended,
+                             tool_stats(self.tools))
 
     def _prepare(self) -> None:
         out = self.config.out
@@ -213,6 +214,9 @@ class Scan:
                 previous = read_manifest(out)
             except ManifestError as exc:
                 raise ScanError(str(exc)) from None
+            if previous.get("cluster"):
+                raise ScanError(f"{out} was scanned on a Dask cluster; continue it with "
+                                "--resume and --dask")
             self.scan_id = previous.get("scan_id") or secrets.token_hex(8)
             discard_uncommitted(out)
             self.done = Done.read(out)

@@ -94,13 +94,6 @@ class Toolkit:
         key, judgement, _ = self.judge(probe.chain)
         return ServerOutcome(probe, key, judgement)
 
-    async def policy_addresses(self, domain: str) -> tuple[list[str], PolicyFetch]:
-        """The addresses of ``mta-sts.<domain>``, and the failure to report if none works."""
-        host = f"mta-sts.{domain}"
-        a, aaaa = await self.cache.addresses(host)
-        ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
-        return ips, failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
-
     async def fetch_at(self, domain: str, ip: str) -> PolicyFetch:
         """One fetch attempt at one address, inside its politeness slot."""
         if reason := self.policy.check(ip):
@@ -116,12 +109,20 @@ class Toolkit:
         """RFC 8461 §3.3 fetch from the first address of ``mta-sts.<domain>`` that connects."""
         if dns.mta_sts.status != "valid":
             return None
-        ips, fetch = await self.policy_addresses(dns.target.domain)
+        ips, fetch = await policy_addresses(self.cache, dns.target.domain)
         for ip in ips:
             fetch = await self.fetch_at(dns.target.domain, ip)
             if not tries_next_address(fetch):
                 break
         return fetch
+
+
+async def policy_addresses(cache: HostCache, domain: str) -> tuple[list[str], PolicyFetch]:
+    """The addresses of ``mta-sts.<domain>``, and the failure to report if none works."""
+    host = f"mta-sts.{domain}"
+    a, aaaa = await cache.addresses(host)
+    ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
+    return ips, failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
 
 
 def tries_next_address(fetch: PolicyFetch) -> bool:

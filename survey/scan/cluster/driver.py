@@ -1,0 +1,219 @@
+"""``survey scan --dask ADDRESS``: one scan run as phases of tasks on a Dask cluster.
+
+Theory of operation
+-------------------
+The driver (the process the user started) cuts the input into domain shards
+in ``<out>/_cluster/input/``, fixes the ``Plan``, and runs the phases of
+scan/cluster/tasks.py one after another, each a set of independent Dask
+tasks: DNS by shard, servers by address partition (in rounds, while MTA-STS
+fetches move on to a policy host's next address), certificates by hash
+bucket, then the rows of each shard. Only small summaries travel through the
+scheduler; everything else is in files under ``--out``, which every worker
+must therefore reach (a shared filesystem).
+
+A task whose worker dies is run again by Dask on another worker; tasks
+overwrite their own files, so nothing appears twice. After the whole cluster
+stops, the same command with ``--resume`` skips every task whose marker
+exists. Workers run one task at a time (a task is a whole trio event loop);
+``--concurrency`` is the total in flight across workers, and the global
+connection and DNS rates are divided among the workers likewise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from survey.scan.cluster import tasks
+from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickle
+from survey.scan.config import ScanConfig
+from survey.scan.run import ScanError, scan_manifest
+from survey.scan.targets import estimate_count, read_targets
+from survey.store import read_manifest, write_manifest
+from survey.store.manifest import ManifestError
+
+MIN_SHARD, MAX_SHARD = 50, 5000      # domains per DNS/join task
+TASKS_PER_WORKER = 4                 # enough tasks that a slow one does not idle the rest
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[object]:
+    """A client of the scheduler at ``address``, or of a local cluster for ``local:N``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ScanError("--dask needs dask.distributed: pip install 'survey[dask]'") from None
+    if address.startswith("local"):
+        _, _, count = address.partition(":")
+        try:
+            workers = int(count) if count else os.cpu_count() or 1
+        except ValueError:
+            raise ScanError(f"--dask {address!r}: write local:N with N workers") from None
+        if workers < 1:
+            raise ScanError("--dask local:N needs at least one worker")
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=30)
+    except OSError as exc:
+        raise ScanError(f"--dask {address}: cannot reach the scheduler: {exc}") from None
+    with client:
+        yield client
+
+
+class DistributedScan:
+    def __init__(self, config: ScanConfig, address: str, *, verbose: bool = False) -> None:
+        config.check()
+        self.config = config
+        self.address = address
+        self.verbose = verbose
+        self.states: dict[str, dict[str, int]] = {}
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(text, file=sys.stderr, flush=True)
+
+    # -- the output directory ----------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        out = self.config.out
+        if (out / "manifest.json").exists():
+            if not self.config.resume:
+                raise ScanError(f"{out} already holds a scan; use --resume to continue it, "
+                                "or choose a new --out")
+            try:
+                previous = read_manifest(out)
+            except ManifestError as exc:
+                raise ScanError(str(exc)) from None
+            if not previous.get("cluster"):
+                raise ScanError(f"{out} holds a single-process scan; continue it with "
+                                "--resume and without --dask")
+            self.scan_id = previous["scan_id"]
+            self.started = datetime.fromisoformat(previous["started_at"])
+            return
+        if out.exists() and any(out.iterdir()):
+            raise ScanError(f"{out} is not empty and holds no scan; choose a new --out")
+        self.scan_id = now().strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+        self.started = now()
+
+    def _plan(self, workers: int) -> Plan:
+        """Cut the input into shards (once per scan) and fix the partitioning."""
+        out, config = self.config.out, self.config
+        plan = Plan.load(out)
+        if plan is not None:
+            return plan
+        estimate = estimate_count(config.input, shard=config.shard, limit=config.limit)
+        size = min(MAX_SHARD, max(MIN_SHARD, math.ceil(estimate / (TASKS_PER_WORKER * workers))))
+        shards, chunk = 0, []
+        for target in read_targets(config.input, shard=config.shard, limit=config.limit):
+            chunk.append(target)
+            if len(chunk) == size:
+                write_pickle(tasks.input_path(out, shards), chunk)
+                shards, chunk = shards + 1, []
+        if chunk or not shards:
+            write_pickle(tasks.input_path(out, shards), chunk)
+            shards += 1
+        plan = Plan(shards=shards, partitions=max(shards, TASKS_PER_WORKER * workers),
+                    share=workers, concurrency=max(1, config.concurrency // workers))
+        plan.save(out)
+        return plan
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def _phase(self, client, phase: str, jobs: list[tuple[str, Callable, tuple]]) -> list[dict]:
+        """Run the jobs whose marker is missing; the summaries of all, in job order."""
+        from distributed import as_completed
+
+        out = self.config.out
+        todo = [(name, fn, args) for name, fn, args in jobs if done_summary(out, name) is None]
+        state = self.states.setdefault(phase, {"tasks": len(jobs), "done": len(jobs) - len(todo)})
+        futures = {client.submit(fn, *args, key=f"{self.scan_id}-{name}", pure=False): name
+                   for name, fn, args in todo}
+        for future in as_completed(futures):
+            try:
+                future.result()
+            except Exception as exc:   # a task's own error: name it, stop the scan
+                client.cancel(list(futures))
+                raise ScanError(f"task {futures[future]} failed: {type(exc).__name__}: "
+                                f"{exc}") from exc
+            state["done"] += 1
+            self.say(f"  {phase}: {state['done']}/{state['tasks']} tasks")
+        return [done_summary(out, name) for name, _, _ in jobs]
+
+    def _manifest(self, state: str, plan: Plan | None, cluster: dict,
+                  ended: datetime | None = None) -> dict:
+        manifest = scan_manifest(self.config, self.scan_id, state, self.started, ended,
+                                 self._stats(plan) if plan else {})
+        manifest["cluster"] = {**cluster, "plan": plan.__dict__ if plan else None,
+                               "phases": self.states}
+        return manifest
+
+    def _stats(self, plan: Plan) -> dict:
+        totals: dict[str, int] = {}
+        for summary in self._summaries(plan):
+            for key, value in summary.items():
+                totals[key] = totals.get(key, 0) + value
+        totals.pop("domains", None)
+        totals.pop("pending_fetches", None)
+        return totals
+
+    def _summaries(self, plan: Plan) -> Iterator[dict]:
+        out = self.config.out
+        for path in sorted((stage_dir(out) / "done").glob("*.json")):
+            if path.name.startswith(("dns-", "r")):
+                yield done_summary(out, path.stem) or {}
+
+    def run(self) -> dict:
+        config, out = self.config, self.config.out
+        self._prepare()
+        out.mkdir(parents=True, exist_ok=True)
+        with dask_client(self.address) as client:
+            pids = client.run(os.getpid)
+            cluster = {"scheduler": self.address if not self.address.startswith("local")
+                       else client.scheduler.address,
+                       "local": self.address.startswith("local"),
+                       "workers": {address: {"pid": pid} for address, pid in pids.items()}}
+            write_manifest(out, self._manifest("partial", None, cluster))
+            plan = self._plan(len(pids))
+            self.say(f"survey scan on Dask: {len(pids)} workers, {plan.shards} domain shards, "
+                     f"{plan.partitions} address partitions")
+            write_manifest(out, self._manifest("partial", plan, cluster))
+            self._phase(client, "dns", [(f"dns-s{s:05d}", tasks.dns_shard, (config, plan, s))
+                                        for s in range(plan.shards)])
+            rounds = 0
+            while True:
+                summaries = self._phase(
+                    client, f"servers-r{rounds}",
+                    [(f"r{rounds}-p{p:05d}", tasks.servers, (config, plan, rounds, p,
+                                                             plan.shards))
+                     for p in range(plan.partitions)])
+                rounds += 1
+                write_manifest(out, self._manifest("partial", plan, cluster))
+                if not sum(s["pending_fetches"] for s in summaries):
+                    break
+            self._phase(client, "certs", [(f"certs-c{b:05d}", tasks.certs, (config, plan, b))
+                                          for b in range(plan.partitions)])
+            self._phase(client, "join", [(f"join-s{s:05d}", tasks.join,
+                                          (config, plan, s, rounds))
+                                         for s in range(plan.shards)])
+            manifest = self._manifest("complete", plan, cluster, now())
+        write_manifest(out, manifest)
+        return manifest
+
+
+def run_distributed(config: ScanConfig, address: str, *, verbose: bool = False) -> dict:
+    """Run a scan on a Dask cluster to completion; returns the final manifest."""
+    return DistributedScan(config, address, verbose=verbose).run()
