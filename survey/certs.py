@@ -25,6 +25,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,13 @@ from survey.proto.names import PROFILE_DEFAULT, cert_name_matches
 MAX_PATH_LENGTH = 8      # intermediates + anchor; real chains have 2-4
 MAX_PRESENTED = 16       # a server sending more is not helped by our reading them all
 _DER = Encoding.DER
+# Caches (performance; none changes a verdict): a scan judges each chain once, but
+# intermediates and anchors recur in most chains, and many domains share a policy host's
+# chain. Bounded: parsed certificates and facts by DER (LRU), issuer links between
+# non-leaf certificates and whole-chain facts per trust store (cleared when full).
+PARSED_CACHE = 2048
+LINK_CACHE = 1 << 16
+CHAIN_CACHE = 1024
 
 
 class CertError(ValueError):
@@ -56,6 +64,9 @@ def load_cert(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except (ValueError, TypeError) as exc:
         raise CertError(f"malformed certificate: {exc}") from None
+
+
+_load_cached = functools.lru_cache(maxsize=PARSED_CACHE)(load_cert)
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,13 @@ def is_directly_issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> b
     return True
 
 
+@functools.lru_cache(maxsize=PARSED_CACHE)
 def facts(der: bytes) -> CertFacts:
-    cert = load_cert(der)
+    """The ``certs`` row facts of one DER certificate (CertError when unreadable).
+
+    Cached: the same leaf is judged and then written, intermediates recur.
+    """
+    cert = _load_cached(der)
     try:
         key_type, key_bits = _key(cert)
         return CertFacts(
@@ -166,12 +182,29 @@ class TrustStore:
     def __post_init__(self) -> None:
         self._by_subject: dict[bytes, list[x509.Certificate]] = {}
         self._der: set[bytes] = set()
+        self._anchor_der: dict[int, bytes] = {}      # id(anchor) -> DER (anchors live on)
+        self._links: dict[tuple[bytes, bytes], bool] = {}
+        self._chains: dict[tuple[bytes, ...], _ChainFacts | None] = {}
         for cert in self.anchors:
             self._index(cert)
 
     def _index(self, cert: x509.Certificate) -> None:
         self._by_subject.setdefault(cert.subject.public_bytes(), []).append(cert)
-        self._der.add(cert.public_bytes(_DER))
+        der = cert.public_bytes(_DER)
+        self._der.add(der)
+        self._anchor_der[id(cert)] = der
+        self._chains.clear()
+
+    def linked(self, cert: x509.Certificate, cert_der: bytes, issuer: x509.Certificate,
+               issuer_der: bytes) -> bool:
+        """``is_directly_issued_by``, remembered: for links that recur (not from a leaf)."""
+        key = (cert_der, issuer_der)
+        known = self._links.get(key)
+        if known is None:
+            if len(self._links) >= LINK_CACHE:
+                self._links.clear()
+            known = self._links[key] = is_directly_issued_by(cert, issuer)
+        return known
 
     def add_pem_file(self, path: Path | str) -> None:
         try:
@@ -202,21 +235,35 @@ class TrustStore:
         return cert.public_bytes(_DER) in self._der
 
 
-def find_path(chain: Sequence[x509.Certificate], store: TrustStore) -> list[x509.Certificate] | None:
-    """A path leaf -> ... -> anchor using presented certificates as intermediates, or None."""
+def find_path(chain: Sequence[x509.Certificate], store: TrustStore,
+              ders: Sequence[bytes] | None = None) -> list[x509.Certificate] | None:
+    """A path leaf -> ... -> anchor using presented certificates as intermediates, or None.
+
+    ``ders``: the chain's DER (same order), when known: links between non-leaf
+    certificates are then remembered by the store (an intermediate's link to
+    its anchor is checked once per scan, not once per server).
+    """
     leaf, presented = chain[0], list(chain[1:MAX_PRESENTED])
     if store.contains(leaf):
         return [leaf]
+    der_of = {id(c): d for c, d in zip(chain, ders)} if ders is not None else {}
+
+    def issued(tip: x509.Certificate, issuer: x509.Certificate, issuer_der: bytes | None
+               ) -> bool:
+        tip_der = der_of.get(id(tip))
+        if tip is leaf or tip_der is None or issuer_der is None:
+            return is_directly_issued_by(tip, issuer)
+        return store.linked(tip, tip_der, issuer, issuer_der)
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         tip = path[-1]
         for anchor in store.issuers_of(tip):
-            if is_directly_issued_by(tip, anchor):
+            if issued(tip, anchor, store._anchor_der.get(id(anchor))):  # noqa: SLF001
                 return path + [anchor]
         if len(path) >= MAX_PATH_LENGTH:
             return None
         for candidate in presented:
-            if candidate not in path and is_directly_issued_by(tip, candidate):
+            if candidate not in path and issued(tip, candidate, der_of.get(id(candidate))):
                 if found := extend(path + [candidate]):
                     return found
         return None
@@ -258,19 +305,54 @@ class ChainJudgement:
     subject_cn: str | None
 
 
-def judge_chain(chain_der: Sequence[bytes], at: datetime, store: TrustStore
-                ) -> ChainJudgement | None:
-    """Path and time facts of a chain (leaf first); None when there is no readable leaf."""
-    if not chain_der:
-        return None
+@dataclass(frozen=True)
+class _ChainFacts:
+    """What a chain's judgement needs, free of the time it is judged at."""
+
+    trusted: bool
+    not_before: datetime            # the latest start on the path (the leaf alone: no path)
+    not_after: datetime             # the earliest end
+    leaf: CertFacts
+
+
+def _chain_facts(chain_der: tuple[bytes, ...], store: TrustStore) -> _ChainFacts | None:
     try:
-        chain = [load_cert(der) for der in chain_der[:MAX_PRESENTED]]
+        chain = [_load_cached(der) for der in chain_der]
         leaf = facts(chain_der[0])
     except CertError:
         return None
-    path = find_path(chain, store)
-    return ChainJudgement(path is not None, _time_state(path or chain[:1], at),
-                          leaf.self_signed, leaf.san_dns, leaf.subject_cn)
+    path = find_path(chain, store, chain_der)
+    timed = path or chain[:1]
+    return _ChainFacts(path is not None, max(c.not_valid_before_utc for c in timed),
+                       min(c.not_valid_after_utc for c in timed), leaf)
+
+
+def judge_chain(chain_der: Sequence[bytes], at: datetime, store: TrustStore
+                ) -> ChainJudgement | None:
+    """Path and time facts of a chain (leaf first); None when there is no readable leaf.
+
+    The path is found once per distinct chain and trust store (a provider's
+    policy host shows one chain to thousands of domains); the time is judged
+    at ``at`` every time.
+    """
+    if not chain_der:
+        return None
+    key = tuple(chain_der[:MAX_PRESENTED])
+    cache = store._chains  # noqa: SLF001
+    if key in cache:
+        found = cache[key]
+    else:
+        if len(cache) >= CHAIN_CACHE:
+            cache.clear()
+        found = cache[key] = _chain_facts(key, store)
+    if found is None:
+        return None
+    # every certificate valid at ``at``; any expired wins over any not yet valid
+    time_state = ("expired" if at > found.not_after else
+                  "not_yet_valid" if at < found.not_before else None)
+    leaf = found.leaf
+    return ChainJudgement(found.trusted, time_state, leaf.self_signed, leaf.san_dns,
+                          leaf.subject_cn)
 
 
 def verdict_for(judgement: ChainJudgement | None, host: str, *,

@@ -27,6 +27,13 @@ released: the host row is written once, whole, and no domain's rows commit
 before the row of a server they use (the resume rule of scan/run.py).
 ``connections`` then counts the hellos too; the SNI decision probes are
 counted in the manifest (``sni_probes``), not in a row.
+
+Memory: every result stays for the whole scan (domains still to come may use
+the server), so what the rows no longer need is dropped once ``on_base`` has
+written the host row: banner, EHLO lines and transcript (the mx rows use only
+the status, SNI and chain). Chains keep their DER (domains judge them), but
+equal certificates are one ``bytes`` object: a provider's addresses and every
+server under one intermediate share theirs.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class ServerProber:
         self._first_name: dict[str, str] = {}
         self._per_name_sni: SingleFlight[bool] = SingleFlight()
         self._by_name: SingleFlight[Attempted] = SingleFlight()
+        self._certificates: dict[bytes, bytes] = {}     # DER -> the one copy kept
 
     @property
     def servers(self) -> int:
@@ -94,6 +102,7 @@ class ServerProber:
             attempted.connections += attempted.enumeration.connections
         if self.on_base is not None:
             self.on_base(attempted)
+        _slim(attempted.probe)
         return attempted
 
     async def _decide(self, ip: str, name: str, base: SmtpProbe) -> bool:
@@ -117,5 +126,15 @@ class ServerProber:
         return Attempted(probe, connections)
 
     async def _probe(self, ip: str, sni: str) -> SmtpProbe:
-        return await probe_starttls(ip, self.port, policy=self.policy, ehlo_name=self.ehlo_name,
-                                    sni=sni, timeouts=self.timeouts)
+        probe = await probe_starttls(ip, self.port, policy=self.policy,
+                                     ehlo_name=self.ehlo_name, sni=sni, timeouts=self.timeouts)
+        if probe.chain:
+            pool = self._certificates
+            probe.chain = [pool.setdefault(der, der) for der in probe.chain]
+        return probe
+
+
+def _slim(probe: SmtpProbe) -> None:
+    """Drop what only the host row needed (it is written): the rest stays for the scan."""
+    probe.banner = probe.ehlo = probe.ehlo_tls = None
+    probe.transcript = []
