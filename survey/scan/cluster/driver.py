@@ -27,6 +27,7 @@ import math
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -39,7 +40,7 @@ from survey.store import read_manifest, write_manifest
 from survey.store.manifest import ManifestError
 
 MIN_SHARD, MAX_SHARD = 50, 5000      # domains per DNS/join task
-TASKS_PER_WORKER = 4                 # enough tasks that a slow one does not idle the rest
+TASKS_PER_WORKER = 4                 # threads of a local worker: tasks it runs at once
 
 
 def now() -> datetime:
@@ -61,7 +62,7 @@ def dask_client(address: str) -> Iterator[object]:
             raise ScanError(f"--dask {address!r}: write local:N with N workers") from None
         if workers < 1:
             raise ScanError("--dask local:N needs at least one worker")
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        with LocalCluster(n_workers=workers, threads_per_worker=TASKS_PER_WORKER, processes=True,
                           dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
                 Client(cluster) as client:
             yield client
@@ -109,14 +110,18 @@ class DistributedScan:
         self.scan_id = now().strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
         self.started = now()
 
-    def _plan(self, workers: int) -> Plan:
-        """Cut the input into shards (once per scan) and fix the partitioning."""
+    def _plan(self, slots: int) -> Plan:
+        """Cut the input into shards (once per scan) and fix the partitioning.
+
+        As many shards as task slots (worker threads): one wave per phase, so
+        the slow tail of one task overlaps the others' instead of adding up.
+        """
         out, config = self.config.out, self.config
         plan = Plan.load(out)
         if plan is not None:
             return plan
         estimate = estimate_count(config.input, shard=config.shard, limit=config.limit)
-        size = min(MAX_SHARD, max(MIN_SHARD, math.ceil(estimate / (TASKS_PER_WORKER * workers))))
+        size = min(MAX_SHARD, max(MIN_SHARD, math.ceil(estimate / slots)))
         shards, chunk = 0, []
         for target in read_targets(config.input, shard=config.shard, limit=config.limit):
             chunk.append(target)
@@ -126,8 +131,8 @@ class DistributedScan:
         if chunk or not shards:
             write_pickle(tasks.input_path(out, shards), chunk)
             shards += 1
-        plan = Plan(shards=shards, partitions=max(shards, TASKS_PER_WORKER * workers),
-                    share=workers, concurrency=max(1, config.concurrency // workers))
+        plan = Plan(shards=shards, partitions=max(shards, slots),
+                    share=slots, concurrency=max(1, config.concurrency // slots))
         plan.save(out)
         return plan
 
@@ -140,6 +145,7 @@ class DistributedScan:
         out = self.config.out
         todo = [(name, fn, args) for name, fn, args in jobs if done_summary(out, name) is None]
         state = self.states.setdefault(phase, {"tasks": len(jobs), "done": len(jobs) - len(todo)})
+        started = time.monotonic()
         futures = {client.submit(fn, *args, key=f"{self.scan_id}-{name}", pure=False): name
                    for name, fn, args in todo}
         for future in as_completed(futures):
@@ -151,6 +157,7 @@ class DistributedScan:
                                 f"{exc}") from exc
             state["done"] += 1
             self.say(f"  {phase}: {state['done']}/{state['tasks']} tasks")
+        state["seconds"] = round(state.get("seconds", 0) + time.monotonic() - started, 3)
         return [done_summary(out, name) for name, _, _ in jobs]
 
     def _manifest(self, state: str, plan: Plan | None, cluster: dict,
@@ -182,12 +189,13 @@ class DistributedScan:
         out.mkdir(parents=True, exist_ok=True)
         with dask_client(self.address) as client:
             pids = client.run(os.getpid)
+            slots = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
             cluster = {"scheduler": self.address if not self.address.startswith("local")
                        else client.scheduler.address,
                        "local": self.address.startswith("local"),
                        "workers": {address: {"pid": pid} for address, pid in pids.items()}}
             write_manifest(out, self._manifest("partial", None, cluster))
-            plan = self._plan(len(pids))
+            plan = self._plan(slots)
             self.say(f"survey scan on Dask: {len(pids)} workers, {plan.shards} domain shards, "
                      f"{plan.partitions} address partitions")
             write_manifest(out, self._manifest("partial", plan, cluster))
@@ -209,6 +217,8 @@ class DistributedScan:
             self._phase(client, "join", [(f"join-s{s:05d}", tasks.join,
                                           (config, plan, s, rounds))
                                          for s in range(plan.shards)])
+            cluster["workers_at_end"] = {address: {"pid": pid} for address, pid
+                                         in client.run(os.getpid).items()}
             manifest = self._manifest("complete", plan, cluster, now())
         write_manifest(out, manifest)
         return manifest

@@ -1,0 +1,174 @@
+"""`survey scan --dask local:2` against a served 2,000-domain world: same rows, caps held.
+
+The distributed scan runs as a real `survey scan` subprocess with a local
+Dask cluster of two worker processes. Its rows are compared with a
+single-process scan of the same world, the world's connection log shows the
+per-IP cap held across both workers, and two crashes are survived: one
+worker killed mid-run (Dask redoes its tasks elsewhere), and the whole
+cluster killed (the same command with --resume finishes it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from survey.store import open_dataset, read_manifest, read_pandas
+from survey.testbed.listen import max_concurrency, read_connection_log
+from survey.testbed.score import score
+from tests.worlds import served_world
+
+DOMAINS = 2000
+SURVEY = [sys.executable, "-m", "survey.cli"]
+# Values that depend on timing or on which domain reached a shared server first.
+VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni"}
+KEYS = {"domains": ["domain"], "mx": ["domain", "mx_host", "ip"], "hosts": ["ip", "port"]}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with served_world(tmp_path_factory.mktemp("world"), domains=DOMAINS, seed=7,
+                      scale="fast", profile="default") as directory:
+        yield directory
+
+
+def scan_command(world: Path, out: Path, *extra: str) -> list[str]:
+    return SURVEY + ["scan", "--world", str(world), "--out", str(out), "--profile", "starttls",
+                     "--quiet", *extra]
+
+
+def scan(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(scan_command(world, out, *extra), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def single(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "scan"
+    scan(world, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def distributed(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dask") / "scan"
+    started = time.time()
+    scan(world, out, "--dask", "local:2")
+    return out, started, time.time()
+
+
+def assert_same_rows(expected: Path, got: Path) -> None:
+    for table, key in KEYS.items():
+        # A host row's chain is the one served for its (first-come) SNI; mx rows keep
+        # the chain per (domain, MX, IP) and are compared whole.
+        volatile = VOLATILE | ({"chain_sha256"} if table == "hosts" else set())
+        a, b = read_pandas(expected, table), read_pandas(got, table)
+        assert not b.duplicated(subset=key).any(), f"{table}: a row twice"
+        a = a.drop(columns=list(volatile & set(a.columns)))
+        b = b.drop(columns=list(volatile & set(b.columns)))
+        a = a.sort_values(key).reset_index(drop=True).astype(str)
+        b = b.sort_values(key).reset_index(drop=True).astype(str)
+        assert len(a) == len(b), f"{table}: {len(a)} rows vs {len(b)}"
+        differ = [c for c in a.columns if not a[c].equals(b[c])]
+        assert not differ, f"{table} differs in {differ}"
+    certs = open_dataset(got, "certs").to_table(columns=["sha256"])
+    assert pc.count_distinct(certs["sha256"]).as_py() == certs.num_rows
+    want = open_dataset(expected, "certs").to_table(columns=["sha256"])
+    assert set(certs["sha256"].to_pylist()) == set(want["sha256"].to_pylist())
+
+
+def test_two_workers_give_the_rows_of_a_single_process_scan(single, distributed, world):
+    out, _, _ = distributed
+    assert_same_rows(single, out)
+    assert score(out, world).ok
+    manifest = read_manifest(out)
+    assert manifest["state"] == "complete" and manifest["counts"]["domains"] == DOMAINS
+    cluster = manifest["cluster"]
+    assert len(cluster["workers"]) == 2
+    assert all(p["done"] == p["tasks"] for p in cluster["phases"].values())
+    assert manifest["stats"]["servers"] == manifest["counts"]["hosts"]
+
+
+def test_the_per_ip_cap_holds_across_workers(distributed, world):
+    out, started, ended = distributed
+    log = [r for r in read_connection_log(world / "connections.jsonl")
+           if started <= r.start <= ended]
+    assert {r.service for r in log} >= {"smtp", "https"}
+    # 50 ms of slack: the world notes an end when its handler finishes (listen.py)
+    assert max(max_concurrency(log, slack=0.05).values()) == 1
+    # and the addresses really were spread over both workers' tasks
+    per_partition = [json.loads(p.read_text())["hosts"]
+                     for p in (out / "_cluster" / "done").glob("r0-p*.json")]
+    assert len([n for n in per_partition if n]) >= 4
+
+
+def test_a_worker_killed_midway_has_its_tasks_redone(single, world, tmp_path):
+    out = tmp_path / "killed-worker"
+    process = subprocess.Popen(scan_command(world, out, "--dask", "local:2"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = wait_for_worker_then_servers(out, process)
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-3000:]
+    assert_same_rows(single, out)
+    manifest = read_manifest(out)
+    assert manifest["state"] == "complete"
+    survivors = {w["pid"] for w in manifest["cluster"]["workers_at_end"].values()}
+    assert victim not in survivors and len(survivors) == 2   # the nanny started a new one
+
+
+def test_the_same_command_resumes_after_the_whole_cluster_stops(single, world, tmp_path):
+    out = tmp_path / "killed-cluster"
+    command = scan_command(world, out, "--dask", "local:2")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_for_worker_then_servers(out, process)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert read_manifest(out)["state"] == "partial"
+    assert not (out / "domains").exists() or open_dataset(out, "domains").count_rows() < DOMAINS
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    scan(world, out, "--dask", "local:2", "--resume")
+    assert_same_rows(single, out)
+    assert read_manifest(out)["state"] == "complete"
+
+
+def test_a_single_process_resume_of_a_dask_scan_is_refused(distributed, world):
+    out, _, _ = distributed
+    result = subprocess.run(scan_command(world, out, "--resume"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "--dask" in result.stderr
+
+
+def wait_for_worker_then_servers(out: Path, process: subprocess.Popen) -> int:
+    """Wait until the server phase is under way; a worker's pid from the manifest."""
+    deadline = time.monotonic() + 300
+    done = out / "_cluster" / "done"
+    shards = None
+    while shards is None or len(list(done.glob("dns-*.json"))) < shards:
+        assert process.poll() is None, "the scan ended before the server phase"
+        assert time.monotonic() < deadline, "the DNS phase did not end"
+        time.sleep(0.05)
+        if shards is None and (out / "manifest.json").exists():
+            plan = read_manifest(out)["cluster"]["plan"]
+            shards = plan["shards"] if plan else None
+    time.sleep(2.0)   # into the server phase (about 15 s here)
+    assert process.poll() is None and not list(done.glob("join-*.json"))
+    workers = read_manifest(out)["cluster"]["workers"]
+    return next(iter(workers.values()))["pid"]
