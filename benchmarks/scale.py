@@ -13,9 +13,11 @@
    its own servers, and the DNS stage is where a scan's memory could grow
    with its input. Target: peak RSS at 1M at most 1.2x the figure at 100k.
 
-``--compare-rev REV`` also runs part 1 with the scanner of another git
-revision (``git archive REV``), side by side against the same running world:
-the before/after figures of an optimisation, measured in one run.
+``--compare-rev REV`` (repeatable) also runs part 1 with the scanner of
+another git revision (``git archive REV``), side by side against the same
+running world: the before/after figures of an optimisation, measured in one
+run. ``--skip-tree`` leaves out the working tree's scanner (compare two
+commits while others edit the tree).
 
 Targets: scanner CPU <= 2 ms per domain; peak RSS <= 500 MB; RSS(1M DNS) <=
 1.2 x RSS(100k DNS).
@@ -196,8 +198,10 @@ def main() -> int:
                              "(survey scan's Internet default)")
     parser.add_argument("--skip-scan", action="store_true")
     parser.add_argument("--skip-dns", action="store_true")
-    parser.add_argument("--compare-rev", metavar="REV",
-                        help="also scan with the scanner of this git revision")
+    parser.add_argument("--compare-rev", metavar="REV", action="append", default=[],
+                        help="also scan with the scanner of this git revision (repeatable)")
+    parser.add_argument("--skip-tree", action="store_true",
+                        help="do not scan with the working tree's scanner (needs --compare-rev)")
     args = parser.parse_args()
 
     out: dict = {"settings": {"domains": args.domains, "dns_domains": args.dns_domains,
@@ -209,16 +213,16 @@ def main() -> int:
         try:
             with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
                 runs = {}
-                if args.compare_rev:
-                    source = checkout(args.compare_rev, Path(tmp) / "src")
-                    c.log(f"scanning with {args.compare_rev}")
-                    runs[args.compare_rev] = scan(directory, Path(tmp) / "before",
-                                                  args.concurrency, source)
-                c.log("scanning with this tree")
-                runs["this tree"] = scan(directory, Path(tmp) / "after", args.concurrency)
+                for i, rev in enumerate(args.compare_rev):
+                    source = checkout(rev, Path(tmp) / f"src{i}")
+                    c.log(f"scanning with {rev}")
+                    runs[rev] = scan(directory, Path(tmp) / f"rev{i}", args.concurrency, source)
+                if not args.skip_tree:
+                    c.log("scanning with this tree")
+                    runs["this tree"] = scan(directory, Path(tmp) / "tree", args.concurrency)
         finally:
             c.stop(world, signal.SIGTERM, timeout=60)
-        now = runs["this tree"]
+        now = runs["this tree" if not args.skip_tree else args.compare_rev[-1]]
         out["scan"] = runs
         targets["cpu_ms_per_domain"] = c.target(now["cpu_ms_per_domain"], "<=", 2.0)
         targets["peak_rss_mb"] = c.target(now["peak_rss_mb"], "<=", 500)
