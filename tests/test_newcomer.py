@@ -60,3 +60,11 @@ def test_latest_points_at_the_demo_scan_but_never_replaces_a_directory(tmp_path)
     (scans / "latest").unlink()
     (scans / "latest").mkdir()                       # the user's own directory
     assert _point_latest(first) is None and (scans / "latest").is_dir()
+
+
+def test_an_input_without_domains_warns(tmp_path):
+    (tmp_path / "empty.txt").write_text("# only a comment\n")
+    result = _scan("empty.txt", "--out", "scan", "--testbed", "--resolver", "127.0.0.1:1",
+                   "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "held no domain" in result.stderr

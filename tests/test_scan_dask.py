@@ -40,12 +40,12 @@ def world(tmp_path_factory):
         yield directory
 
 
-def scan_command(world: Path, out: Path, *extra: str) -> list[str]:
+def scan_command(world: Path, out: Path | str, *extra: str) -> list[str]:
     return SURVEY + ["scan", "--world", str(world), "--out", str(out), "--profile", "starttls",
                      "--quiet", *extra]
 
 
-def scan(world: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def scan(world: Path, out: Path | str, *extra: str) -> subprocess.CompletedProcess:
     result = subprocess.run(scan_command(world, out, *extra), capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -63,7 +63,8 @@ def single(world, tmp_path_factory):
 def distributed(world, tmp_path_factory):
     out = tmp_path_factory.mktemp("dask") / "scan"
     started = time.time()
-    scan(world, out, "--dask", "local:2")
+    # as a URL: the workers write through fsspec, as they would to an object store
+    scan(world, f"file://{out}", "--dask", "local:2")
     return out, started, time.time()
 
 

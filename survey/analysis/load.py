@@ -27,6 +27,7 @@ import pyarrow as pa
 from survey.analysis import facts
 from survey.analysis.providers import NO_MX, SELF_HOSTED, ProviderMap
 from survey.proto.ciphers import all_suites
+from survey.store.location import location
 from survey.store import TABLES, open_dataset
 from survey.store.manifest import ManifestError, read_manifest
 
@@ -69,7 +70,7 @@ class Scan:
     def __init__(self, path: Path | str, *, sample: bool | None = None,
                  providers: Mapping[str, str] | None = None, replicates: int = 1000,
                  seed: int = 0, memory_limit: str | None = None) -> None:
-        self.path = Path(path)
+        self.path = location(path)
         if not self.path.is_dir():
             raise AnalysisError(f"{self.path}: not a scan directory")
         try:

@@ -30,6 +30,7 @@ from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 from survey.scan.progress import Progress
 from survey.scan.run import ScanError, run_scan
 from survey.scan.targets import InputError, parse_shard
+from survey.store.location import location
 from survey.certs import CertError
 
 
@@ -39,9 +40,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="domain list: one name a line, or Tranco 'rank,domain' CSV; "
                         "gzip is detected; '#' starts a comment (default with --world: "
                         "the world's list)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+    p.add_argument("--out", type=location, required=True, metavar="DIR",
                    help="scan directory to write (new or empty; an existing scan only with "
-                        "--resume)")
+                        "--resume): a path, or an fsspec URL such as s3://bucket/scans/x "
+                        "(with that filesystem's package installed, e.g. s3fs)")
     where = p.add_argument_group("where to scan")
     where.add_argument("--world", metavar="DIR",
                        help="a running testbed world (its directory or world.json):"
@@ -157,9 +159,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
         if args.dask:
-            run_distributed(config, args.dask, verbose=not args.quiet)
+            manifest = run_distributed(config, args.dask, verbose=not args.quiet)
         else:
-            trio.run(run_scan, config, Progress(enabled=not args.quiet))
+            manifest = trio.run(run_scan, config, Progress(enabled=not args.quiet))
     except (ConfigError, ScanError, InputError, PolicyError, CertError) as exc:
         print(f"survey scan: {exc}", file=sys.stderr)
         return 2
@@ -172,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
               f"  survey scan {args.input or ''} --out {args.out} --resume"
               + (f" --world {args.world}" if args.world else ""), file=sys.stderr)
         return 130
+    if not manifest["counts"]["domains"]:
+        print(f"survey scan: warning: {config.input} held no domain to scan", file=sys.stderr)
     if not args.quiet:
         print(f"dataset: {config.out}  (manifest.json, domains/ mx/ hosts/ certs/)")
     return 0

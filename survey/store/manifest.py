@@ -8,10 +8,10 @@ missing or corrupt manifest is reported in one clear sentence.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from survey.store.location import RemotePath, location, write_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -21,26 +21,18 @@ class ManifestError(ValueError):
     """The scan directory has no readable manifest."""
 
 
-def write_manifest(scan_dir: Path | str, manifest: dict[str, Any]) -> Path:
-    scan_dir = Path(scan_dir)
+def write_manifest(scan_dir: Path | str | RemotePath, manifest: dict[str, Any]) -> Path:
+    scan_dir = location(scan_dir)
     scan_dir.mkdir(parents=True, exist_ok=True)
     document = {"manifest_version": MANIFEST_VERSION, **manifest}
     final = scan_dir / MANIFEST_NAME
-    temporary = scan_dir / f".{MANIFEST_NAME}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temporary, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
+    text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(final, text.encode("utf-8"))
     return final
 
 
 def read_manifest(scan_dir: Path | str) -> dict[str, Any]:
-    path = Path(scan_dir) / MANIFEST_NAME
+    path = location(scan_dir) / MANIFEST_NAME
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from survey.store.location import RemotePath, location
 from survey.store.schema import SCHEMAS, TABLES
 
 if TYPE_CHECKING:
@@ -34,29 +35,45 @@ def _pandas_types() -> dict:
             pa.bool_(): pd.BooleanDtype()}
 
 
-def open_dataset(scan_dirs: Path | str | Sequence[Path | str], table: str) -> ds.Dataset:
+def open_dataset(scan_dirs: Path | str | RemotePath | Sequence[Path | str | RemotePath],
+                 table: str) -> ds.Dataset:
     """The ``table`` of one scan directory, or of several (a longitudinal union)."""
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
     import pyarrow.dataset as ds  # imports pandas too: only when a table is read
 
-    dirs = [scan_dirs] if isinstance(scan_dirs, (str, Path)) else list(scan_dirs)
-    files = sorted(str(p) for d in dirs for p in part_files(d, table))
-    return ds.dataset(files, schema=SCHEMAS[table], format="parquet")
+    single = isinstance(scan_dirs, (str, Path, RemotePath))
+    dirs = [location(d) for d in ([scan_dirs] if single else scan_dirs)]
+    remote = [d for d in dirs if isinstance(d, RemotePath)]
+    if not remote:
+        files = sorted(str(p) for d in dirs for p in part_files(d, table))
+        return ds.dataset(files, schema=SCHEMAS[table], format="parquet")
+    if len(remote) != len(dirs) or len({id(d.fs) for d in remote}) > 1:
+        raise ValueError("scans read together must be on one filesystem")
+    filesystem, _ = dirs[0].arrow()
+    files = sorted(p.path for d in dirs for p in part_files(d, table))
+    return ds.dataset(files, schema=SCHEMAS[table], format="parquet", filesystem=filesystem)
 
 
-def part_files(scan_dir: Path | str, table: str) -> list[Path]:
+def part_files(scan_dir: Path | str | RemotePath, table: str) -> list[Path | RemotePath]:
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
-    return sorted(p for p in Path(scan_dir, table).glob("*.parquet")
-                  if not p.name.startswith((".", "_")))
+    return sorted((p for p in (location(scan_dir) / table).glob("*.parquet")
+                   if not p.name.startswith((".", "_"))), key=str)
 
 
-def count_rows(scan_dir: Path | str, table: str) -> int:
+def count_rows(scan_dir: Path | str | RemotePath, table: str) -> int:
     """Rows of a table, from the part files' footers (reads no data, imports no pandas)."""
     import pyarrow.parquet as pq
 
-    return sum(pq.read_metadata(p).num_rows for p in part_files(scan_dir, table))
+    total = 0
+    for part in part_files(scan_dir, table):
+        if isinstance(part, RemotePath):
+            with part.fs.open(part.path, "rb") as fh:
+                total += pq.read_metadata(fh).num_rows
+        else:
+            total += pq.read_metadata(part).num_rows
+    return total
 
 
 def read_pandas(scan_dirs: Path | str | Sequence[Path | str], table: str, *,

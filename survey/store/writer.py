@@ -9,42 +9,28 @@ see whole part files, and a resumed scan can trust every part it finds.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from survey.store.location import RemotePath, location, write_atomic
 from survey.store.schema import TABLES, to_table
 
 DEFAULT_BATCH_ROWS = 5000
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_part(directory: Path, name: str, table: str, rows: list[Mapping[str, Any]]) -> Path:
+def write_part(directory: Path | RemotePath, name: str, table: str,
+               rows: list[Mapping[str, Any]]) -> Path | RemotePath:
     """Write ``rows`` as ``directory/name`` atomically; returns the final path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = location(directory)
     final = directory / name
-    temporary = directory / f".{name}.{secrets.token_hex(4)}.tmp"
-    arrow = to_table(table, rows)
-    try:
-        with open(temporary, "wb") as fh:
-            pq.write_table(arrow, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
-    _fsync_dir(directory)
+    sink = pa.BufferOutputStream()
+    pq.write_table(to_table(table, rows), sink, compression="zstd")
+    write_atomic(final, sink.getvalue().to_pybytes())
     return final
 
 
@@ -61,7 +47,7 @@ class TableWriter:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
-        self.directory = Path(directory)
+        self.directory = location(directory)
         self.table = table
         self.writer_id = writer_id or secrets.token_hex(4)
         self.batch_rows = batch_rows
@@ -107,7 +93,7 @@ class DatasetWriter:
                  batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
         if batch_rows < 1:
             raise ValueError("batch_rows must be at least 1")
-        self.scan_dir = Path(scan_dir)
+        self.scan_dir = location(scan_dir)
         self.writer_id = writer_id or secrets.token_hex(4)
         self.batch_rows = batch_rows
         self.batches = 0
@@ -156,7 +142,7 @@ class DatasetWriter:
 
 def discard_uncommitted(scan_dir: Path | str) -> list[Path]:
     """Remove part files of batches whose ``domains`` part (the commit marker) is missing."""
-    scan_dir = Path(scan_dir)
+    scan_dir = location(scan_dir)
     committed = {p.name for p in (scan_dir / "domains").glob("part-*.parquet")}
     removed = []
     for table in TABLES:

@@ -91,6 +91,9 @@ class DistributedScan:
 
     def _prepare(self) -> None:
         out = self.config.out
+        if str(out).startswith("memory://"):
+            raise ScanError("--out memory://... lives in one process; workers need a shared "
+                            "filesystem or an object store")
         if (out / "manifest.json").exists():
             if not self.config.resume:
                 raise ScanError(f"{out} already holds a scan; use --resume to continue it, "

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import secrets
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from survey.store.location import Location, location, write_atomic
 
 STAGE = "_cluster"
 PLAN_NAME = "plan.json"
@@ -50,60 +49,47 @@ class Plan:
     def bucket(self, sha256: str) -> int:
         return int(sha256[:15], 16) % self.partitions
 
-    def save(self, out: Path) -> None:
+    def save(self, out: Location) -> None:
         write_json(stage_dir(out) / PLAN_NAME, asdict(self))
 
     @classmethod
-    def load(cls, out: Path) -> Plan | None:
+    def load(cls, out: Location) -> Plan | None:
         path = stage_dir(out) / PLAN_NAME
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
-def stage_dir(out: Path) -> Path:
-    return Path(out) / STAGE
+def stage_dir(out: Location) -> Location:
+    return location(out) / STAGE
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(temporary, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+def write_pickle(path: Location, value: Any) -> None:
+    write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def write_pickle(path: Path, value: Any) -> None:
-    _atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+def read_pickle(path: Location) -> Any:
+    return pickle.loads(path.read_bytes())
 
 
-def read_pickle(path: Path) -> Any:
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
-
-
-def read_all(directory: Path) -> list[Any]:
+def read_all(directory: Location) -> list[Any]:
     """Every whole hand-over file in a directory, in name order (none when it is absent)."""
     if not directory.is_dir():
         return []
-    return [read_pickle(p) for p in sorted(directory.glob("*.pkl"))]
+    return [read_pickle(p) for p in sorted(directory.glob("*.pkl"), key=lambda p: p.name)
+            if not p.name.startswith(".")]
 
 
-def write_json(path: Path, value: Any) -> None:
-    _atomic_write(path, json.dumps(value, sort_keys=True, default=str).encode())
+def write_json(path: Location, value: Any) -> None:
+    write_atomic(path, json.dumps(value, sort_keys=True, default=str).encode())
 
 
-def marker(out: Path, task: str) -> Path:
+def marker(out: Location, task: str) -> Location:
     return stage_dir(out) / "done" / f"{task}.json"
 
 
-def mark_done(out: Path, task: str, summary: dict[str, Any]) -> None:
+def mark_done(out: Location, task: str, summary: dict[str, Any]) -> None:
     write_json(marker(out, task), summary)
 
 
-def done_summary(out: Path, task: str) -> dict[str, Any] | None:
+def done_summary(out: Location, task: str) -> dict[str, Any] | None:
     path = marker(out, task)
     return json.loads(path.read_text()) if path.exists() else None

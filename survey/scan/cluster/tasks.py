@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 
@@ -41,6 +40,7 @@ from survey.scan.targets import Target
 from survey.scan.toolkit import (ServerOutcome, Toolkit, domain_rows, now, policy_addresses,
                                  tries_next_address)
 from survey.scan.verdicts import host_row, invalid_input_row
+from survey.store.location import Location
 from survey.store.writer import write_part
 
 Order = tuple[int, int]       # (shard, position in the shard): the input order
@@ -67,7 +67,7 @@ def part_name(kind: str, number: int) -> str:
     return f"part-{kind}{number:05d}.parquet"
 
 
-def input_path(out: Path, s: int) -> Path:
+def input_path(out: Location, s: int) -> Location:
     return stage_dir(out) / "input" / f"s{s:05d}.pkl"
 
 
@@ -121,11 +121,11 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
     return summary
 
 
-def requests_dir(out: Path, round: int, p: int) -> Path:
+def requests_dir(out: Location, round: int, p: int) -> Location:
     return stage_dir(out) / f"r{round}" / "requests" / f"p{p:05d}"
 
 
-def answers_dir(out: Path, round: int, s: int) -> Path:
+def answers_dir(out: Location, round: int, s: int) -> Location:
     return stage_dir(out) / f"r{round}" / "answers" / f"s{s:05d}"
 
 
@@ -223,7 +223,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     return summary
 
 
-def _hand_back(out: Path, round: int, p: int, shards: int,
+def _hand_back(out: Location, round: int, p: int, shards: int,
                askers: dict[tuple[str, str], set[int]],
                outcomes: dict[tuple[str, str], ServerOutcome | None],
                fetches: list[FetchRequest], settled: dict[str, PolicyFetch]) -> None:
