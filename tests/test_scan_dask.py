@@ -18,19 +18,15 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pytest
 
-from survey.store import open_dataset, read_manifest, read_pandas
+from survey.store import open_dataset, read_manifest
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
-from tests.worlds import served_world
+from tests.worlds import assert_same_rows, served_world
 
 DOMAINS = 2000
 SURVEY = [sys.executable, "-m", "survey.cli"]
-# Values that depend on timing or on which domain reached a shared server first.
-VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni"}
-KEYS = {"domains": ["domain"], "mx": ["domain", "mx_host", "ip"], "hosts": ["ip", "port"]}
 
 
 @pytest.fixture(scope="module")
@@ -66,26 +62,6 @@ def distributed(world, tmp_path_factory):
     # as a URL: the workers write through fsspec, as they would to an object store
     scan(world, f"file://{out}", "--dask", "local:2")
     return out, started, time.time()
-
-
-def assert_same_rows(expected: Path, got: Path) -> None:
-    for table, key in KEYS.items():
-        # A host row's chain is the one served for its (first-come) SNI; mx rows keep
-        # the chain per (domain, MX, IP) and are compared whole.
-        volatile = VOLATILE | ({"chain_sha256"} if table == "hosts" else set())
-        a, b = read_pandas(expected, table), read_pandas(got, table)
-        assert not b.duplicated(subset=key).any(), f"{table}: a row twice"
-        a = a.drop(columns=list(volatile & set(a.columns)))
-        b = b.drop(columns=list(volatile & set(b.columns)))
-        a = a.sort_values(key).reset_index(drop=True).astype(str)
-        b = b.sort_values(key).reset_index(drop=True).astype(str)
-        assert len(a) == len(b), f"{table}: {len(a)} rows vs {len(b)}"
-        differ = [c for c in a.columns if not a[c].equals(b[c])]
-        assert not differ, f"{table} differs in {differ}"
-    certs = open_dataset(got, "certs").to_table(columns=["sha256"])
-    assert pc.count_distinct(certs["sha256"]).as_py() == certs.num_rows
-    want = open_dataset(expected, "certs").to_table(columns=["sha256"])
-    assert set(certs["sha256"].to_pylist()) == set(want["sha256"].to_pylist())
 
 
 def test_two_workers_give_the_rows_of_a_single_process_scan(single, distributed, world):

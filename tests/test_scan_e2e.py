@@ -14,18 +14,15 @@ import subprocess
 import sys
 import time
 
-import pyarrow.compute as pc
 import pytest
 
 from survey.store import open_dataset, read_manifest, read_pandas
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
-from tests.worlds import served_world
+from tests.worlds import assert_same_rows, served_world
 
 DOMAINS = 2000
 SURVEY = [sys.executable, "-m", "survey.cli"]
-# Values that depend on timing or on which domain reached a shared server first.
-VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni"}
 
 
 @pytest.fixture(scope="module")
@@ -130,19 +127,5 @@ def test_sigkill_midway_then_resume_gives_the_same_rows(world, full_scan, tmp_pa
     resumed = scan(world, out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     full, _, _ = full_scan
-    for table, key in [("domains", ["domain"]), ("mx", ["domain", "mx_host", "ip"]),
-                       ("hosts", ["ip", "port"])]:
-        # A host row's chain is the one served for its (first-come) SNI; mx rows keep
-        # the chain per (domain, MX, IP) and are compared whole.
-        volatile = VOLATILE | ({"chain_sha256"} if table == "hosts" else set())
-        a, b = read_pandas(full, table), read_pandas(out, table)
-        a = a.drop(columns=list(volatile & set(a.columns)))
-        b = b.drop(columns=list(volatile & set(b.columns)))
-        assert not b.duplicated(subset=key).any(), f"{table}: a row twice"
-        a = a.sort_values(key).reset_index(drop=True).astype(str)
-        b = b.sort_values(key).reset_index(drop=True).astype(str)
-        differ = [c for c in a.columns if not a[c].equals(b[c])]
-        assert not differ, f"{table} differs after resume in {differ}"
-    certs = open_dataset(out, "certs").to_table(columns=["sha256"])
-    assert pc.count_distinct(certs["sha256"]).as_py() == certs.num_rows
+    assert_same_rows(full, out)
     assert read_manifest(out)["state"] == "complete"

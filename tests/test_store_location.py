@@ -20,8 +20,7 @@ from survey.cli import main
 from survey.store import (DatasetWriter, count_rows, discard_uncommitted, read_manifest,
                           read_pandas, write_manifest)
 from survey.store.location import RemotePath, location
-from tests.test_scan_dask import assert_same_rows
-from tests.worlds import served_world
+from tests.worlds import assert_same_rows, served_world
 
 _names = itertools.count()
 NOW = datetime(2026, 11, 29, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Build a testbed world and serve it from a child process, for end-to-end tests.
+"""Build a testbed world and serve it from a child process, for end-to-end tests; compare scans.
 
 The world runs as `survey world --serve` (its own process, as a user runs it);
 the context manager waits for world.json, yields the directory, and stops the
@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow.compute as pc
+
+from survey.store import open_dataset, read_pandas
+
 SURVEY = [sys.executable, "-m", "survey.cli"]
+# Values that depend on timing or on which domain reached a shared server first.
+VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni"}
+KEYS = {"domains": ["domain"], "mx": ["domain", "mx_host", "ip"], "hosts": ["ip", "port"]}
 START_TIMEOUT = 60.0
 
 
@@ -41,3 +48,23 @@ def served_world(directory: Path, *, domains: int, seed: int, scale: str = "fast
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def assert_same_rows(expected: Path, got: Path) -> None:
+    for table, key in KEYS.items():
+        # A host row's chain is the one served for its (first-come) SNI; mx rows keep
+        # the chain per (domain, MX, IP) and are compared whole.
+        volatile = VOLATILE | ({"chain_sha256"} if table == "hosts" else set())
+        a, b = read_pandas(expected, table), read_pandas(got, table)
+        assert not b.duplicated(subset=key).any(), f"{table}: a row twice"
+        a = a.drop(columns=list(volatile & set(a.columns)))
+        b = b.drop(columns=list(volatile & set(b.columns)))
+        a = a.sort_values(key).reset_index(drop=True).astype(str)
+        b = b.sort_values(key).reset_index(drop=True).astype(str)
+        assert len(a) == len(b), f"{table}: {len(a)} rows vs {len(b)}"
+        differ = [c for c in a.columns if not a[c].equals(b[c])]
+        assert not differ, f"{table} differs in {differ}"
+    certs = open_dataset(got, "certs").to_table(columns=["sha256"])
+    assert pc.count_distinct(certs["sha256"]).as_py() == certs.num_rows
+    want = open_dataset(expected, "certs").to_table(columns=["sha256"])
+    assert set(certs["sha256"].to_pylist()) == set(want["sha256"].to_pylist())
