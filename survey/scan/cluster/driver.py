@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from survey import __version__
 from survey.scan.cluster import tasks
 from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickle
 from survey.scan.config import ScanConfig
@@ -192,6 +193,12 @@ class DistributedScan:
         out.mkdir(parents=True, exist_ok=True)
         with dask_client(self.address) as client:
             pids = client.run(os.getpid)
+            if not pids:
+                raise ScanError(f"--dask {self.address}: the cluster has no workers")
+            versions = client.run(tasks.survey_version)
+            if set(versions.values()) != {__version__}:
+                raise ScanError(f"the workers run other versions of survey than this "
+                                f"{__version__}: {sorted(set(versions.values()))}")
             slots = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
             cluster = {"scheduler": self.address if not self.address.startswith("local")
                        else client.scheduler.address,

@@ -28,17 +28,31 @@ from dataclasses import dataclass
 
 import trio
 
+from survey import __version__
 from survey.certs import CertError, facts
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
-from survey.scan.cluster.stage import Plan, mark_done, read_all, read_pickle, stage_dir, write_pickle
+from survey.scan.cluster.stage import (
+    Plan,
+    mark_done,
+    read_all,
+    read_pickle,
+    stage_dir,
+    write_pickle,
+)
 from survey.scan.config import ScanConfig
 from survey.scan.resolve import DomainDns, resolve_domain
 from survey.scan.run import tool_stats
 from survey.scan.servers import Attempted
 from survey.scan.targets import Target
-from survey.scan.toolkit import (ServerOutcome, Toolkit, domain_rows, now, policy_addresses,
-                                 tries_next_address)
+from survey.scan.toolkit import (
+    ServerOutcome,
+    Toolkit,
+    domain_rows,
+    now,
+    policy_addresses,
+    tries_next_address,
+)
 from survey.scan.verdicts import host_row, invalid_input_row
 from survey.store.location import Location
 from survey.store.writer import write_part
@@ -61,6 +75,11 @@ class FetchRequest:
     shard: int
     ips: tuple[str, ...]
     round: int = 0
+
+
+def survey_version() -> str:
+    """Run on each worker: a cluster must run the driver's version of survey."""
+    return __version__
 
 
 def part_name(kind: str, number: int) -> str:
