@@ -81,8 +81,11 @@ def test_the_per_ip_cap_holds_across_workers(distributed, world):
     log = [r for r in read_connection_log(world / "connections.jsonl")
            if started <= r.start <= ended]
     assert {r.service for r in log} >= {"smtp", "https"}
-    # 50 ms of slack: the world notes an end when its handler finishes (listen.py)
-    assert max(max_concurrency(log, slack=0.05).values()) == 1
+    # 100 ms of slack: the world notes an end when its handler finishes (listen.py), and
+    # here its one event loop shares 2 cores with two workers and the driver. Measured lags
+    # reached 61 ms, all at a shared MTA-STS policy host after the scanner had closed the
+    # connection (the next fetch to an address starts only after the last one closed).
+    assert max(max_concurrency(log, slack=0.1).values()) == 1
     # and the addresses really were spread over both workers' tasks
     per_partition = [json.loads(p.read_text())["hosts"]
                      for p in (out / "_cluster" / "done").glob("r0-p*.json")]
