@@ -208,7 +208,9 @@ async def _execute(path: Path, params: dict[str, Any], timeout: int, workdir: Pa
     client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
     try:
-        await client.async_execute()
+        # our own kernel manager (for the ipc transport): ask nbclient to shut the kernel
+        # down all the same, or it outlives us ("Parent appears to have exited")
+        await client.async_execute(cleanup_kc=True)
     except RuntimeError as exc:       # the kernel did not start or answer
         raise ReportError(f"{path.name}: the kernel failed: {clean_text(str(exc))}") from None
     except CellExecutionError as exc:
