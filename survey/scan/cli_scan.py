@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\nsurvey scan: interrupted; committed rows are kept. Continue with:\n"
               f"  survey scan {args.input or ''} --out {args.out} --resume"
-              + (f" --world {args.world}" if args.world else ""), file=sys.stderr)
+              + (f" --world {args.world}" if args.world else "")
+              + (f" --dask {args.dask}" if args.dask else ""), file=sys.stderr)
         return 130
     if not manifest["counts"]["domains"]:
         print(f"survey scan: warning: {config.input} held no domain to scan", file=sys.stderr)
