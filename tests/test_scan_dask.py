@@ -20,6 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from survey.scan.cluster import tasks
+from survey.scan.cluster.driver import DistributedScan
+from survey.scan.cluster.stage import read_pickle
+from survey.scan.config import ScanConfig
 from survey.store import open_dataset, read_manifest
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
@@ -152,3 +156,22 @@ def wait_for_worker_then_servers(out: Path, process: subprocess.Popen) -> int:
     assert process.poll() is None and not list(done.glob("join-*.json"))
     workers = read_manifest(out)["cluster"]["workers"]
     return next(iter(workers.values()))["pid"]
+
+
+@pytest.mark.parametrize("domains, slots, shards, partitions", [
+    (2000, 8, 8, 8),        # one wave: a shard per task slot
+    (100, 8, 2, 8),         # small shards are not worth a task: 50 domains at least
+    (1, 4, 1, 4),
+    (0, 4, 1, 4),           # an empty list still has its (empty) shard
+])
+def test_the_plan_cuts_the_input_into_shards_once(tmp_path, domains, slots, shards, partitions):
+    names = tmp_path / "list.txt"
+    names.write_text("".join(f"d{i}.example\n" for i in range(domains)))
+    config = ScanConfig(input=names, out=tmp_path / "out", ehlo_name="scanner.example")
+    planner = DistributedScan(config, "local:1")
+    plan = planner._plan(slots)
+    assert (plan.shards, plan.partitions, plan.share) == (shards, partitions, slots)
+    cut = [read_pickle(tasks.input_path(config.out, s)) for s in range(plan.shards)]
+    assert [t.domain for chunk in cut for t in chunk] == [f"d{i}.example"
+                                                          for i in range(domains)]
+    assert planner._plan(slots * 2) == plan          # kept on resume, whatever the cluster

@@ -40,7 +40,8 @@ from survey.scan.targets import estimate_count, read_targets
 from survey.store import read_manifest, write_manifest
 from survey.store.manifest import ManifestError
 
-MIN_SHARD, MAX_SHARD = 50, 5000      # domains per DNS/join task
+MIN_SHARD, MAX_SHARD = 50, 20_000    # domains per DNS/join task, the preferred range
+MAX_SHARDS = 512                     # hand-over files grow as shards x partitions
 TASKS_PER_WORKER = 4                 # threads of a local worker: tasks it runs at once
 
 
@@ -117,15 +118,19 @@ class DistributedScan:
     def _plan(self, slots: int) -> Plan:
         """Cut the input into shards (once per scan) and fix the partitioning.
 
-        As many shards as task slots (worker threads): one wave per phase, so
-        the slow tail of one task overlaps the others' instead of adding up.
+        As many shards as task slots (worker threads) while shards stay within
+        MAX_SHARD domains: one wave per phase, so the slow tail of one task
+        overlaps the others' instead of adding up. Beyond MAX_SHARDS shards
+        they grow instead, so the shards x partitions hand-over files of a
+        150-million-name zone stay at most 512 x 512 per round.
         """
         out, config = self.config.out, self.config
         plan = Plan.load(out)
         if plan is not None:
             return plan
         estimate = estimate_count(config.input, shard=config.shard, limit=config.limit)
-        size = min(MAX_SHARD, max(MIN_SHARD, math.ceil(estimate / slots)))
+        size = max(MIN_SHARD, min(MAX_SHARD, math.ceil(estimate / slots)),
+                   math.ceil(estimate / MAX_SHARDS))
         shards, chunk = 0, []
         for target in read_targets(config.input, shard=config.shard, limit=config.limit):
             chunk.append(target)
@@ -135,7 +140,7 @@ class DistributedScan:
         if chunk or not shards:
             write_pickle(tasks.input_path(out, shards), chunk)
             shards += 1
-        plan = Plan(shards=shards, partitions=max(shards, slots),
+        plan = Plan(shards=shards, partitions=min(MAX_SHARDS, max(shards, slots)),
                     share=slots, concurrency=max(1, config.concurrency // slots))
         plan.save(out)
         return plan
