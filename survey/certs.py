@@ -69,7 +69,7 @@ def load_cert(der: bytes) -> x509.Certificate:
 _load_cached = functools.lru_cache(maxsize=PARSED_CACHE)(load_cert)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertFacts:
     """One certificate, as the ``certs`` table records it."""
 
@@ -294,7 +294,7 @@ NO_CERT = Verdict("no_cert", None, None, None)
 UNPARSABLE = Verdict("untrusted", False, None, None)  # a chain we cannot read earns no trust
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChainJudgement:
     """What a chain says independently of the name it was reached by (judged once per chain)."""
 

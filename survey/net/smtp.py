@@ -85,7 +85,7 @@ class Timeouts:
     tls: float = 30.0         # the whole handshake
 
 
-@dataclass
+@dataclass(slots=True)   # one per server stays for the whole scan: no __dict__ each
 class SmtpProbe:
     """What one connection learnt. ``status`` is always set; the rest as far as it got."""
 

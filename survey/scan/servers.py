@@ -50,7 +50,7 @@ from survey.scan.enumeration import NOT_RUN, Enumeration, Enumerator
 from survey.scan.politeness import Politeness
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempted:
     probe: SmtpProbe
     connections: int
