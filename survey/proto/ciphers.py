@@ -6,17 +6,29 @@ two signalling values), with the OpenSSL name where OpenSSL has or had one,
 the suite's parts and two security classes:
 
 - ``ncsc_class``: NCSC-NL "IT Security Guidelines for Transport Layer Security
-  (TLS)", 2025 edition, Appendix B. TLS 1.3 AES-256-GCM and ChaCha20-Poly1305
-  are *good*; TLS 1.3 AES-128-GCM/CCM and ECDHE(RSA|ECDSA) with AES-GCM,
-  AES-CCM or ChaCha20-Poly1305 are *sufficient*; DHE-RSA with those, and
-  ECDHE/DHE-RSA with Camellia/ARIA (GCM or CBC-SHA2) or AES-CBC-SHA2 are
-  *phase-out*; everything else (RSA key exchange, SHA-1 CBC, 3DES, static
-  DH/ECDH, DSS, anon, PSK, CCM_8...) is *insufficient*.
+  (TLS)", 2025 edition (2025-05), Appendix B. TLS 1.3 AES-256-GCM and
+  ChaCha20-Poly1305 are *good*; TLS 1.3 AES-128-GCM/CCM and ECDHE-(ECDSA|RSA)
+  with AES-GCM, AES-CCM or ChaCha20-Poly1305 are *sufficient*; DHE-RSA with
+  those, and ECDHE-(ECDSA|RSA)/DHE-RSA with Camellia/ARIA (GCM, or CBC with a
+  SHA-2 MAC) or AES-CBC with a SHA-2 MAC are *phase-out*; anything not listed
+  (RSA key exchange, SHA-1 CBC, 3DES, static DH/ECDH, DSS, anon, PSK, CCM_8...)
+  is *insufficient*.
 - ``ncsc_class_v2_1``: version 2.1 of the same guidelines (January 2021),
-  applied per component and taking the worst: key exchange ECDHE good, DHE
-  sufficient, RSA phase-out; authentication RSA/ECDSA good; bulk AES-GCM and
-  ChaCha20-Poly1305 good, AES-CBC and AES-CCM sufficient, 3DES phase-out; MAC
-  AEAD/SHA-2 good, SHA-1 sufficient; anything else insufficient.
+  Appendix C. TLS 1.3 AES-GCM and ChaCha20-Poly1305 are *good*;
+  ECDHE-(ECDSA|RSA) and DHE-RSA with AES-GCM, ChaCha20-Poly1305 or AES-CBC
+  (SHA-1 or SHA-2 MAC) are *sufficient* (no TLS 1.2 suite is good there);
+  those with 3DES, and RSA key exchange with AES-GCM, AES-CBC or 3DES, are
+  *phase-out*; anything not listed (any AES-CCM, Camellia, ARIA, ...) is
+  *insufficient*.
+
+Sources (the guideline PDFs themselves were not reachable; these reproduce
+their appendices): 2025: internetstandards/Internet.nl
+``checks/tasks/tls/tls_constants.py`` after PR #1800 "Update sslyze branch to
+NCSC 2025"; 2.1: internetstandards/Internet.nl ``checks/tasks/tls_constants.py``
+(release 1.10, criteria per v2.1) and the Appendix C quote in
+https://github.com/internetstandards/Internet.nl/issues/1266.
+``tests/test_ncsc_classes.py`` restates both appendices as rules over the
+suite's parts and checks every row against them.
 
 DHE suites are classed assuming an adequate group; the group the server uses is
 a separate measurement (ServerKeyExchange, see ``tlshello``).
