@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from survey.store.location import RemotePath, location
+
 DEFAULT_TIMEOUT = 600
 COMPARE_PREFIX = "06-"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -355,13 +357,13 @@ def build_report(scan_dir: Path, out_dir: Path, *, previous: Path | None = None,
 
     from survey.analysis.load import AnalysisError, Scan
 
-    scan_dir, out_dir = Path(scan_dir).resolve(), Path(out_dir).resolve()
+    scan_dir, out_dir = _absolute(scan_dir), Path(out_dir).resolve()
     try:
         info = Scan(scan_dir, sample=sample).describe()
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
     if previous is not None:
-        previous = Path(previous).resolve()
+        previous = _absolute(previous)
         try:
             Scan(previous)
         except AnalysisError as exc:
@@ -392,6 +394,12 @@ def build_report(scan_dir: Path, out_dir: Path, *, previous: Path | None = None,
     return report
 
 
+def _absolute(scan_dir: Path | str | RemotePath) -> Path | RemotePath:
+    """A scan directory the kernels find from their own working directory: a URL as it is."""
+    scan_dir = location(scan_dir)
+    return scan_dir if isinstance(scan_dir, RemotePath) else scan_dir.resolve()
+
+
 def render(scan_dir: Path | str, out_dir: Path | str, **kwargs: Any) -> Path:
     """The report of ``scan_dir`` into ``out_dir`` (``build_report``; used by `survey demo`)."""
     return build_report(Path(scan_dir), Path(out_dir), **kwargs)
@@ -400,11 +408,12 @@ def render(scan_dir: Path | str, out_dir: Path | str, **kwargs: Any) -> Path:
 # -- the command ------------------------------------------------------------------------------
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scan", type=Path, metavar="SCAN_DIR", help="a scan directory")
+    parser.add_argument("scan", type=location, metavar="SCAN_DIR",
+                        help="a scan directory (a path or an fsspec URL)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write report.html, figures/ and notebooks/ "
                              "(default: SCAN_DIR/report)")
-    parser.add_argument("--previous", type=Path, metavar="SCAN_DIR",
+    parser.add_argument("--previous", type=location, metavar="SCAN_DIR",
                         help="an earlier scan to compare with (runs the comparison notebook)")
     parser.add_argument("--notebooks", type=Path, metavar="DIR",
                         help="the notebooks to run (default: the source tree's notebooks/)")
@@ -419,6 +428,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is None and isinstance(args.scan, RemotePath):
+        print("survey report: a scan at a URL needs --out DIR for the report",
+              file=sys.stderr)
+        return 2
     out = args.out or (args.scan / "report")
     say = None if args.quiet else (lambda text: print(f"survey report: {text}",
                                                       file=sys.stderr))

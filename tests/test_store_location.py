@@ -91,3 +91,10 @@ def test_memory_urls_are_refused_for_a_cluster(world, capsys):
     assert main(["scan", "--world", str(world), "--out", memory_url(), "--dask", "local:1",
                  "--quiet"]) == 2
     assert "shared filesystem" in capsys.readouterr().err
+
+
+def test_a_report_of_a_scan_at_a_url_needs_an_out_directory(capsys):
+    out = location(memory_url())
+    write_manifest(out, {"scan_id": "x", "state": "complete"})
+    assert main(["report", str(out), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err
