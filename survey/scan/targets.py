@@ -16,14 +16,15 @@ the same name lands in the same shard on every machine and every run.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import ipaddress
 import io
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import idna
+
+from survey.scan.seen import SeenNames, name_digest
 
 MAX_LINE = 1024            # longer lines are not domain names; read no more of them
 MAX_NAME = 253             # RFC 1035 §2.3.4 (text form without the trailing dot)
@@ -100,8 +101,7 @@ def open_text(path: Path | str) -> io.TextIOBase:
 
 def shard_of(domain: str, shards: int) -> int:
     """Stable shard number in 1..shards for a name."""
-    digest = hashlib.blake2b(domain.encode("utf-8", "replace"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards + 1
+    return name_digest(domain) % shards + 1
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -117,7 +117,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def targets_from_lines(lines: Iterable[str], *, shard: tuple[int, int] | None = None,
                        limit: int | None = None) -> Iterator[Target]:
-    seen: set[str] = set()
+    seen = SeenNames()
     emitted = 0
     for line in lines:
         if limit is not None and emitted >= limit:
@@ -130,11 +130,11 @@ def targets_from_lines(lines: Iterable[str], *, shard: tuple[int, int] | None = 
             target = Target(normalize_domain(text), text, rank)
         except ValueError as exc:
             target = Target(text, text, rank, error=str(exc))
-        if target.domain in seen:
+        digest = name_digest(target.domain)
+        if shard is not None and digest % shard[1] + 1 != shard[0]:
             continue
-        if shard is not None and shard_of(target.domain, shard[1]) != shard[0]:
+        if not seen.add(digest):
             continue
-        seen.add(target.domain)
         emitted += 1
         yield target
 
