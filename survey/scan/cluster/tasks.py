@@ -66,7 +66,8 @@ class Resolved:
 
     target: Target
     dns: DomainDns | None                   # None for invalid input
-    fetch: PolicyFetch | None = None        # settled already (no policy host address)
+    fetch: PolicyFetch | None = None        # settled already (no policy host address);
+                                            # a FetchRequest until the task hands it on
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
     resolved: list[Resolved | None] = [None] * len(targets)
     tools = _tools(config, plan)
 
-    async def one(i: int, target: Target, limiter: trio.CapacityLimiter) -> None:
-        async with limiter:
+    async def one(i: int, target: Target, slots: trio.Semaphore) -> None:
+        try:
             if not target.valid:
                 resolved[i] = Resolved(target, None)
                 return
@@ -115,12 +116,15 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
                 if ips:
                     fetch = FetchRequest(target.domain, s, tuple(ips))
             resolved[i] = Resolved(target, dns, fetch)
+        finally:
+            slots.release()
 
     async def main() -> None:
-        limiter = trio.CapacityLimiter(plan.concurrency)
+        slots = trio.Semaphore(plan.concurrency)   # taken before a task starts: few tasks
         async with trio.open_nursery() as nursery:
             for i, target in enumerate(targets):
-                nursery.start_soon(one, i, target, limiter)
+                await slots.acquire()
+                nursery.start_soon(one, i, target, slots)
 
     trio.run(main)
     pairs: list[list[tuple[str, str, Order]]] = [[] for _ in range(plan.partitions)]
@@ -192,39 +196,52 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     settled: dict[str, PolicyFetch] = {}
     pending: list[FetchRequest] = []
 
-    async def server(ip: str, limiter: trio.CapacityLimiter) -> None:
-        ordered = sorted(names[ip], key=names[ip].get)
-        async with limiter:
-            async def ask(name: str) -> None:
-                probe = await tools.prober.for_name(ip, name)
-                if probe.status == "ok" and probe.chain:   # a chain chosen by this SNI
-                    shas, _, new = tools.judge(probe.chain)
-                    if new:
-                        write_certs(probe.chain, shas)
-                outcome = tools.outcome(probe)
-                if outcome is not None:
-                    outcome = dataclasses.replace(outcome, probe=_slim(outcome.probe))
-                outcomes[(name, ip)] = outcome
+    async def ask(ip: str, name: str) -> None:
+        probe = await tools.prober.for_name(ip, name)
+        if probe.status == "ok" and probe.chain:   # a chain chosen by this SNI
+            shas, _, new = tools.judge(probe.chain)
+            if new:
+                write_certs(probe.chain, shas)
+        outcome = tools.outcome(probe)
+        if outcome is not None:
+            outcome = dataclasses.replace(outcome, probe=_slim(outcome.probe))
+        outcomes[(name, ip)] = outcome
 
-            await ask(ordered[0])
-            async with trio.open_nursery() as nursery:
-                for name in ordered[1:]:
-                    nursery.start_soon(ask, name)
-
-    async def fetch(request: FetchRequest, limiter: trio.CapacityLimiter) -> None:
-        async with limiter:
-            result = await tools.fetch_at(request.domain, request.ips[request.round])
+    async def fetch(request: FetchRequest) -> None:
+        result = await tools.fetch_at(request.domain, request.ips[request.round])
         settled[request.domain] = result
         if tries_next_address(result) and request.round + 1 < len(request.ips):
             pending.append(dataclasses.replace(request, round=request.round + 1))
 
+    async def address(ip: str, slots: trio.Semaphore) -> None:
+        """All work at one address in one task: one slot of concurrency, not one per
+        connection waiting for the address's politeness slot."""
+        try:
+            if ip in names:
+                ordered = sorted(names[ip], key=names[ip].get)
+                await ask(ip, ordered[0])
+                async with trio.open_nursery() as nursery:
+                    for name in ordered[1:]:
+                        nursery.start_soon(ask, ip, name)
+            for request in fetches_at.get(ip, ()):
+                await fetch(request)
+        finally:
+            slots.release()
+
+    fetches_at: dict[str, list[FetchRequest]] = defaultdict(list)
+    for request in fetches:
+        fetches_at[request.ips[request.round]].append(request)
+    # the longest chains first: a policy host serving a hundred domains takes a hundred
+    # connections one after another, and must not start last
+    busiest = sorted(set(names) | set(fetches_at),
+                     key=lambda ip: (-len(names.get(ip, ())) - len(fetches_at.get(ip, ())), ip))
+
     async def main() -> None:
-        limiter = trio.CapacityLimiter(plan.concurrency)
+        slots = trio.Semaphore(plan.concurrency)   # taken before a task starts: few tasks
         async with trio.open_nursery() as nursery:
-            for ip in names:
-                nursery.start_soon(server, ip, limiter)
-            for request in fetches:
-                nursery.start_soon(fetch, request, limiter)
+            for ip in busiest:
+                await slots.acquire()
+                nursery.start_soon(address, ip, slots)
 
     trio.run(main)
     if host_rows:
