@@ -26,6 +26,7 @@ from survey.net.smtp import Timeouts, probe_starttls
 from survey.proto import ciphers
 from survey.proto.enumerate import Chosen, Offer, Refused, SuiteEnumeration, run
 from survey.scan import plans
+from survey.scan.access import ServerAccess
 from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
 from survey.testbed.generator import generate
@@ -198,9 +199,11 @@ async def serve(nursery, pki, handler_factory=lambda inner: inner):
 
 
 def enumerator(port, profile="ciphers", **kw) -> Enumerator:
-    settings = {"budget": 200, "retries": 2, "retry_delay": 0.05} | kw
-    return Enumerator(profile=profile, port=port, policy=TESTBED, politeness=Politeness(),
-                      ehlo_name="scanner.survey.test", timeouts=TIMEOUTS, **settings)
+    settings = {"retries": 2, "retry_delay": 0.05} | kw
+    budget = settings.pop("budget", 200)
+    access = ServerAccess(port=port, policy=TESTBED, politeness=Politeness(),
+                          ehlo_name="scanner.survey.test", timeouts=TIMEOUTS, **settings)
+    return Enumerator(profile=profile, access=access, budget=budget)
 
 
 def openssl(versions, server_preference=None, behaviour="normal"):
@@ -347,9 +350,9 @@ async def test_a_record_that_never_completes_fails_the_enumeration_in_bounded_ti
                                 sni=None, timeouts=short)
     assert base.status == "tls_handshake_failed"
     started = trio.current_time()
-    result = await Enumerator(profile="ciphers", port=port, policy=TESTBED,
-                              politeness=Politeness(), ehlo_name="x.test", timeouts=short,
-                              retries=2, retry_delay=0.05).run(base, 1)
+    access = ServerAccess(port=port, policy=TESTBED, politeness=Politeness(),
+                          ehlo_name="x.test", timeouts=short, retries=2, retry_delay=0.05)
+    result = await Enumerator(profile="ciphers", access=access).run(base, 1)
     assert result.probe_status == "failed" and result.versions_supported is None
     assert result.connections == 3                      # the first hello, retried twice
     assert trio.current_time() - started < 3 * short.tls + 2

@@ -51,16 +51,15 @@ from typing import Any
 
 import trio
 
-from survey.net.guard import DestinationPolicy
 from survey.net.probes import HelloAnswer, hello_probe
-from survey.net.smtp import SmtpProbe, Timeouts
+from survey.net.smtp import SmtpProbe
 from survey.proto import ciphers
 from survey.proto.enumerate import (DEFAULT_CHUNK, Chosen, Failed, Offer, Outcome,
                                     SuiteEnumeration, VersionResult)
 from survey.proto import tlshello
 from survey.proto.tlshello import HelloSpec, build_client_hello
 from survey.scan import plans
-from survey.scan.politeness import Politeness
+from survey.scan.access import ServerAccess
 
 PROFILES = ("starttls", "versions", "ciphers")
 ENUMERATED = ("versions", "ciphers")
@@ -106,21 +105,13 @@ class _Aborted(Exception):
 class Enumerator:
     """Runs a profile's hellos against servers whose starttls probe reached the 220."""
 
-    def __init__(self, *, profile: str, port: int, policy: DestinationPolicy,
-                 politeness: Politeness, ehlo_name: str, timeouts: Timeouts,
-                 budget: int = DEFAULT_BUDGET, retries: int = 2,
-                 retry_delay: float = 30.0) -> None:
+    def __init__(self, *, profile: str, access: ServerAccess,
+                 budget: int = DEFAULT_BUDGET) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}")
         self.profile = profile
-        self.port = port
-        self.policy = policy
-        self.politeness = politeness
-        self.ehlo_name = ehlo_name
-        self.timeouts = timeouts
+        self.access = access
         self.budget = budget
-        self.retries = retries
-        self.retry_delay = retry_delay
         self.servers = 0
         self.hellos = 0
         self.partial = 0
@@ -162,20 +153,21 @@ class _Server:
         while True:
             if self.used + self.connections >= owner.budget:
                 raise _OutOfBudget
-            async with owner.politeness.slot(self.base.ip):
-                answer = await hello_probe(self.base.ip, owner.port, hello, policy=owner.policy,
-                                           ehlo_name=owner.ehlo_name, timeouts=owner.timeouts)
+            access = owner.access
+            async with access.politeness.slot(self.base.ip):
+                answer = await hello_probe(self.base.ip, access.port, hello, policy=access.policy,
+                                           ehlo_name=access.ehlo_name, timeouts=access.timeouts)
             self.connections += 1
             self.spoke_tls = self.spoke_tls or answer.spoke_tls
             outcome = answer.outcome(offer) if answer.sent else None
             stalled = _stalled(answer)
-            if not stalled or stalls >= owner.retries:
+            if not stalled or stalls >= owner.access.retries:
                 if isinstance(outcome, Failed) and not self.spoke_tls:
                     raise _Aborted(f"{offer.version}: {outcome.reason}: {answer.detail or ''}")
                 if outcome is not None:
                     return outcome            # a Failed one leaves this version open
                 raise _Gone(f"{answer.status} after {stalls} retries: {answer.detail or ''}")
-            await trio.sleep(owner.retry_delay * 2 ** stalls)
+            await trio.sleep(owner.access.retry_delay * 2 ** stalls)
             stalls += 1
             self.backoffs += 1
 

@@ -43,11 +43,10 @@ from dataclasses import dataclass
 
 import trio
 
-from survey.net.guard import DestinationPolicy
 from survey.net.singleflight import SingleFlight
-from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
+from survey.net.smtp import SmtpProbe, probe_starttls
+from survey.scan.access import ServerAccess
 from survey.scan.enumeration import NOT_RUN, Enumeration, Enumerator
-from survey.scan.politeness import Politeness
 
 
 @dataclass(slots=True)
@@ -58,18 +57,10 @@ class Attempted:
 
 
 class ServerProber:
-    def __init__(self, *, port: int, policy: DestinationPolicy, politeness: Politeness,
-                 ehlo_name: str, timeouts: Timeouts, retries: int = 2,
-                 retry_delay: float = 30.0,
+    def __init__(self, access: ServerAccess, *,
                  on_base: Callable[[Attempted], None] | None = None,
                  enumerator: Enumerator | None = None) -> None:
-        self.port = port
-        self.policy = policy
-        self.politeness = politeness
-        self.ehlo_name = ehlo_name
-        self.timeouts = timeouts
-        self.retries = retries
-        self.retry_delay = retry_delay
+        self.access = access
         self.on_base = on_base
         self.enumerator = enumerator
         self.sni_probes = 0
@@ -112,13 +103,13 @@ class ServerProber:
         return other.probe.status == "ok" and other.probe.chain != base.chain
 
     async def _attempt(self, ip: str, sni: str) -> Attempted:
-        if self.policy.check(ip) is not None:   # refused: no slot, no wait, no packet
+        if self.access.policy.check(ip) is not None:   # refused: no slot, no wait, no packet
             return Attempted(await self._probe(ip, sni), 0)
         connections = 0
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.access.retries + 1):
             if attempt:
-                await trio.sleep(self.retry_delay * 2 ** (attempt - 1))
-            async with self.politeness.slot(ip):
+                await trio.sleep(self.access.retry_delay * 2 ** (attempt - 1))
+            async with self.access.politeness.slot(ip):
                 probe = await self._probe(ip, sni)
             connections += 1
             if not probe.is_retryable:
@@ -126,8 +117,10 @@ class ServerProber:
         return Attempted(probe, connections)
 
     async def _probe(self, ip: str, sni: str) -> SmtpProbe:
-        probe = await probe_starttls(ip, self.port, policy=self.policy,
-                                     ehlo_name=self.ehlo_name, sni=sni, timeouts=self.timeouts)
+        access = self.access
+        probe = await probe_starttls(ip, access.port, policy=access.policy,
+                                     ehlo_name=access.ehlo_name, sni=sni,
+                                     timeouts=access.timeouts)
         if probe.chain:
             pool = self._certificates
             probe.chain = [pool.setdefault(der, der) for der in probe.chain]

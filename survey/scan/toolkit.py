@@ -20,6 +20,7 @@ from survey.net.dns import HostCache, Resolver
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.net.smtp import SmtpProbe
+from survey.scan.access import ServerAccess
 from survey.scan.config import ScanConfig
 from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
@@ -65,16 +66,13 @@ class Toolkit:
         self.cache = HostCache(self.resolver)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate / share if config.rate else None)
-        self.enumerator = Enumerator(profile=config.profile, port=config.smtp_port,
-                                     policy=self.policy, politeness=self.politeness,
-                                     ehlo_name=config.ehlo_name, timeouts=config.timeouts,
-                                     budget=config.budget, retries=config.retries,
-                                     retry_delay=config.retry_delay)
-        self.prober = ServerProber(port=config.smtp_port, policy=self.policy,
-                                   politeness=self.politeness, ehlo_name=config.ehlo_name,
-                                   timeouts=config.timeouts, retries=config.retries,
-                                   retry_delay=config.retry_delay, on_base=on_base,
-                                   enumerator=self.enumerator)
+        access = ServerAccess(port=config.smtp_port, policy=self.policy,
+                              politeness=self.politeness, ehlo_name=config.ehlo_name,
+                              timeouts=config.timeouts, retries=config.retries,
+                              retry_delay=config.retry_delay)
+        self.enumerator = Enumerator(profile=config.profile, access=access,
+                                     budget=config.budget)
+        self.prober = ServerProber(access, on_base=on_base, enumerator=self.enumerator)
         self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
         self.policy_fetches = 0
 
