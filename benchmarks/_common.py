@@ -115,6 +115,23 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.
         proc.wait()
 
 
+def serve_world(directory: Path, *extra: str) -> subprocess.Popen:
+    """`survey world --serve` on a built world; returns once its world.json says it is up."""
+    (directory / "world.json").unlink(missing_ok=True)
+    proc = subprocess.Popen(SURVEY + ["world", "--serve", "--any-ports", "--out",
+                                      str(directory), *extra], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (directory / "world.json").exists():
+        if proc.poll() is not None:
+            raise RuntimeError("the world server exited before it was ready")
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError("the world was not ready within 600 s")
+        time.sleep(0.5)
+    return proc
+
+
 def children_cpu() -> float:
     """CPU seconds (user + system) of this process's waited-for children so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -59,19 +59,7 @@ def world_dir(domains: int, seed: int) -> Path:
 
 
 def serve(directory: Path) -> subprocess.Popen:
-    (directory / "world.json").unlink(missing_ok=True)
-    proc = subprocess.Popen(c.SURVEY + ["world", "--serve", "--any-ports", "--out",
-                                        str(directory)], cwd=c.REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while not (directory / "world.json").exists():
-        if proc.poll() is not None:
-            raise RuntimeError("the world server exited before it was ready")
-        if time.monotonic() > deadline:
-            c.stop(proc)
-            raise RuntimeError("the world was not ready within 600 s")
-        time.sleep(0.5)
-    return proc
+    return c.serve_world(directory)
 
 
 def scan(directory: Path, out: Path, concurrency: int, source: Path | None = None) -> dict:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+
 def location(where: str | os.PathLike | RemotePath) -> Path | RemotePath:
     """A Path for local names, a RemotePath for fsspec URLs."""
     if isinstance(where, RemotePath):
