@@ -165,7 +165,22 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
     return profile
 
 
-class _Deck:
+class _Cards:
+    """Deals a fixed multiset of labels in a seeded order; refills when empty."""
+
+    def __init__(self, rng: random.Random, counts: Mapping[str, int]) -> None:
+        self._cards = [str(k) for k in sorted(counts) for _ in range(int(counts[k]))]
+        self._rng = rng
+        self._hand: list[str] = []
+
+    def draw(self) -> str:
+        if not self._hand:
+            self._hand = list(self._cards)
+            self._rng.shuffle(self._hand)
+        return self._hand.pop()
+
+
+class _Deck(_Cards):
     """Deals labels in proportion to their shares, each at least once per deck."""
 
     def __init__(self, rng: random.Random, shares: Mapping[str, float]) -> None:
@@ -181,15 +196,7 @@ class _Deck:
             if sum(counts.values()) >= size:
                 break
             counts[k] += 1
-        self._cards = [k for k in sorted(counts) for _ in range(counts[k])]
-        self._rng = rng
-        self._hand: list[str] = []
-
-    def draw(self) -> str:
-        if not self._hand:
-            self._hand = list(self._cards)
-            self._rng.shuffle(self._hand)
-        return self._hand.pop()
+        super().__init__(rng, counts)
 
 
 def _flag_deck(rng: random.Random, share: float) -> _Deck:

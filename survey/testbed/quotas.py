@@ -31,11 +31,10 @@ and the ground truth are built exactly as for any profile.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
-from survey.testbed.generator import ProfileError
+from survey.testbed.generator import ProfileError, _Cards
 
 # cohort key -> the builder's deck it overrides
 COHORT_DECKS: dict[str, str] = {
@@ -53,19 +52,7 @@ COHORT_DECKS: dict[str, str] = {
 CIPHER_SET = "cipher_set"   # overrides the per-key-type cipher decks (an index)
 
 
-class _Exact:
-    """Deals a fixed multiset of labels in a seeded order; refills when empty."""
-
-    def __init__(self, rng: random.Random, counts: Mapping[str, int]) -> None:
-        self._cards = [str(k) for k in sorted(counts) for _ in range(int(counts[k]))]
-        self._rng = rng
-        self._hand: list[str] = []
-
-    def draw(self) -> str:
-        if not self._hand:
-            self._hand = list(self._cards)
-            self._rng.shuffle(self._hand)
-        return self._hand.pop()
+_Exact = _Cards   # the fixed counts of a quota, dealt like the generator's decks
 
 
 class _CohortDeck:
