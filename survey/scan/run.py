@@ -44,8 +44,14 @@ from survey.scan.servers import Attempted
 from survey.scan.targets import Target, estimate_count, read_targets
 from survey.scan.toolkit import Toolkit, domain_rows, now
 from survey.scan.verdicts import host_row, invalid_input_row
-from survey.store import (DatasetWriter, count_rows, discard_uncommitted, open_dataset,
-                          read_manifest, write_manifest)
+from survey.store import (
+    DatasetWriter,
+    count_rows,
+    discard_uncommitted,
+    open_dataset,
+    read_manifest,
+    write_manifest,
+)
 from survey.store.manifest import ManifestError
 
 
@@ -130,17 +136,11 @@ class Scan:
         config.check()
         self.config = config
         self.progress = progress or Progress(enabled=False)
-        self.tools = Toolkit(config, on_base=self._host_done)
+        self.tools = Toolkit(config, on_base=self._host_done, on_new_chain=self._write_certs)
         self.done = Done()
         self.writer: DatasetWriter | None = None
 
     # -- rows of servers and certificates ---------------------------------------------
-
-    def _judge(self, chain: list[bytes]) -> tuple[str, ...]:
-        key, _, new = self.tools.judge(chain)
-        if new:
-            self._write_certs(chain, key)
-        return key
 
     def _write_certs(self, chain: list[bytes], shas: tuple[str, ...]) -> None:
         for der, sha in zip(chain, shas):
@@ -158,7 +158,7 @@ class Scan:
         key = (probe.ip, probe.port)
         if key not in self.done.hosts:
             self.done.hosts.add(key)
-            shas = list(self._judge(probe.chain)) if probe.chain else None
+            shas = list(self.tools.judge(probe.chain)[0]) if probe.chain else None
             self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
                                                 attempted.enumeration))
         # The probe stays in memory for the domains still to come; the transcript and
@@ -189,9 +189,6 @@ class Scan:
                     if (mx.host, ip) not in probes:
                         probes[(mx.host, ip)] = None
                         nursery.start_soon(probe, mx.host, ip)
-        for probe_result in probes.values():
-            if probe_result is not None and probe_result.status == "ok":
-                self._judge(probe_result.chain)
         outcomes = {pair: self.tools.outcome(p) for pair, p in probes.items()}
         self.writer.write_group(domain_rows(dns, outcomes, fetch_box[0],
                                             self.config.smtp_port))

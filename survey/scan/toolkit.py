@@ -49,14 +49,17 @@ class ServerOutcome:
 class Toolkit:
     """Policy, trust, DNS, politeness and the prober of one scan process.
 
-    ``share`` divides the global rates (connections and DNS queries per
+    ``on_new_chain(chain, hashes)`` runs the first time this process judges a chain
+    (where its certificates' rows get written). ``share`` divides the global rates (connections and DNS queries per
     second) when several processes scan at once, so their sum stays within
     what the user allowed.
     """
 
     def __init__(self, config: ScanConfig, *, on_base: Callable[[Attempted], None] | None = None,
+                 on_new_chain: Callable[[list[bytes], tuple[str, ...]], None] | None = None,
                  share: int = 1) -> None:
         self.config = config
+        self.on_new_chain = on_new_chain
         blocklist = load_blocklist(config.blocklist) if config.blocklist else ()
         self.policy = DestinationPolicy(config.mode, blocklist)
         self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
@@ -76,20 +79,21 @@ class Toolkit:
         self.judgements: dict[tuple[str, ...], ChainJudgement | None] = {}
         self.policy_fetches = 0
 
-    def judge(self, chain: list[bytes]) -> tuple[tuple[str, ...], ChainJudgement | None, bool]:
-        """(chain hashes, judgement, first time this process saw the chain)."""
+    def judge(self, chain: list[bytes]) -> tuple[tuple[str, ...], ChainJudgement | None]:
+        """(chain hashes, judgement): judged once per distinct chain in this process."""
         key = chain_key(chain)
-        new = key not in self.judgements
-        if new:
+        if key not in self.judgements:
             self.judgements[key] = judge_chain(chain, now(), self.store)
-        return key, self.judgements[key], new
+            if self.on_new_chain is not None:
+                self.on_new_chain(chain, key)
+        return key, self.judgements[key]
 
     def outcome(self, probe: SmtpProbe | None) -> ServerOutcome | None:
         if probe is None:
             return None
         if probe.status != "ok":
             return ServerOutcome(probe, None, None)
-        key, judgement, _ = self.judge(probe.chain)
+        key, judgement = self.judge(probe.chain)
         return ServerOutcome(probe, key, judgement)
 
     async def fetch_at(self, domain: str, ip: str) -> PolicyFetch:

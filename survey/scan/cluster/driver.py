@@ -29,7 +29,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from survey import __version__
 from survey.scan.cluster import tasks
@@ -37,16 +37,13 @@ from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickl
 from survey.scan.config import ScanConfig
 from survey.scan.run import ScanError, scan_manifest
 from survey.scan.targets import estimate_count, read_targets
+from survey.scan.toolkit import now
 from survey.store import read_manifest, write_manifest
 from survey.store.manifest import ManifestError
 
 MIN_SHARD, MAX_SHARD = 50, 20_000    # domains per DNS/join task, the preferred range
 MAX_SHARDS = 512                     # hand-over files grow as shards x partitions
 TASKS_PER_WORKER = 4                 # threads of a local worker: tasks it runs at once
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 @contextlib.contextmanager
@@ -172,21 +169,21 @@ class DistributedScan:
     def _manifest(self, state: str, plan: Plan | None, cluster: dict,
                   ended: datetime | None = None) -> dict:
         manifest = scan_manifest(self.config, self.scan_id, state, self.started, ended,
-                                 self._stats(plan) if plan else {})
+                                 self._stats() if plan else {})
         manifest["cluster"] = {**cluster, "plan": plan.__dict__ if plan else None,
                                "phases": self.states}
         return manifest
 
-    def _stats(self, plan: Plan) -> dict:
+    def _stats(self) -> dict:
         totals: dict[str, int] = {}
-        for summary in self._summaries(plan):
+        for summary in self._summaries():
             for key, value in summary.items():
                 totals[key] = totals.get(key, 0) + value
         totals.pop("domains", None)
         totals.pop("pending_fetches", None)
         return totals
 
-    def _summaries(self, plan: Plan) -> Iterator[dict]:
+    def _summaries(self) -> Iterator[dict]:
         out = self.config.out
         for path in sorted((stage_dir(out) / "done").glob("*.json")):
             if path.name.startswith(("dns-", "r")):

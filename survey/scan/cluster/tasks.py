@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import trio
@@ -78,6 +79,23 @@ class FetchRequest:
     round: int = 0
 
 
+async def run_bounded(limit: int, calls: Iterable[tuple[Callable, tuple]]) -> None:
+    """Run the calls, ``limit`` at a time; a task starts only when a slot is free (so a
+    shard's thousands of domains are never thousands of waiting tasks)."""
+    slots = trio.Semaphore(limit)
+
+    async def one(fn: Callable, args: tuple) -> None:
+        try:
+            await fn(*args)
+        finally:
+            slots.release()
+
+    async with trio.open_nursery() as nursery:
+        for fn, args in calls:
+            await slots.acquire()
+            nursery.start_soon(one, fn, args)
+
+
 def survey_version() -> str:
     """Run on each worker: a cluster must run the driver's version of survey."""
     return __version__
@@ -104,29 +122,19 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
     resolved: list[Resolved | None] = [None] * len(targets)
     tools = _tools(config, plan)
 
-    async def one(i: int, target: Target, slots: trio.Semaphore) -> None:
-        try:
-            if not target.valid:
-                resolved[i] = Resolved(target, None)
-                return
-            dns = await resolve_domain(target, tools.resolver, tools.cache)
-            fetch = None
-            if dns.mta_sts.status == "valid":
-                ips, fetch = await policy_addresses(tools.cache, target.domain)
-                if ips:
-                    fetch = FetchRequest(target.domain, s, tuple(ips))
-            resolved[i] = Resolved(target, dns, fetch)
-        finally:
-            slots.release()
+    async def one(i: int, target: Target) -> None:
+        if not target.valid:
+            resolved[i] = Resolved(target, None)
+            return
+        dns = await resolve_domain(target, tools.resolver, tools.cache)
+        fetch = None
+        if dns.mta_sts.status == "valid":
+            ips, fetch = await policy_addresses(tools.cache, target.domain)
+            if ips:
+                fetch = FetchRequest(target.domain, s, tuple(ips))
+        resolved[i] = Resolved(target, dns, fetch)
 
-    async def main() -> None:
-        slots = trio.Semaphore(plan.concurrency)   # taken before a task starts: few tasks
-        async with trio.open_nursery() as nursery:
-            for i, target in enumerate(targets):
-                await slots.acquire()
-                nursery.start_soon(one, i, target, slots)
-
-    trio.run(main)
+    trio.run(run_bounded, plan.concurrency, ((one, (i, t)) for i, t in enumerate(targets)))
     pairs: list[list[tuple[str, str, Order]]] = [[] for _ in range(plan.partitions)]
     fetches: list[list[FetchRequest]] = [[] for _ in range(plan.partitions)]
     for i, item in enumerate(resolved):
@@ -183,26 +191,17 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
 
     def host_done(attempted: Attempted) -> None:
         probe = attempted.probe
-        shas = None
-        if probe.chain:
-            shas, _, new = tools.judge(probe.chain)
-            if new:
-                write_certs(probe.chain, shas)
+        shas = tools.judge(probe.chain)[0] if probe.chain else None
         host_rows.append(host_row(probe, attempted.connections, list(shas) if shas else None,
                                   now(), attempted.enumeration))
 
-    tools = _tools(config, plan, on_base=host_done)
+    tools = _tools(config, plan, on_base=host_done, on_new_chain=write_certs)
     outcomes: dict[tuple[str, str], ServerOutcome | None] = {}
     settled: dict[str, PolicyFetch] = {}
     pending: list[FetchRequest] = []
 
     async def ask(ip: str, name: str) -> None:
-        probe = await tools.prober.for_name(ip, name)
-        if probe.status == "ok" and probe.chain:   # a chain chosen by this SNI
-            shas, _, new = tools.judge(probe.chain)
-            if new:
-                write_certs(probe.chain, shas)
-        outcome = tools.outcome(probe)
+        outcome = tools.outcome(await tools.prober.for_name(ip, name))
         if outcome is not None:
             outcome = dataclasses.replace(outcome, probe=_slim(outcome.probe))
         outcomes[(name, ip)] = outcome
@@ -213,20 +212,17 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
         if tries_next_address(result) and request.round + 1 < len(request.ips):
             pending.append(dataclasses.replace(request, round=request.round + 1))
 
-    async def address(ip: str, slots: trio.Semaphore) -> None:
+    async def address(ip: str) -> None:
         """All work at one address in one task: one slot of concurrency, not one per
         connection waiting for the address's politeness slot."""
-        try:
-            if ip in names:
-                ordered = sorted(names[ip], key=names[ip].get)
-                await ask(ip, ordered[0])
-                async with trio.open_nursery() as nursery:
-                    for name in ordered[1:]:
-                        nursery.start_soon(ask, ip, name)
-            for request in fetches_at.get(ip, ()):
-                await fetch(request)
-        finally:
-            slots.release()
+        if ip in names:
+            ordered = sorted(names[ip], key=names[ip].get)
+            await ask(ip, ordered[0])
+            async with trio.open_nursery() as nursery:
+                for name in ordered[1:]:
+                    nursery.start_soon(ask, ip, name)
+        for request in fetches_at.get(ip, ()):
+            await fetch(request)
 
     fetches_at: dict[str, list[FetchRequest]] = defaultdict(list)
     for request in fetches:
@@ -236,14 +232,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     busiest = sorted(set(names) | set(fetches_at),
                      key=lambda ip: (-len(names.get(ip, ())) - len(fetches_at.get(ip, ())), ip))
 
-    async def main() -> None:
-        slots = trio.Semaphore(plan.concurrency)   # taken before a task starts: few tasks
-        async with trio.open_nursery() as nursery:
-            for ip in busiest:
-                await slots.acquire()
-                nursery.start_soon(address, ip, slots)
-
-    trio.run(main)
+    trio.run(run_bounded, plan.concurrency, ((address, (ip,)) for ip in busiest))
     if host_rows:
         write_part(out / "hosts", part_name(f"r{round}p", p), "hosts", host_rows)
     for b, rows in cert_rows.items():
