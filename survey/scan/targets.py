@@ -117,26 +117,25 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def targets_from_lines(lines: Iterable[str], *, shard: tuple[int, int] | None = None,
                        limit: int | None = None) -> Iterator[Target]:
-    seen = SeenNames()
-    emitted = 0
-    for line in lines:
-        if limit is not None and emitted >= limit:
-            return
-        parsed = parse_line(line[:MAX_LINE])
-        if parsed is None:
-            continue
-        rank, text = parsed
-        try:
-            target = Target(normalize_domain(text), text, rank)
-        except ValueError as exc:
-            target = Target(text, text, rank, error=str(exc))
-        digest = name_digest(target.domain)
-        if shard is not None and digest % shard[1] + 1 != shard[0]:
-            continue
-        if not seen.add(digest):
-            continue
-        emitted += 1
-        yield target
+    with SeenNames() as seen:
+        emitted = 0
+        for line in lines:
+            if limit is not None and emitted >= limit:
+                return
+            parsed = parse_line(line[:MAX_LINE])
+            if parsed is None:
+                continue
+            rank, text = parsed
+            try:
+                target = Target(normalize_domain(text), text, rank)
+            except ValueError as exc:
+                target = Target(text, text, rank, error=str(exc))
+            if shard is not None and shard_of(target.domain, shard[1]) != shard[0]:
+                continue
+            if not seen.add(target.domain):
+                continue
+            emitted += 1
+            yield target
 
 
 def estimate_count(path: Path | str, *, shard: tuple[int, int] | None = None,
