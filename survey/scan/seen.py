@@ -7,7 +7,8 @@ scan's memory at 1M names to stay within 1.2 x its figure at 100k, so the
 names live in a private SQLite B-tree in a temporary file (deleted by the OS
 when the process ends, crashed or not) with a page cache of ``cache_kib``:
 memory is that cache whatever the input's size, and a name costs about 4 us
-(measured: 1M names in 4.1 s). The check is exact: names, not digests.
+(measured: 1M names in 4.1 s; 23 MB of disk for names of 16 characters).
+The check is exact: names, not digests.
 """
 
 from __future__ import annotations
