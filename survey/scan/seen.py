@@ -13,18 +13,11 @@ The check is exact: names, not digests.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from typing import Self
 
 CACHE_KIB = 1024
 _INSERT = "INSERT OR IGNORE INTO seen (name) VALUES (?)"
-
-
-def name_digest(name: str) -> int:
-    """The stable 64-bit digest of a name (what ``--shard`` hashes)."""
-    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "replace"),
-                                          digest_size=8).digest(), "big")
 
 
 class SeenNames:

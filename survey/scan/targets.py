@@ -16,6 +16,7 @@ the same name lands in the same shard on every machine and every run.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import ipaddress
 from collections.abc import Iterable, Iterator
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import idna
 
-from survey.scan.seen import SeenNames, name_digest
+from survey.scan.seen import SeenNames
 
 MAX_LINE = 1024            # longer lines are not domain names; read no more of them
 MAX_NAME = 253             # RFC 1035 §2.3.4 (text form without the trailing dot)
@@ -97,6 +98,12 @@ def open_text(path: Path | str) -> io.TextIOBase:
     magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     stream = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
+
+
+def name_digest(name: str) -> int:
+    """The stable 64-bit digest of a name: the same on every machine and every run."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "replace"),
+                                          digest_size=8).digest(), "big")
 
 
 def shard_of(domain: str, shards: int) -> int:
