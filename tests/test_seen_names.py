@@ -20,6 +20,13 @@ def test_it_answers_like_a_set(names):
         assert seen.count == len(reference)
 
 
+def test_it_answers_membership_without_recording():
+    with SeenNames() as seen:
+        seen.add("a.example")
+        assert "a.example" in seen and "b.example" not in seen
+        assert len(seen) == 1 and "b.example" not in seen
+
+
 def test_names_that_do_not_encode_are_kept_apart():
     with SeenNames() as seen:
         assert [seen.add(n) for n in ("a\udc80", "a\udc81", "a\udc80", "a")] == [

@@ -40,6 +40,7 @@ from survey.scan.config import ScanConfig
 from survey.scan.enumeration import hello_profile
 from survey.scan.progress import Progress
 from survey.scan.resolve import resolve_domain
+from survey.scan.seen import SeenNames
 from survey.scan.servers import Attempted
 from survey.scan.targets import Target, estimate_count, read_targets
 from survey.scan.toolkit import Toolkit, domain_rows, now
@@ -79,9 +80,14 @@ def sha256_file(path: Path) -> str:
 
 @dataclass
 class Done:
-    """What an earlier run of this scan already committed (for --resume)."""
+    """What an earlier run of this scan already committed (for --resume).
 
-    domains: set[str] = field(default_factory=set)
+    Domains grow with the input, so they are kept like the input's own
+    de-duplication (on disk, read batch by batch); hosts and certificates
+    grow with the servers and stay in sets.
+    """
+
+    domains: SeenNames = field(default_factory=SeenNames)
     hosts: set[tuple[str, int]] = field(default_factory=set)
     certs: set[str] = field(default_factory=set)
 
@@ -90,9 +96,12 @@ class Done:
         def column(table: str, names: list[str]):
             return open_dataset(out, table).to_table(columns=names).to_pylist()
 
-        return cls({r["domain"] for r in column("domains", ["domain"])},
-                   {(r["ip"], r["port"]) for r in column("hosts", ["ip", "port"])},
-                   {r["sha256"] for r in column("certs", ["sha256"])})
+        done = cls(hosts={(r["ip"], r["port"]) for r in column("hosts", ["ip", "port"])},
+                   certs={r["sha256"] for r in column("certs", ["sha256"])})
+        for batch in open_dataset(out, "domains").to_batches(columns=["domain"]):
+            for name in batch.column(0).to_pylist():
+                done.domains.add(name)
+        return done
 
 
 def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetime,

@@ -18,6 +18,7 @@ from typing import Self
 
 CACHE_KIB = 1024
 _INSERT = "INSERT OR IGNORE INTO seen (name) VALUES (?)"
+_SELECT = "SELECT 1 FROM seen WHERE name = ?"
 
 
 class SeenNames:
@@ -33,14 +34,22 @@ class SeenNames:
 
     def add(self, name: str) -> bool:
         """Record a name; False when it was recorded before."""
-        key = name.encode("utf-8", "surrogatepass")
+        new = self._run(_INSERT, name).rowcount == 1
+        self.count += new
+        return new
+
+    def __contains__(self, name: str) -> bool:
+        return self._run(_SELECT, name).fetchone() is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _run(self, statement: str, name: str) -> sqlite3.Cursor:
         try:
-            new = self._db.execute(_INSERT, (key,)).rowcount == 1
+            return self._db.execute(statement, (name.encode("utf-8", "surrogatepass"),))
         except sqlite3.Error as exc:
             raise OSError(f"cannot keep the list of names seen in a temporary file "
                           f"({exc}); is TMPDIR writable and not full?") from None
-        self.count += new
-        return new
 
     def close(self) -> None:
         self._db.close()
