@@ -39,7 +39,7 @@ def rss_kib() -> int:
 
 
 def test_memory_stays_flat_as_names_grow():
-    """300k more names move the process's RSS by less than the page cache (256 KiB here);
+    """300k more names move the process's RSS by under 1 MiB (the page cache is 256 KiB);
     a set of them would take over 30 MB, 8-byte digests 2.4 MB."""
     with SeenNames(cache_kib=256) as seen:
         for i in range(100_000):
