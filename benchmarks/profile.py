@@ -125,9 +125,7 @@ def main() -> int:
             plain = scale.scan(directory, tmp / "plain", args.concurrency)
             c.log("scanning under py-spy")
             raw = tmp / "profile.txt"
-            scan = c.SURVEY + ["scan", "--world", str(directory), "--out", str(tmp / "spied"),
-                               "--quiet", "--profile", "starttls",
-                               "--concurrency", str(args.concurrency)]
+            scan = scale.scan_command(directory, tmp / "spied", args.concurrency)
             subprocess.run([spy, "record", "--format", "raw", "--rate", str(args.rate),
                             "--output", str(raw), "--", *scan],
                            check=True, cwd=c.REPO, stdout=subprocess.DEVNULL,

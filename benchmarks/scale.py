@@ -58,8 +58,10 @@ def world_dir(domains: int, seed: int) -> Path:
     return directory
 
 
-def serve(directory: Path) -> subprocess.Popen:
-    return c.serve_world(directory)
+def scan_command(directory: Path, out: Path, concurrency: int) -> list[str]:
+    """The scan every scale benchmark measures: the world, starttls, quiet."""
+    return c.SURVEY + ["scan", "--world", str(directory), "--out", str(out), "--quiet",
+                       "--profile", "starttls", "--concurrency", str(concurrency)]
 
 
 def scan(directory: Path, out: Path, concurrency: int, source: Path | None = None) -> dict:
@@ -70,10 +72,7 @@ def scan(directory: Path, out: Path, concurrency: int, source: Path | None = Non
         env["PYTHONPATH"] = str(source)
         cwd = source
     with tempfile.TemporaryFile() as errors:
-        result = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
-                                            str(out), "--quiet", "--profile", "starttls",
-                                            "--concurrency", str(concurrency)],
-                                cwd=cwd, env=env,
+        result = c.run_measured(scan_command(directory, out, concurrency), cwd=cwd, env=env,
                                 stdout=subprocess.DEVNULL, stderr=errors)
         if result["returncode"] != 0:
             errors.seek(0)
@@ -197,7 +196,7 @@ def main() -> int:
     targets = {}
     if not args.skip_scan:
         directory = world_dir(args.domains, args.seed)
-        world = serve(directory)
+        world = c.serve_world(directory)
         try:
             with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
                 runs = {}

@@ -100,15 +100,10 @@ def open_text(path: Path | str) -> io.TextIOBase:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
 
 
-def name_digest(name: str) -> int:
-    """The stable 64-bit digest of a name: the same on every machine and every run."""
-    return int.from_bytes(hashlib.blake2b(name.encode("utf-8", "replace"),
-                                          digest_size=8).digest(), "big")
-
-
 def shard_of(domain: str, shards: int) -> int:
-    """Stable shard number in 1..shards for a name."""
-    return name_digest(domain) % shards + 1
+    """Stable shard number in 1..shards for a name: the same on every machine and run."""
+    digest = hashlib.blake2b(domain.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards + 1
 
 
 def parse_shard(text: str) -> tuple[int, int]:
