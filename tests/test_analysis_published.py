@@ -8,7 +8,6 @@ must equal every quota the profile states, exactly (count and denominator).
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -16,9 +15,8 @@ import pytest
 from survey import analysis as sa
 from survey.testbed.generator import ProfileError, generate, load_profile
 from survey.testbed.quotas import quotas
-from tests.worlds import served_world
+from tests.worlds import SURVEY, served_world
 
-SURVEY = [sys.executable, "-m", "survey.cli"]
 BLOCK = 1000
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -18,9 +17,8 @@ import pytest
 
 from survey import analysis as sa
 from survey.report import execute_notebooks, find_notebooks
-from tests.worlds import served_world
+from tests.worlds import SURVEY, served_world
 
-SURVEY = [sys.executable, "-m", "survey.cli"]
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXPECTED = ["01-overview", "02-starttls-certificates", "03-tls-versions-ciphers",
             "04-mta-sts-tlsrpt", "05-published-figures", "06-compare-scans"]

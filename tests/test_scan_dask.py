@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from survey.scan.config import ScanConfig
 from survey.store import open_dataset, read_manifest
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
-from tests.worlds import assert_same_rows, served_world
+from tests.worlds import SURVEY, assert_same_rows, served_world
 
 DOMAINS = 2000
-SURVEY = [sys.executable, "-m", "survey.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -19,10 +18,9 @@ import pytest
 from survey.store import open_dataset, read_manifest, read_pandas
 from survey.testbed.listen import max_concurrency, read_connection_log
 from survey.testbed.score import score
-from tests.worlds import assert_same_rows, served_world
+from tests.worlds import SURVEY, assert_same_rows, served_world
 
 DOMAINS = 2000
-SURVEY = [sys.executable, "-m", "survey.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ connections each scan made and whether two were ever open at once.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +20,10 @@ from survey.store import read_manifest, read_pandas
 from survey.testbed.listen import connections_by_ip, max_concurrency, read_connection_log
 from survey.testbed.model import World
 from survey.testbed.score import score
-from tests.worlds import served_world
+from tests.worlds import SURVEY, served_world
 
 DOMAINS = 2000
 VERSIONS = 5
-SURVEY = [sys.executable, "-m", "survey.cli"]
 # Enough domains in flight to keep the world busy, few enough that its one event loop
 # still answers DNS and policy fetches within the fast scale's one-second deadlines
 # while thousands of hellos go by (200 made policy fetches time out on a loaded
