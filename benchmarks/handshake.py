@@ -3,8 +3,8 @@
 One real Postfix (the interop lab's, tests/interop/lab.py) serves the lab's
 ``modern`` listener twice with the same certificate and TLS settings: as
 STARTTLS on the lab's SMTP port, and TLS-wrapped (``smtpd_tls_wrappermode``)
-on a second port, because ``openssl s_time`` cannot speak STARTTLS (DESIGN.md
-pitfall).
+on a second port, because ``openssl s_time`` cannot speak STARTTLS (docs/design.md
+"Known platform pitfalls").
 
 * the ceiling: ``openssl s_time -new`` against the wrapped port for
   ``--seconds``; its own CPU (``os.wait4``) over the handshakes it counted;

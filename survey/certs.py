@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 A scan records the chain a server presented (DER, leaf first) and, per
-(domain, MX host, IP), four verdicts defined in DESIGN.md:
+(domain, MX host, IP), four verdicts defined in docs/design.md "Verdict definitions":
 
 - ``trusted``: a path from the leaf to a trust anchor exists, using the
   presented certificates as intermediates, in any order, and no AIA fetching

@@ -101,7 +101,7 @@ def test_expired_and_not_yet_valid(ca, store):
 
 
 def test_untrusted_outranks_expired_and_name():
-    # DESIGN.md: the first failing of no_cert, self_signed, untrusted, expired, name_mismatch.
+    # docs/design.md: the first failing of no_cert, self_signed, untrusted, expired, name_mismatch.
     der = make_cert(subject_cn="other.test", san=["other.test"],
                     not_after=NOW - timedelta(days=1), not_before=NOW - timedelta(days=9))
     verdict = evaluate([der], HOST, NOW, TrustStore())

@@ -402,7 +402,7 @@ def test_policy_matches_any_pattern():
     assert not policy_matches(Policy("STSv1", "none", (), 1), "mail.example.com")
 
 
-# --- sender verdicts (DESIGN.md, RFC 8461 §5) ---------------------------------------------
+# --- sender verdicts (docs/design.md, RFC 8461 §5) ----------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -554,7 +554,7 @@ class TestRefusal:
 
     @pytest.mark.parametrize("text", [
         "554 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org",
-        "554 5.7.1 too many connections",  # a 5xx is never rate_limited (DESIGN.md)
+        "554 5.7.1 too many connections",  # a 5xx is never rate_limited (docs/design.md)
         "550 5.7.27 Sender address has null MX",  # RFC 7505 §4.1
     ])
     def test_5xx(self, text):

@@ -175,7 +175,8 @@ def test_values_that_are_not_rrsets_raise_txt_input_error(bad):
 
 
 def test_txt_status_covers_the_dataset_vocabulary():
-    # DESIGN.md: mta_sts_txt_status / tlsrpt_status in {absent, valid, invalid, multiple, dns_error};
+    # docs/schema.md: mta_sts_txt_status / tlsrpt_status in
+    # {absent, valid, invalid, multiple, dns_error};
     # dns_error is the I/O layer's.
     assert {txt_status(r) for r in (sts(), sts("v=STSv1; id=a"), sts("v=STSv1;"),
                                     sts("v=STSv1;id=a", "v=STSv1;id=b"))} == {

@@ -339,7 +339,7 @@ async def test_truth_matches_live_smtp_servers(big_world_dir: Path, nursery) -> 
 
 async def _fetch_policy(ip: str, port: int, host: str, cafile: str, timeout: float,
                         max_bytes: int) -> tuple[str, str | None]:
-    """(mta_sts_policy_status-ish outcome, body) with the DESIGN fetch rules."""
+    """(mta_sts_policy_status-ish outcome, body) with the fetch rules of docs/design.md."""
     ctx = ssl.create_default_context(cafile=cafile)
     try:
         with trio.fail_after(timeout):

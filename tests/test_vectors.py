@@ -1,8 +1,9 @@
 """Conformance vectors: every case of every file in the vector directory.
 
-The directory is ``$SURVEY_VECTORS_DIR``, else ``../shared/vectors`` beside the
-repository, else the copy in ``tests/vectors``. A file no checker claims fails
-the run rather than being skipped, so a new vector file cannot go unchecked.
+The directory is ``$SURVEY_VECTORS_DIR``, else ``tests/vectors`` (the RFC-derived
+vectors; tests/vectors/README.md says how they were written). A file no checker
+claims fails the run rather than being skipped, so a new vector file cannot go
+unchecked.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 def vectors_dir() -> Path:
     if env := os.environ.get("SURVEY_VECTORS_DIR"):
         return Path(env)
-    shared = REPO.parent / "shared" / "vectors"
-    return shared if shared.is_dir() else REPO / "tests" / "vectors"
+    return REPO / "tests" / "vectors"
 
 
 def checker_for(stem: str, checkers: dict):

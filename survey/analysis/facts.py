@@ -27,7 +27,7 @@ Definitions (repeated in the notebooks):
   * *any MX*: some (MX, IP) row of the domain; *all MX*: every row (an MX
     host without an address fails it); *primary MX*: every row of the MX
     hosts with the lowest preference.
-  * A row's certificate verdict is ``mx.cert_status`` (DESIGN.md); a unit's
+  * A row's certificate verdict is ``mx.cert_status`` (docs/design.md); a unit's
     verdict is the worst over its rows that completed a handshake, in the
     order no_cert, self_signed, untrusted, expired, not_yet_valid,
     name_mismatch, valid.

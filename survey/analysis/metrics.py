@@ -265,7 +265,7 @@ def server_preference(scan: Scan) -> Share:
 # -- certificates --------------------------------------------------------------------------
 
 def cert_verdicts(scan: Scan) -> pd.DataFrame:
-    """Certificate verdicts (DESIGN.md) per MX host name and per domain (primary MX)."""
+    """Certificate verdicts (docs/design.md) per MX host name and per domain (primary MX)."""
     hosts = distribution(scan, "host", "cert_status", "tls_ok", unit=TLS_HOSTS,
                          categories=CERT_ORDER[::-1])
     domains = distribution(scan, "domain", "cert_primary",

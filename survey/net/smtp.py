@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``probe_starttls`` opens one TCP connection (after the destination policy
-allowed it) and walks the dialogue of DESIGN.md "SMTP dialogue rules":
+allowed it) and walks the dialogue of docs/design.md "The SMTP dialogue":
 
   connect -> whole greeting -> EHLO -> [STARTTLS -> 220 -> TLS handshake
   -> EHLO over TLS] -> QUIT

@@ -8,7 +8,7 @@ back. (The ``_mta-sts`` TXT record grammar lives in ``survey.proto.txtrecords``.
 
 ``evaluate_fetch`` checks the HTTP envelope before it reads a byte of the body,
 in a fixed order so that one response gets one category (RFC 8461 §3.3;
-shared/vectors README): ``redirect`` > ``http_status`` > ``content_type`` >
+tests/vectors/README.md): ``redirect`` > ``http_status`` > ``content_type`` >
 ``timeout`` > ``too_large`` > the body's own error. The first five are
 ``fetch_error``s, the body errors make the policy ``invalid``.
 
@@ -36,7 +36,7 @@ so that the category does not depend on line order:
 3. **Presence** (``missing_<field>``): version, mode, max_age, then mx (at least
    one unless ``mode: none``).
 
-Choices where the RFC leaves room (shared/vectors README decisions 2, 3, 4, 5):
+Choices where the RFC leaves room (tests/vectors/README.md decisions 2, 3, 4, 5):
 
 - ``max_age`` is ``1*10DIGIT``; a value above 31557600 is clamped to it
   (erratum 7282), 11 digits are invalid even when small; leading zeros are fine.
@@ -342,7 +342,7 @@ def policy_matches(policy: Policy, mx_host: str) -> bool:
     return any(mx_matches(pattern, mx_host) for pattern in policy.mx)
 
 
-# --- sender verdicts (DESIGN.md "Verdict definitions") ------------------------------------
+# --- sender verdicts (docs/design.md "Verdict definitions") -------------------------------
 
 
 def sts_verdict(mode: str | None, session_ok: bool) -> str:

@@ -21,7 +21,7 @@ dNSName, a subject CN, or an ``mx:`` pattern from an MTA-STS policy).
    1 and 3, RFC 7817 §3, RFC 8461 §4.1). The wildcard stands for exactly one
    non-empty left-most label of the reference (never zero, never two).
 
-Deliberate choices where the RFCs leave room (see shared/vectors README, decision 7):
+Deliberate choices where the RFCs leave room (see tests/vectors/README.md, decision 7):
 
 - Certificates need at least two labels after ``*.`` (``*.com`` and ``*``
   never match); MX patterns need one (RFC 8461 does not forbid ``*.com``, and

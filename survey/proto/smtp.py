@@ -22,7 +22,7 @@ arrive):
 
 - the unfinished line: fewer than ``max_line`` octets (default 8192; a line
   counts with its CRLF or LF, so 8192 octets in all is accepted and 8193 is
-  ``line_too_long`` -- shared/vectors README decision 6; RFC 5321 §4.5.3.1.5
+  ``line_too_long`` -- tests/vectors/README.md decision 6; RFC 5321 §4.5.3.1.5
   makes 512 the minimum to accept, not a maximum);
 - the lines of the unfinished reply: at most ``max_lines`` lines (default
   1000, else ``too_many_lines``) and at most ``max_reply_bytes`` octets,
@@ -90,14 +90,13 @@ Classification (pure functions, for the scanner):
 - ``classify_starttls``: 220 ``ready``; 4xx ``temporary_failure`` (RFC 3207
   §4: 454); 5xx ``rejected`` (RFC 3207 §4: 501; 5xx generally); other codes
   ``unexpected``. None of these is "no STARTTLS": that is an EHLO fact.
-- ``classify_refusal``: the DESIGN.md server status of a 4xx/5xx reply:
+- ``classify_refusal``: the server status (``hosts.status``) of a 4xx/5xx reply:
   ``rate_limited`` when a 4xx reply's text names a connection or rate limit
   (the phrases and where they come from are listed at ``_RATE_LIMIT``),
   otherwise ``smtp_reject_4xx``; every 5xx is ``smtp_reject_5xx``, whatever
-  it says (DESIGN.md defines ``rate_limited`` as a 421/4xx). The other half
-  of the DESIGN.md rule -- a refusal that clears on a later retry is
-  ``rate_limited`` too -- needs a clock and a second connection, so it belongs
-  to the scanner (survey.net / survey.scan), not here.
+  it says (docs/design.md "Outcomes are rows": ``rate_limited`` is a 4xx). What
+  a refusal that clears on a later retry becomes needs a clock and a second
+  connection, so it belongs to the scanner (survey/scan/servers.py), not here.
 - ``starttls_refusal_status``: the server status when STARTTLS was offered
   but refused: ``rate_limited`` (Postfix's "454 4.7.0 Error: too many new TLS
   sessions from ...") or ``starttls_rejected``. Never ``no_starttls``.
@@ -620,7 +619,7 @@ def names_rate_limit(text: str) -> bool:
 
 
 def classify_refusal(reply: Reply) -> RefusalStatus:
-    """The DESIGN.md server status for a 4xx/5xx reply at greeting, EHLO or STARTTLS.
+    """The server status (``hosts.status``) for a 4xx/5xx reply at greeting, EHLO or STARTTLS.
 
     A 4xx that names a connection or rate limit is ``rate_limited``, any other
     4xx (421 included) ``smtp_reject_4xx``, any 5xx ``smtp_reject_5xx``. A

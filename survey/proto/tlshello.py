@@ -20,7 +20,7 @@ the cross-checks.
 
 The builder (``build_client_hello``) takes a ``HelloSpec``: version, suites in
 order, SNI, groups, signature algorithms. What each version's hello carries,
-to look like a real client (shared/DESIGN.md "Known pitfalls"):
+to look like a real client (docs/design.md "Known platform pitfalls"):
 
 - SSLv3: record and client version 3.0, the suites and the
   renegotiation SCSV (RFC 5746 §3.3), no extensions at all (RFC 6101 has

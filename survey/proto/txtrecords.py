@@ -130,7 +130,7 @@ class TlsrptRecord:
 
 
 def txt_status(result: StsRecord | TlsrptRecord) -> TxtStatus:
-    """Map a parse result onto the dataset's ``*_txt_status`` vocabulary (DESIGN.md).
+    """Map a parse result onto the dataset's ``*_txt_status`` vocabulary (docs/schema.md).
 
     ``dns_error`` is not decided here: only the I/O layer knows the lookup failed.
     """

@@ -311,7 +311,7 @@ class _Server:
 
 
 def hello_profile() -> dict[str, Any]:
-    """What the hand-built hellos offer, for the manifest (DESIGN: the client TLS profile)."""
+    """What the hand-built hellos offer, for the manifest (docs/design.md: the manifest)."""
     return {
         "builder": "survey.proto.tlshello.build_client_hello",
         "candidates": {v: len(plans.candidate_order(v)) for v in ciphers.VERSIONS},

@@ -10,7 +10,7 @@ For each domain (RFC 5321 §5.1, RFC 7505):
   MX query failed      -> no targets; the failure is the domain's dns_status
 Each MX host's A and AAAA come from the scan's HostCache (once per name per
 scan). A CNAME'd MX host resolves to its target's addresses but keeps the MX
-record's name for matching (DESIGN.md step 2). ``_mta-sts`` and
+record's name for matching (docs/design.md "Data flow of a scan", step 2). ``_mta-sts`` and
 ``_smtp._tls`` TXT RRsets are read alongside and parsed by survey.proto.
 """
 

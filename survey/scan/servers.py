@@ -7,7 +7,8 @@ certificate applies to ``mx_host`` at ``ip``. The first asker's name becomes
 the SNI of the server's one *base* probe; everyone else awaits that probe
 (single flight). The base probe is the ``hosts`` row.
 
-Certificates may depend on SNI (DESIGN.md step 3), but a provider with
+Certificates may depend on SNI (docs/design.md "Data flow of a scan", step 3),
+but a provider with
 per-customer MX names maps millions of names onto a handful of addresses, so
 a handshake per name would hammer it. When a second name shows up for an
 address, one more probe is made with that name as SNI: the same chain means

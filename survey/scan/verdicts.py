@@ -1,4 +1,4 @@
-"""Rows of the dataset from what a scan learnt: the verdict definitions of DESIGN.md, once.
+"""Rows of the dataset from what a scan learnt: docs/design.md "Verdict definitions", once.
 
 Pure functions: DNS results, server probes, certificate judgements and the
 MTA-STS policy fetch in; dicts in the store's schemas out. The testbed's truth

@@ -1,6 +1,6 @@
 """``manifest.json``: the provenance of one scan, written atomically.
 
-The scanner decides what goes in (DESIGN.md "Manifest"); this module only
+The scanner decides what goes in (docs/design.md "The dataset contract"); this module only
 guarantees that the file on disk is always a whole JSON document and that a
 missing or corrupt manifest is reported in one clear sentence.
 """

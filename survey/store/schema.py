@@ -4,7 +4,8 @@ Every table written by the scanner, the testbed's ground truth and the
 analysis library uses these schemas; rows are cast to them at the boundary
 (``to_table``) instead of trusting type inference, so a missing value stays
 null, an empty list stays an empty list, and a typo in a column name fails
-loudly. Canonical forms and verdict definitions: shared DESIGN.md.
+loudly. Canonical forms and verdict definitions:
+docs/design.md "The dataset contract" and "Verdict definitions".
 
 Conventions: names are lower-case A-labels without the trailing dot, IPv6 in
 RFC 5952 text, TLS versions as ``SSLv3`` .. ``TLSv1.3``, cipher suites by IANA
@@ -22,7 +23,7 @@ SCHEMA_VERSION = "1"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
 
-# Value vocabularies (DESIGN.md "Outcomes" and "Dataset contract").
+# Value vocabularies (docs/design.md "Status vocabularies").
 DNS_STATUSES = ("ok", "nxdomain", "no_data", "servfail", "dns_refused", "dns_timeout",
                 "invalid_input")
 MX_KINDS = ("mx", "null_mx", "implicit", "none")
@@ -279,7 +280,8 @@ def to_table(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
             raise SchemaError(f"{table}: column {field.name!r} may not be null")
     return arrow
 
-# What the less obvious values mean (DESIGN.md "Outcomes are rows"); docs/schema.md lists them.
+# What the less obvious values mean (docs/design.md "Outcomes are rows"); docs/schema.md lists
+# them.
 VALUE_DOCS: dict[str, dict[str, str]] = {
     "SERVER_STATUSES": {
         "ok": "STARTTLS and the TLS handshake completed (the certificate is judged "

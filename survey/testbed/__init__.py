@@ -1,5 +1,5 @@
 """The simulated mail Internet on loopback: world model, generator, servers, ground truth.
 
-See shared DESIGN.md "The testbed"; ``model`` documents the behaviour
+See docs/design.md "The testbed and its truth"; ``model`` documents the behaviour
 vocabulary and the ``spec.json`` form.
 """

@@ -81,7 +81,7 @@ IPV6_IP = "::1"
 IPV6_NAME_CAP = 24
 
 # OpenSSL cipher name -> (IANA name, key type, TLS 1.2 only). The servers are
-# configured with OpenSSL names; the truth speaks IANA (DESIGN canonical form).
+# configured with OpenSSL names; the truth speaks IANA (docs/design.md canonical forms).
 CIPHERS: dict[str, tuple[str, str, bool]] = {
     "ECDHE-ECDSA-AES128-GCM-SHA256": ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ec", True),
     "ECDHE-ECDSA-AES256-GCM-SHA384": ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ec", True),

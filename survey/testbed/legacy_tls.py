@@ -20,7 +20,7 @@ no entry has any.
 
 The ``starttls`` profile's handshake is the scanner's *stated* client: Python's
 ``ssl`` over this machine's OpenSSL with ``STARTTLS_CLIENT_CIPHERS`` and TLS
-1.0 to 1.3 (DESIGN.md "SMTP dialogue rules"). ``starttls_outcome`` says what
+1.0 to 1.3 (docs/design.md "The SMTP dialogue"). ``starttls_outcome`` says what
 that client negotiates with a tlslite server, from the spec alone: the highest
 version both speak (a tlslite server answers that version or none), then the
 server's first suite the client offers (server preference), or the client's

@@ -132,7 +132,7 @@ server answers ``status`` with ``content_type`` (None: no Content-Type header),
   invalid_version, invalid_mode, invalid_max_age, invalid_mx, missing_version,
   missing_mode, missing_max_age, missing_mx, syntax
                         200 text/plain with a body that has exactly that one
-                        fault (the category names of shared/vectors)
+                        fault (the category names of tests/vectors)
 Other paths -> 404. ``cert_kind`` applies to the certificate served for the
 policy host's name.
 

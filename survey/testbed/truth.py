@@ -7,7 +7,7 @@ The truth is written from the generator's *labels* and the server specs —
 TXT record was built with a missing id" — never by parsing what the servers
 send, and never with survey.proto or a scanner: otherwise a bug in those
 would become the truth and the score could not see it. Verdicts follow
-DESIGN.md "Verdict definitions"; the few readings DESIGN leaves open are
+docs/design.md "Verdict definitions"; the few readings it leaves open are
 fixed in ``CONVENTIONS`` (written into world.json) so a scanner author can
 see them.
 
