@@ -15,6 +15,8 @@ import socket
 
 import pytest
 
+from tests.requirements import require
+
 
 class NonLoopbackTraffic(RuntimeError):
     pass
@@ -80,3 +82,10 @@ def no_traffic_beyond_loopback(loopback_only):
         tried = sorted(set(VIOLATIONS))
         VIOLATIONS.clear()
         pytest.fail(f"the test tried to send traffic beyond loopback: {tried}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """``needs(...)`` marks (tests/requirements.py): skip, or fail under SURVEY_TEST_STRICT."""
+    for mark in item.iter_markers("needs"):
+        require(*mark.args, **mark.kwargs)

@@ -9,6 +9,7 @@ import pytest
 
 from survey.proto import ciphers
 from survey.proto.ciphers import SECURITY_CLASSES, TLS10, TLS12, TLS13, VERSIONS
+from tests.requirements import needs
 
 
 def test_registry_is_large_and_unique():
@@ -193,6 +194,7 @@ def _openssl_listing() -> list[tuple[int, str, str, str]]:
     return rows
 
 
+@needs("openssl")
 def test_every_suite_openssl_lists_is_in_the_registry_with_the_same_code_and_names():
     rows = _openssl_listing()
     assert len(rows) > 100

@@ -23,6 +23,7 @@ from survey.testbed.https_server import (
 from survey.testbed.listen import ConnectionLog, read_connection_log
 from survey.testbed.model import PolicyHostSpec, PolicySpec, World
 from survey.testbed.pki import Pki
+from tests.requirements import needs
 
 SHARED_IP = "127.30.1.1"      # a provider's policy address: three domains, SNI selects
 
@@ -277,6 +278,7 @@ async def curl(port: int, pki: Pki, domain: str, ip: str, *args: str) -> tuple[i
     return done.returncode, done.stdout.decode() + done.stderr.decode()
 
 
+@needs("curl")
 async def test_curl_fetches_policies_by_sni(https, pki):
     for domain in ("enforce.test", "testing.test", "none.test"):
         rc, out = await curl(https.port, pki, domain, SHARED_IP)
@@ -284,6 +286,7 @@ async def test_curl_fetches_policies_by_sni(https, pki):
         assert rc == 0 and f"mode: {mode}" in out and out.endswith("\n200 text/plain"), out
 
 
+@needs("curl")
 @pytest.mark.parametrize(("domain", "rc", "expect"), [
     ("wrongcert.test", 60, "no alternative certificate subject name matches"),
     ("expired.test", 60, "certificate has expired"),
@@ -295,11 +298,13 @@ async def test_curl_sees_each_failure(https, pki, domain, rc, expect):
     assert code == rc and expect in out, out
 
 
+@needs("curl")
 async def test_curl_times_out_on_slow_body(https, pki):
     code, out = await curl(https.port, pki, "slow.test", "127.30.0.5", "--max-time", "0.3")
     assert code == 28, out  # operation timed out
 
 
+@needs("openssl")
 async def test_openssl_s_client_sni_selects_certificate(https, pki):
     subjects = []
     for name in ("mta-sts.enforce.test", "mta-sts.none.test"):

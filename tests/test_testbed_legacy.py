@@ -54,6 +54,7 @@ from survey.testbed.model import (
 from survey.testbed.pki import Pki, PkiError
 from survey.testbed.smtp_server import SmtpWorld, serve_smtp
 from survey.testbed.truth import build_truth, host_truth
+from tests.requirements import needs
 from tests.tlsservers import Answer, read_answer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -376,6 +377,7 @@ S_CLIENT_CASES = [
 ]
 
 
+@needs("openssl")
 @pytest.mark.parametrize(("name", "args", "cipher"), S_CLIENT_CASES)
 async def test_openssl_s_client_where_it_can(port, name, args, cipher):
     cmd = ["openssl", "s_client", "-starttls", "smtp", "-connect", f"{IPS[name]}:{port}",

@@ -25,6 +25,7 @@ from survey.testbed.listen import (
 from survey.testbed.model import Reply, SmtpServerSpec, TlsSpec, World
 from survey.testbed.pki import Pki
 from survey.testbed.smtp_server import MAX_LINE, LineReader, LineTooLong, serve_smtp
+from tests.requirements import needs
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 
@@ -554,6 +555,7 @@ async def s_client(port: int, ip: str, *args: str) -> str:
     return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
 
 
+@needs("openssl")
 @pytest.mark.parametrize(("kind", "verify_code"), [
     ("valid", "0 (ok)"),
     ("expired", "10 (certificate has expired)"),
@@ -574,6 +576,7 @@ async def test_openssl_s_client_verifies_each_cert_kind(smtp, pki, kind, verify_
     assert "250 " in out or "221 " in out or "DONE" in out
 
 
+@needs("openssl")
 async def test_openssl_s_client_sni_dependent(smtp, pki):
     ip = CERT_KIND_IPS["sni_dependent"]
     subjects = []
@@ -588,6 +591,7 @@ async def test_openssl_s_client_sni_dependent(smtp, pki):
     assert "Verify return code: 62 (hostname mismatch)" in out, out
 
 
+@needs("openssl")
 @pytest.mark.parametrize(("version", "flag"), [
     ("TLSv1.0", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"), ("TLSv1.3", "-tls1_3"),
 ])
@@ -602,6 +606,7 @@ async def test_openssl_s_client_tls_versions(smtp, pki, version, flag):
             assert "Protocol version:" not in out, (server_version, out)
 
 
+@needs("openssl")
 async def test_openssl_s_client_rsa_key_exchange(smtp, pki):
     out = await s_client(smtp.port, "127.20.3.1", "-tls1_2", "-cipher", "AES256-SHA", "-brief")
     assert "Ciphersuite: AES256-SHA" in out, out

@@ -5,8 +5,8 @@ Every daemon and peer run is started by a fixture and stopped in its
 finaliser, so a failing test (or a failing start) leaves nothing running;
 package scope stops them as soon as the last interop test is done, not at the
 end of the whole test session.
-tests/interop/setup.sh installs the packages (.ci/run calls it); nothing is
-skipped when they are missing -- the lab's start fails and says why.
+tests/interop/setup.sh installs the packages (.ci/run calls it). Without them, or
+without root, every test here skips saying so (tests/requirements.py; .ci/run fails instead).
 """
 
 from __future__ import annotations

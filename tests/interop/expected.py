@@ -29,6 +29,7 @@ from tests.interop.lab import (
     RESTRICTED_TLS13,
     Listener,
 )
+from tests.requirements import require
 
 ALL_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 OPENSSL_FLAG = {"TLSv1.0": "-tls1", "TLSv1.1": "-tls1_1", "TLSv1.2": "-tls1_2"}
@@ -53,6 +54,7 @@ def openssl_suites(cipher_list: str, version: str, auths: frozenset[str]) -> tup
     """IANA names OpenSSL expands ``cipher_list`` to at ``version``, in list order."""
     # Postfix sets security level 0 on its contexts; `openssl ciphers -s` would apply
     # the library default (which drops the anonymous suites) unless told the same.
+    require("openssl")
     if "@SECLEVEL=" not in cipher_list:
         cipher_list += ":@SECLEVEL=0"
     out = subprocess.run(["openssl", "ciphers", "-s", OPENSSL_FLAG[version], "-stdname", "-v",

@@ -39,6 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.interop.pki import LabPki, Served
+from tests.requirements import needs
+
+# The lab's daemons and tools (tests/interop/setup.sh installs them); Postfix starts as root.
+LAB_PROGRAMS = ("postfix", "unbound", "unbound-checkconf", "nginx", "openssl")
+NEEDS_LAB = needs(*LAB_PROGRAMS, root=True)
 
 ZONE = "interop.test"
 DNS_IP = "127.77.0.53"

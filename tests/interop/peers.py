@@ -31,8 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from survey.proto.ciphers import by_code, by_iana_name
+from tests.requirements import needs
 
 UNSHARE_WRAPPER = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+# The peer scanners, each run in a private mount namespace (unshare -m needs root).
+NEEDS_PEERS = needs("testssl", "sslscan", "unshare", "mount", root=True)
 PEER_TIMEOUT_S = 200          # testssl.sh on a loaded 2-core machine; ~40 s when idle
 
 TESTSSL_VERSIONS = {"SSLv2": "SSLv2", "SSLv3": "SSLv3", "TLS1": "TLSv1.0",

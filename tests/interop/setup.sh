@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers of the interop suite (tests/interop/): Postfix, Unbound
 # and nginx (the daemons the tests start on loopback), testssl.sh and sslscan (the
-# peer scanners the tests compare with). Runs as root, non-interactively, and is
+# peer scanners the tests compare with); and openssl and curl, which other tests run
+# as clients. Every test that needs one of these names this script when it skips
+# (tests/requirements.py). Runs as root, non-interactively, and is
 # quick when everything is already there.
 #
 # No system service is configured or started: debconf is preseeded with
@@ -12,7 +14,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 packages=(postfix unbound nginx testssl.sh sslscan
-          openssl bsdextrautils bsdmainutils procps bind9-dnsutils util-linux ca-certificates)
+          openssl curl bsdextrautils bsdmainutils procps bind9-dnsutils util-linux ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

@@ -21,11 +21,12 @@ from tests.interop.lab import (
     HTTPS_IP,
     LAB_CHECK_AGENT,
     LISTENERS,
+    NEEDS_LAB,
     ZONE,
     smtp_greeting,
 )
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, NEEDS_LAB]
 
 
 def query(lab, name: str, rtype: str) -> dns.message.Message:

@@ -11,9 +11,9 @@ import re
 import pytest
 
 from tests.interop.expected import TLS_LISTENERS, configured
-from tests.interop.lab import LISTENERS
+from tests.interop.lab import LISTENERS, NEEDS_LAB
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, NEEDS_LAB]
 BUDGET = 200          # survey scan's default --budget: connections per server
 ids = lambda listener: listener.label
 NO_TLS = [listener for listener in LISTENERS if listener not in TLS_LISTENERS]

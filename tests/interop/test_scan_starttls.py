@@ -13,9 +13,16 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.interop.lab import BY_LABEL, LAB_CHECK_AGENT, MODERN_MX, SCAN_DOMAINS, ZONE
+from tests.interop.lab import (
+    BY_LABEL,
+    LAB_CHECK_AGENT,
+    MODERN_MX,
+    NEEDS_LAB,
+    SCAN_DOMAINS,
+    ZONE,
+)
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, NEEDS_LAB]
 
 
 def d(label: str) -> str:

@@ -23,11 +23,12 @@ import pytest
 
 from tests.interop.conftest import AGREEMENT
 from tests.interop.expected import TLS_LISTENERS, configured
-from tests.interop.lab import BY_LABEL, LISTENERS
+from tests.interop.lab import BY_LABEL, LISTENERS, NEEDS_LAB
+from tests.interop.peers import NEEDS_PEERS
 
 # The first test here waits for the peers (started with the first scan): more than the
 # suite's default two minutes when the machine is busy.
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.interop, NEEDS_LAB, NEEDS_PEERS, pytest.mark.timeout(300)]
 TOOLS = ("testssl.sh", "sslscan")
 
 
