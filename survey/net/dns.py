@@ -27,6 +27,13 @@ system configuration is read (through dnspython) only when the user asks for
 it (the real Internet), so a test can never fall back to the machine's
 off-loopback resolver. Queries are paced (``--dns-rate``).
 
+``lookup_dnssec`` asks the same way for a validating stub (survey/net/dnssec.py):
+the query sets DO (RFC 3225) and CD (RFC 4035 §3.2.2: a validating resolver
+still hands over bogus data, with its signatures, so the scanner can say
+why it is bogus) and advertises the same 1232-byte buffer; the answer is read
+with dnspython's message code, which keeps the authority section (SOA and
+NSEC/NSEC3 proofs) that the fast codec skips.
+
 ``HostCache`` resolves each MX host's A and AAAA once however many domains
 name it (single flight: concurrent askers wait for the first), keeping the
 ``max_lookups`` most recently used answers: a provider's hosts stay for the
@@ -41,6 +48,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import trio
 
@@ -65,6 +73,8 @@ class Lookup:
     records: tuple = ()                 # rdata objects of the asked type
     canonical_name: str | None = None   # the name after following CNAMEs
     detail: str | None = None
+    dnssec: str | None = None           # survey.dnssec.Status when validated; None: not asked
+    dnssec_reason: str | None = None    # survey.dnssec.Reason for bogus / indeterminate
 
     @property
     def ok(self) -> bool:
@@ -142,10 +152,24 @@ class Resolver:
             return Lookup("invalid_input", detail=str(exc)[:300])
         # Belt and braces: the loop below keeps to the lifetime; trio enforces it too.
         with trio.move_on_after(self.lifetime + 1):
-            return await self._resolve(wire, qid, name, rdtype)
+            return await self._resolve(wire, qid, name, rdtype, _FAST)
         return Lookup("dns_timeout")
 
-    async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str) -> Lookup:
+    async def lookup_dnssec(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
+        """(the lookup, the whole dnspython response or None) with DO and CD set."""
+        await self._pacer.wait()
+        self.queries += 1
+        qid = secrets.randbits(16)
+        try:
+            query = _dnssec_query(qid, name, rdtype)
+        except DnsWireError as exc:
+            return Lookup("invalid_input", detail=str(exc)[:300]), None
+        with trio.move_on_after(self.lifetime + 1):
+            result = await self._resolve(query.to_wire(), qid, name, rdtype, _DNSSEC)
+            return result if isinstance(result, tuple) else (result, None)
+        return Lookup("dns_timeout"), None
+
+    async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str, codec) -> Lookup:
         deadline = trio.current_time() + self.lifetime
         servers = list(self._servers)
         errors: list[str | None] = []     # an error status, or None for "no answer"
@@ -157,7 +181,7 @@ class Resolver:
                     return Lookup("dns_timeout")
                 try:
                     error = await self._ask(server, wire, qid, name, rdtype,
-                                            min(now + self.timeout, deadline))
+                                            min(now + self.timeout, deadline), codec)
                 except _Answer as answer:
                     return answer.lookup
                 if error != "timeout":
@@ -175,16 +199,17 @@ class Resolver:
         return Lookup("dns_refused" if statuses == {"dns_refused"} else "servfail")
 
     async def _ask(self, server, wire: bytes, qid: int, name: str, rdtype: str,
-                   deadline: float) -> str | None:
+                   deadline: float, codec) -> str | None:
         """One query to one server. Raises _Answer when it settles the lookup; otherwise
         returns ``"timeout"`` (keep the server) or why the server is dropped."""
         family, address = server
         try:
             with trio.move_on_at(deadline):
-                response = await self._udp(family, address, wire, qid, name, rdtype)
+                response = await self._udp(family, address, wire, qid, name, rdtype, codec)
                 if response.truncated:
-                    response = await self._tcp(family, address, wire, qid, name, rdtype)
-                raise _Answer(self._settle(response, name, rdtype))
+                    response = await self._tcp(family, address, wire, qid, name, rdtype,
+                                               codec)
+                raise _Answer(codec.settle(response, name, rdtype))
             return "timeout"
         except DnsWireError:
             return "servfail"               # a malformed answer over TCP
@@ -194,7 +219,7 @@ class Resolver:
             return None
 
     async def _udp(self, family: int, address, wire: bytes, qid: int, name: str,
-                   rdtype: str) -> dnswire.Response:
+                   rdtype: str, codec):
         with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
             await sock.connect(address)     # the kernel drops datagrams from anyone else
             await sock.send(wire)
@@ -203,12 +228,12 @@ class Resolver:
                 if dnswire.response_id(data) != qid:
                     continue                # a stray: not ours
                 try:
-                    return dnswire.parse_response(data, qid, name, rdtype)
+                    return codec.parse(data, qid, name, rdtype)
                 except DnsWireError:
                     continue                # forged or garbled: keep waiting for ours
 
     async def _tcp(self, family: int, address, wire: bytes, qid: int, name: str,
-                   rdtype: str) -> dnswire.Response:
+                   rdtype: str, codec):
         with trio.socket.socket(family, socket.SOCK_STREAM) as sock:
             await sock.connect(address)
             message = len(wire).to_bytes(2, "big") + wire
@@ -216,21 +241,121 @@ class Resolver:
                 sent = await sock.send(message)
                 message = message[sent:]
             length = int.from_bytes(await _recv_exactly(sock, 2), "big")
-            return dnswire.parse_response(await _recv_exactly(sock, length), qid, name, rdtype)
+            return codec.parse(await _recv_exactly(sock, length), qid, name, rdtype)
+
+
+def _rcode_status(rcode: int) -> str | None:
+    """The lookup status an rcode settles (None: NOERROR, read the answer); raises for
+    the rcodes that drop the server."""
+    if rcode == dnswire.NXDOMAIN:
+        return "nxdomain"
+    if rcode == dnswire.YXDOMAIN:
+        return "servfail"
+    if rcode != dnswire.NOERROR:
+        raise _ServerError(_ERROR_CODES.get(rcode, "servfail"))
+    return None
+
+
+class _FastCodec:
+    """The scanner's own codec (survey.proto.dnswire): answer section only."""
+
+    parse = staticmethod(dnswire.parse_response)
 
     @staticmethod
-    def _settle(response: dnswire.Response, name: str, rdtype: str) -> Lookup:
-        rcode = response.rcode
-        if rcode == dnswire.NXDOMAIN:
-            return Lookup("nxdomain")
-        if rcode == dnswire.YXDOMAIN:
-            return Lookup("servfail", detail="YXDOMAIN")
-        if rcode != dnswire.NOERROR:
-            raise _ServerError(_ERROR_CODES.get(rcode, "servfail"))
+    def settle(response: dnswire.Response, name: str, rdtype: str) -> Lookup:
+        status = _rcode_status(response.rcode)
+        if status is not None:
+            return Lookup(status, detail="YXDOMAIN" if response.rcode == dnswire.YXDOMAIN
+                          else None)
         canonical, records = response.answer(name, rdtype)
         if not records:
             return Lookup("no_data", canonical_name=canonical)
         return Lookup("ok", records, canonical)
+
+
+class _DnssecResponse(NamedTuple):
+    message: Any            # dns.message.Message
+    truncated: bool
+
+
+def _dnssec_query(qid: int, name: str, rdtype: str):
+    import dns.exception
+    import dns.flags
+    import dns.message
+
+    try:
+        query = dns.message.make_query(name, rdtype, want_dnssec=True,
+                                       payload=dnswire.EDNS_PAYLOAD, id=qid)
+    except dns.exception.DNSException as exc:
+        raise DnsWireError(str(exc)) from None
+    query.flags |= dns.flags.CD
+    return query
+
+
+class _DnssecCodec:
+    """dnspython messages, every section kept (DO+CD queries of the validating stub)."""
+
+    @staticmethod
+    def parse(data: bytes, qid: int, name: str, rdtype: str) -> _DnssecResponse:
+        import dns.exception
+        import dns.flags
+        import dns.message
+        import dns.name
+        import dns.rdatatype
+
+        try:
+            message = dns.message.from_wire(data, ignore_trailing=True)
+        except dns.message.Truncated:
+            return _DnssecResponse(None, True)
+        except dns.exception.DNSException as exc:
+            raise DnsWireError(f"malformed answer: {exc}") from None
+        if message.id != qid or not message.flags & dns.flags.QR:
+            raise DnsWireError("not the response to our query")
+        if message.question:
+            q = message.question[0]
+            if (q.name != dns.name.from_text(name) or q.rdtype != dns.rdatatype.from_text(rdtype)
+                    or len(message.question) != 1):
+                raise DnsWireError("response question does not match the query")
+        elif message.rcode() == dnswire.NOERROR:
+            raise DnsWireError("a NOERROR answer without the question")
+        return _DnssecResponse(message, bool(message.flags & dns.flags.TC))
+
+    @staticmethod
+    def settle(response: _DnssecResponse, name: str, rdtype: str) -> tuple[Lookup, Any]:
+        message = response.message
+        if message is None:         # truncated even over TCP
+            raise _ServerError("servfail")
+        status = _rcode_status(message.rcode())
+        canonical, records = answer_records(message, name, rdtype)
+        if status is None:
+            status = "ok" if records else "no_data"
+        lookup = Lookup(status, tuple(records) if status == "ok" else (),
+                        canonical if status != "nxdomain" else None)
+        return lookup, message
+
+
+def answer_records(message, name: str, rdtype: str) -> tuple[str, list]:
+    """(canonical name, rdatas of ``rdtype`` there) following the answer's CNAME chain."""
+    import dns.name
+    import dns.rdatatype
+
+    code = dns.rdatatype.from_text(rdtype)
+    current = dns.name.from_text(name)
+    for _ in range(dnswire.MAX_CNAME_HOPS + 1):
+        found = [rd for rrset in message.answer if rrset.name == current and rrset.rdtype == code
+                 for rd in rrset]
+        if found or code == dns.rdatatype.CNAME:
+            return current.to_text(omit_final_dot=True).lower(), found
+        alias = next((rrset[0].target for rrset in message.answer
+                      if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME), None)
+        if alias is None:
+            break
+        current = alias
+    return current.to_text(omit_final_dot=True).lower(), []
+
+
+_FAST = _FastCodec()
+_DNSSEC = _DnssecCodec()
 
 
 class _ServerError(Exception):

@@ -18,6 +18,13 @@ non-terminals such as ``_smtp.<domain>``) are NODATA, not NXDOMAIN.
 A name outside ``test.`` is REFUSED: this server never recurses or forwards,
 so a scanner pointed at it cannot reach the real DNS through it.
 
+A signed world (``world.zones``; signing.py) answers queries with the DO bit
+as a validating-capable resolver passes them on: every RRset with its RRSIG
+(made on first use), DNSKEY at each signed zone apex, DS at a delegation
+answered from the parent zone, and negative answers with the zone's SOA and
+NSEC proofs; the world's own root ``.`` is served too (its DNSKEY, the DS of
+``test.``). Without DO the answers are exactly the unsigned ones.
+
 Faults (model.DNS_FAULTS) apply per name and query type: ``timeout`` drops
 the query, ``servfail``/``refused``/``nxdomain`` set the rcode, ``truncate``
 answers over UDP with an empty answer and the TC bit (a correct client retries
@@ -44,6 +51,7 @@ import dns.rrset
 import trio
 
 from survey.testbed.model import TLD, World
+from survey.testbed.signing import SOA_TEXT, Signer, parent_of
 
 MAX_CNAME_CHAIN = 8
 TCP_IDLE_TIMEOUT = 10.0
@@ -63,6 +71,7 @@ class Answerer:
                                         soa_text or f"ns.{TLD}. hostmaster.{TLD}. 1 3600 600 "
                                         "86400 300")
         self.queries = 0
+        self.signer = Signer(world) if world.zones else None
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -122,9 +131,13 @@ class Answerer:
             response.set_rcode(dns.rcode.FORMERR)
             return self._wire(response, query, tcp)
         question = query.question[0]
-        qname = question.name.to_text(omit_final_dot=True).lower()
+        qname = "" if question.name == dns.name.root else \
+            question.name.to_text(omit_final_dot=True).lower()
         qtype = question.rdtype
-        if question.rdclass != dns.rdataclass.IN or not (
+        signed = self.signer is not None and bool(query.ednsflags & dns.flags.DO)
+        if signed and qname == "":
+            pass    # the world's own root: DNSKEY, SOA, NS
+        elif question.rdclass != dns.rdataclass.IN or not (
                 qname == TLD or qname.endswith("." + TLD)):
             response.set_rcode(dns.rcode.REFUSED)
             return self._wire(response, query, tcp)
@@ -144,8 +157,106 @@ class Answerer:
         if fault == "truncate" and not tcp:
             response.flags |= dns.flags.TC
             return self._wire(response, query, tcp)
-        self._fill(response, qname, qtype)
+        if signed:
+            self._fill_signed(response, qname, qtype)
+        else:
+            self._fill(response, qname, qtype)
         return self._wire(response, query, tcp)
+
+    # -- a signed world -----------------------------------------------------------------------
+
+    def _types_at(self, name: str) -> set[int]:
+        node = self.world.dns.get(name)
+        types = {dns.rdatatype.from_text(r.rtype) for r in node.records} if node else set()
+        if name in self.signer.zones or name == "":
+            types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
+            if self.signer.signed(name):
+                types.add(dns.rdatatype.DNSKEY)
+        return types
+
+    def _exists(self, name: str) -> bool:
+        return (name == "" or name in self.world.dns or name in self.signer.zones
+                or self._is_parent(name))
+
+    def _signed_records(self, name: str, qtype: int) -> list[dns.rdata.Rdata]:
+        """The records at a name, apex records of zones included (SOA, NS, DNSKEY)."""
+        signer = self.signer
+        if name in signer.zones or name == "":
+            if qtype == dns.rdatatype.SOA:
+                return [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
+            if qtype == dns.rdatatype.NS:
+                return [dns.rdata.from_text("IN", "NS", "ns.test.")]
+            if qtype == dns.rdatatype.DNSKEY:
+                return [signer.key(name)[1]] if signer.signed(name) else []
+        if name == "":
+            return []
+        return self._records(name, qtype)
+
+    def _add(self, section: list, name: str, rdtype: int, rdatas, zone: str) -> None:
+        rrset = self._rrset(name, rdtype, rdatas) if name else self._root_rrset(rdtype, rdatas)
+        section.append(rrset)
+        node = self.world.dns.get(name)
+        fault = node.dnssec_faulty(dns.rdatatype.to_text(rdtype)) if node else None
+        sig = self.signer.rrsig(rrset, zone, fault)
+        if sig is not None:
+            section.append(sig)
+
+    @staticmethod
+    def _root_rrset(rdtype: int, rdatas) -> dns.rrset.RRset:
+        rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.IN, rdtype)
+        for rd in rdatas:
+            rrset.add(rd, 300)
+        return rrset
+
+    def _fill_signed(self, response: dns.message.Message, qname: str, qtype: int) -> None:
+        signer = self.signer
+        if qtype == dns.rdatatype.DS and qname in signer.zones and qname:
+            parent = signer.zone_of(parent_of(qname))
+            ds = signer.ds(qname)
+            if ds is not None and signer.signed(parent):
+                self._add(response.answer, qname, qtype, [ds], parent)
+            else:
+                types = {dns.rdatatype.NS}
+                self._deny(response, parent, [signer.nodata(qname, types)])
+            return
+        name = qname
+        for _ in range(MAX_CNAME_CHAIN + 1):
+            zone = signer.zone_of(name)
+            wanted = self._signed_records(name, qtype)
+            if wanted:
+                self._add(response.answer, name, qtype, wanted, zone)
+                return
+            cname = self._records(name, dns.rdatatype.CNAME) \
+                if qtype != dns.rdatatype.CNAME and name else []
+            if cname:
+                self._add(response.answer, name, dns.rdatatype.CNAME, cname, zone)
+                target = cname[0].target.to_text(omit_final_dot=True).lower()
+                if not (target == TLD or target.endswith("." + TLD)):
+                    return
+                name = target
+                continue
+            if self._exists(name):
+                self._deny(response, zone, [signer.nodata(name, self._types_at(name))])
+                return
+            if name == qname:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            encloser = parent_of(name)
+            while not self._exists(encloser):
+                encloser = parent_of(encloser)
+            self._deny(response, zone, signer.nxdomain(name, encloser))
+            return
+        response.set_rcode(dns.rcode.SERVFAIL)
+
+    def _deny(self, response: dns.message.Message, zone: str, nsecs) -> None:
+        soa = [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
+        self._add(response.authority, zone, dns.rdatatype.SOA, soa, zone)
+        if not self.signer.signed(zone):
+            return
+        for nsec in nsecs:
+            response.authority.append(nsec)
+            sig = self.signer.rrsig(nsec, zone, None)
+            if sig is not None:
+                response.authority.append(sig)
 
     def _fill(self, response: dns.message.Message, qname: str, qtype: int) -> None:
         name = qname

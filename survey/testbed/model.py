@@ -136,6 +136,12 @@ server answers ``status`` with ``content_type`` (None: no Content-Type header),
 Other paths -> 404. ``cert_kind`` applies to the certificate served for the
 policy host's name.
 
+DNSSEC (``zones``; signing.py): a world with zones is signed under its own root
+(``""``): each ``ZoneSpec`` is a zone cut (signed or not, with or without a DS
+at its parent, ``ZONE_FAULTS``); a name belongs to its closest enclosing zone,
+``test`` by default. ``DnsNode.dnssec_fault`` (``DNSSEC_FAULTS``) breaks the
+RRSIGs of the RRsets of ``dnssec_types`` (empty: all) at that name.
+
 DNS faults (``DnsNode.fault``; ``DNS_FAULTS``), applying to the qtypes in
 ``fault_types`` (empty: every qtype)
   nxdomain   NXDOMAIN although the name has records
@@ -187,6 +193,10 @@ POLICY_BEHAVIOURS = (
     "wrong_cert", "no_host", "slow_headers",
 ) + POLICY_INVALID_KINDS
 DNS_FAULTS = ("nxdomain", "servfail", "refused", "timeout", "truncate")
+# DNSSEC faults of an RRset (signing.py): an RRSIG whose validity ended or has not begun,
+# a record changed after it was signed, an RRset served without its RRSIG.
+DNSSEC_FAULTS = ("expired", "not_yet_valid", "altered", "unsigned")
+ZONE_FAULTS = ("ds_mismatch",)              # the parent's DS matches none of the zone's keys
 RECORD_TYPES = ("SOA", "NS", "MX", "A", "AAAA", "TXT", "CNAME", "TLSA")
 CERT_KINDS = ("valid", "expired", "not_yet_valid", "self_signed", "wrong_name", "untrusted",
               "missing_intermediate", "sni_dependent")
@@ -305,11 +315,30 @@ class DnsNode:
     records: tuple[DnsRecord, ...] = ()
     fault: str | None = None
     fault_types: tuple[str, ...] = ()       # qtypes the fault applies to; () = all
+    dnssec_fault: str | None = None         # DNSSEC_FAULTS, on the RRsets of dnssec_types
+    dnssec_types: tuple[str, ...] = ()
 
     def faulty(self, qtype: str) -> str | None:
         if self.fault and (not self.fault_types or qtype in self.fault_types):
             return self.fault
         return None
+
+    def dnssec_faulty(self, qtype: str) -> str | None:
+        if self.dnssec_fault and (not self.dnssec_types or qtype in self.dnssec_types):
+            return self.dnssec_fault
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    """A zone of a signed world: its apex, whether it is signed, whether its parent
+    publishes a DS for it, and a zone-level fault (``ZONE_FAULTS``)."""
+
+    name: str                               # "" is the world's own root
+    signed: bool = True
+    ds: bool = True
+    fault: str | None = None
+
 
 
 # -- domains and MX hosts ----------------------------------------------------------------
@@ -389,6 +418,7 @@ class World:
     smtp_servers: dict[str, SmtpServerSpec]
     policy_hosts: dict[str, PolicyHostSpec]
     dns: dict[str, DnsNode]
+    zones: dict[str, ZoneSpec] = field(default_factory=dict)   # empty: an unsigned world
     resolver: str = "127.53.0.1"
     ports: Ports = field(default_factory=Ports)
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
@@ -416,6 +446,7 @@ class World:
             "smtp_servers": [_dump(s) for s in self.smtp_servers.values()],
             "policy_hosts": [_dump(p) for p in self.policy_hosts.values()],
             "dns": [_dump(n) for n in self.dns.values()],
+            "zones": [_dump(z) for z in self.zones.values()],
         }
 
     @classmethod
@@ -432,6 +463,7 @@ class World:
             smtp_servers={s["ip"]: _load(SmtpServerSpec, s) for s in data["smtp_servers"]},
             policy_hosts={p["domain"]: _load(PolicyHostSpec, p) for p in data["policy_hosts"]},
             dns={n["name"]: _load(DnsNode, n) for n in data["dns"]},
+            zones={z["name"]: _load(ZoneSpec, z) for z in data.get("zones", ())},
         )
 
     def save(self, path: str | Path) -> None:

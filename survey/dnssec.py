@@ -1,0 +1,474 @@
+"""DNSSEC judgements (RFC 4033-4035, RFC 5155): signatures, keys and denial proofs, sans-IO.
+
+Theory of operation
+-------------------
+A validating stub (survey/net/dnssec.py) asks a recursive resolver with the
+DO and CD bits set, so it gets the records, their RRSIGs and the NSEC/NSEC3
+proofs even when the data is bogus, and decides itself. This module holds
+what it decides with, as pure functions on dnspython objects; the
+signatures themselves are checked by ``dns.dnssec`` (with cryptography):
+no cryptography is written here.
+
+* ``Anchors`` — trust anchors: DS or DNSKEY records in zone-file form, the
+  IANA root KSKs by default (``survey/data/root-anchors.zone``, with its
+  source).
+* ``check_rrset`` — does an RRset carry a valid RRSIG by the zone's keys? The
+  reason when not: ``no_rrsig``, ``signature_expired``,
+  ``signature_not_yet_valid``, ``bad_signature``.
+* ``check_dnskeys`` — is a zone's DNSKEY RRset anchored by the DS set (or the
+  trust anchor) and self-signed by a key that matches (``no_matching_dnskey``
+  otherwise)? Returns the keys to trust for the zone.
+* ``proves_nodata`` / ``proves_nxdomain`` / ``ds_absence`` — what the NSEC
+  (RFC 4035 §5.4) or NSEC3 (RFC 5155 §8) records of a negative answer prove.
+  ``ds_absence`` tells an unsigned delegation (NS and no DS at the name, or
+  an NSEC3 opt-out span: the zone below is ``insecure``) from a name that is
+  no zone cut at all (keep walking down) and from nothing proven.
+
+Statuses follow RFC 4035 §4.3: ``secure`` (a chain of signatures from a
+trust anchor), ``insecure`` (a signed proof that the chain ends at an
+unsigned delegation), ``bogus`` (the chain should be there and is broken:
+the reason says how) and ``indeterminate`` (no trust anchor covers the
+name, the lookups the chain needs failed, or the resolver strips DNSSEC
+records — ``no_dnssec_records``: the answer for the anchor's own DNSKEY had
+no signature, which no signed zone sends).
+
+Readings taken: zones whose DS records all use algorithms or digests this
+validator cannot check are ``insecure`` (RFC 4035 §5.2, RFC 6840 §5.2);
+NSEC3 with more than 150 iterations is treated as an unsigned span
+(``insecure``, RFC 9276 §3.2, as Unbound does); names in canonical order are
+compared by dnspython (RFC 4034 §6.1).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+
+import dns.dnssec
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdataset
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
+from dns.rdtypes.ANY.DS import DS
+from dns.rdtypes.ANY.RRSIG import RRSIG
+
+NSEC3_MAX_ITERATIONS = 150       # RFC 9276 §3.2: above this, validators may treat as insecure
+ZONE_KEY, SEP = 0x0100, 0x0001   # DNSKEY flags (RFC 4034 §2.1.1)
+_POLICY = dns.dnssec.allow_all_policy   # what a zone signs with is measured, not judged here
+
+
+class Status(StrEnum):
+    """The DNSSEC status of one lookup (RFC 4035 §4.3)."""
+
+    SECURE = "secure"                # a chain of valid signatures from a trust anchor
+    INSECURE = "insecure"            # a signed proof that an unsigned delegation lies above
+    BOGUS = "bogus"                  # signatures or proofs that should be there are missing or wrong
+    INDETERMINATE = "indeterminate"  # cannot tell: no anchor, a failed lookup, stripped records
+
+
+class Reason(StrEnum):
+    """Why a lookup is bogus (or indeterminate)."""
+
+    SIGNATURE_EXPIRED = "signature_expired"            # every RRSIG's expiration has passed
+    SIGNATURE_NOT_YET_VALID = "signature_not_yet_valid"  # every RRSIG's inception lies ahead
+    BAD_SIGNATURE = "bad_signature"                    # RRSIGs present, none verifies (altered data)
+    NO_RRSIG = "no_rrsig"                              # an RRset of a signed zone without RRSIG
+    NO_MATCHING_DNSKEY = "no_matching_dnskey"          # no DNSKEY matches the DS set or the anchor
+    NO_DNSKEY = "no_dnskey"                            # DS published, the DNSKEY lookup gave none
+    WRONG_SIGNER = "wrong_signer"                      # RRSIG signer is not an enclosing zone
+    DENIAL_UNPROVEN = "denial_unproven"                # NXDOMAIN/NODATA whose NSEC(3) proves nothing
+    DNS_ERROR = "dns_error"                            # indeterminate: a lookup on the chain failed
+    NO_DNSSEC_RECORDS = "no_dnssec_records"            # indeterminate: the resolver strips DNSSEC
+    NO_TRUST_ANCHOR = "no_trust_anchor"                # indeterminate: no anchor above the name
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    status: Status
+    reason: Reason | None = None
+
+    @property
+    def secure(self) -> bool:
+        return self.status is Status.SECURE
+
+
+SECURE = Judgement(Status.SECURE)
+INSECURE = Judgement(Status.INSECURE)
+_RANK = {Status.SECURE: 0, Status.INSECURE: 1, Status.INDETERMINATE: 2, Status.BOGUS: 3}
+
+
+def worst(judgements: Iterable[Judgement]) -> Judgement:
+    """Several lookups' statuses as one: bogus over indeterminate over insecure over secure."""
+    out = SECURE
+    for j in judgements:
+        if _RANK[j.status] > _RANK[out.status]:
+            out = j
+    return out
+
+
+def bogus(reason: Reason) -> Judgement:
+    return Judgement(Status.BOGUS, reason)
+
+
+def indeterminate(reason: Reason) -> Judgement:
+    return Judgement(Status.INDETERMINATE, reason)
+
+
+# -- trust anchors ----------------------------------------------------------------------
+
+@dataclass
+class Anchors:
+    """Trust anchors by zone name: DS records and/or DNSKEY records."""
+
+    ds: dict[dns.name.Name, list[DS]] = field(default_factory=dict)
+    keys: dict[dns.name.Name, list[DNSKEY]] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def zones(self) -> set[dns.name.Name]:
+        return set(self.ds) | set(self.keys)
+
+    def closest(self, name: dns.name.Name) -> dns.name.Name | None:
+        """The deepest anchored zone at or above ``name``."""
+        best = None
+        for zone in self.zones:
+            if name.is_subdomain(zone) and (best is None or len(zone) > len(best)):
+                best = zone
+        return best
+
+    @classmethod
+    def from_text(cls, text: str, source: str = "") -> Anchors:
+        """DS and DNSKEY records in zone-file form (absolute owner names; ``;`` comments)."""
+        anchors = cls(source=source)
+        try:
+            zone = dns.zone.from_text("$TTL 3600\n" + text, origin=dns.name.root,
+                                      relativize=False, check_origin=False)
+        except dns.exception.DNSException as exc:
+            raise ValueError(f"trust anchors {source or ''}: {exc}") from None
+        for name, rdataset in zone.iterate_rdatasets():
+            if rdataset.rdtype == dns.rdatatype.DS:
+                anchors.ds.setdefault(name, []).extend(rdataset)
+            elif rdataset.rdtype == dns.rdatatype.DNSKEY:
+                anchors.keys.setdefault(name, []).extend(rdataset)
+            else:
+                raise ValueError(f"trust anchors {source}: {name} {dns.rdatatype.to_text(rdataset.rdtype)}"
+                                 " is neither DS nor DNSKEY")
+        if not anchors.zones:
+            raise ValueError(f"trust anchors {source}: no DS or DNSKEY record")
+        return anchors
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Anchors:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read trust anchors {path}: {exc.strerror}") from None
+        return cls.from_text(text, source=str(path))
+
+    @classmethod
+    def iana(cls) -> Anchors:
+        """The root zone's KSKs as IANA publishes them (package data, with its source)."""
+        text = resources.files("survey").joinpath("data/root-anchors.zone").read_text("utf-8")
+        return cls.from_text(text, source="IANA root-anchors.xml (survey/data/root-anchors.zone)")
+
+    def to_text(self) -> str:
+        lines = [f"{n} IN DS {ds.to_text()}" for n, dss in self.ds.items() for ds in dss]
+        lines += [f"{n} IN DNSKEY {k.to_text()}" for n, ks in self.keys.items() for k in ks]
+        return "\n".join(lines) + "\n"
+
+
+# -- signatures -------------------------------------------------------------------------
+
+def check_rrset(rrset: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None, zone: dns.name.Name,
+                keys: dns.rdataset.Rdataset | Sequence[DNSKEY], now: float) -> Reason | None:
+    """None when some RRSIG by ``zone`` over ``rrset`` verifies with ``keys``; else why not."""
+    if not rrsigs:
+        return Reason.NO_RRSIG
+    keyset = _as_rdataset(keys)
+    failures = []
+    for sig in rrsigs:
+        if sig.signer != zone or sig.type_covered != rrset.rdtype:
+            failures.append(Reason.WRONG_SIGNER)
+            continue
+        if sig.expiration < now:
+            failures.append(Reason.SIGNATURE_EXPIRED)
+            continue
+        if sig.inception > now:
+            failures.append(Reason.SIGNATURE_NOT_YET_VALID)
+            continue
+        try:
+            dns.dnssec.validate_rrsig(rrset, sig, {zone: keyset}, now=now, policy=_POLICY)
+            return None
+        except (dns.dnssec.ValidationFailure, dns.dnssec.UnsupportedAlgorithm):
+            failures.append(Reason.BAD_SIGNATURE)
+    # The most telling failure: a time problem over a mere mismatch.
+    for reason in (Reason.SIGNATURE_EXPIRED, Reason.SIGNATURE_NOT_YET_VALID,
+                   Reason.BAD_SIGNATURE, Reason.WRONG_SIGNER):
+        if reason in failures:
+            return reason
+    return Reason.BAD_SIGNATURE
+
+
+def _as_rdataset(keys) -> dns.rdataset.Rdataset:
+    if isinstance(keys, dns.rdataset.Rdataset):
+        return keys
+    out = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    for k in keys:
+        out.add(k, 0)
+    return out
+
+
+def ds_digest_supported(ds: DS) -> bool:
+    return ds.digest_type in (1, 2, 4) and _algorithm_supported(ds.algorithm)
+
+
+def _algorithm_supported(algorithm: int) -> bool:
+    try:
+        cls = dns.dnssec.get_algorithm_cls(algorithm)
+    except dns.dnssec.UnsupportedAlgorithm:
+        return False
+    return cls is not None
+
+
+def ds_matches(zone: dns.name.Name, key: DNSKEY, ds: DS) -> bool:
+    if key.algorithm != ds.algorithm or dns.dnssec.key_id(key) != ds.key_tag:
+        return False
+    try:
+        made = dns.dnssec.make_ds(zone, key, ds.digest_type, policy=_POLICY)
+    except (dns.dnssec.UnsupportedAlgorithm, ValueError):
+        return False
+    return made.digest == ds.digest
+
+
+def usable_ds(ds_set: Iterable[DS]) -> list[DS]:
+    """The DS records this validator can check (RFC 4035 §5.2: none usable = unsigned)."""
+    return [ds for ds in ds_set if ds_digest_supported(ds)]
+
+
+def check_dnskeys(zone: dns.name.Name, dnskeys: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None,
+                  now: float, *, ds: Sequence[DS] = (), anchor_keys: Sequence[DNSKEY] = ()
+                  ) -> tuple[Reason | None, list[DNSKEY]]:
+    """(None, the zone's keys) when the DNSKEY RRset is anchored and self-signed; else (why, [])."""
+    entry = [k for k in dnskeys if k.flags & ZONE_KEY
+             and (any(ds_matches(zone, k, d) for d in ds) or k in anchor_keys)]
+    if not entry:
+        return Reason.NO_MATCHING_DNSKEY, []
+    reason = check_rrset(dnskeys, rrsigs, zone, entry, now)
+    if reason is not None:
+        return reason, []
+    return None, [k for k in dnskeys if k.flags & ZONE_KEY]
+
+
+# -- denial of existence ----------------------------------------------------------------
+
+def type_bitmap(rdata) -> set[int]:
+    """The types an NSEC or NSEC3 record lists (RFC 4034 §4.1.2)."""
+    types = set()
+    for window, bitmap in rdata.windows:
+        for i, octet in enumerate(bitmap):
+            for bit in range(8):
+                if octet & (0x80 >> bit):
+                    types.add(window * 256 + i * 8 + bit)
+    return types
+
+
+def _covers(owner, nxt, target) -> bool:
+    """owner < target < next in a circular order (the last record wraps to the first)."""
+    if owner < nxt:
+        return owner < target < nxt
+    return target > owner or target < nxt
+
+
+@dataclass(frozen=True)
+class Nsec:
+    owner: dns.name.Name
+    next: dns.name.Name
+    types: frozenset[int]
+
+    def covers(self, name: dns.name.Name) -> bool:
+        return _covers(self.owner, self.next, name)
+
+
+@dataclass(frozen=True)
+class Nsec3:
+    zone: dns.name.Name
+    hash: bytes                 # the owner's hash (decoded from its first label)
+    next: bytes
+    types: frozenset[int]
+    opt_out: bool
+    algorithm: int
+    iterations: int
+    salt: bytes
+
+    def hash_of(self, name: dns.name.Name) -> bytes | None:
+        try:
+            text = dns.dnssec.nsec3_hash(name, self.salt, self.iterations, self.algorithm)
+        except (ValueError, dns.dnssec.ValidationFailure):
+            return None
+        return base64.b32hexdecode(text.upper())
+
+    def matches(self, name: dns.name.Name) -> bool:
+        return name.is_subdomain(self.zone) and self.hash_of(name) == self.hash
+
+    def covers(self, name: dns.name.Name) -> bool:
+        h = self.hash_of(name)
+        return h is not None and name.is_subdomain(self.zone) and _covers(self.hash, self.next, h)
+
+
+def denial_records(rrsets: Iterable[dns.rrset.RRset]) -> tuple[list[Nsec], list[Nsec3]]:
+    nsecs, nsec3s = [], []
+    for rrset in rrsets:
+        if rrset.rdtype == dns.rdatatype.NSEC:
+            for rd in rrset:
+                nsecs.append(Nsec(rrset.name, rd.next, frozenset(type_bitmap(rd))))
+        elif rrset.rdtype == dns.rdatatype.NSEC3:
+            try:
+                digest = base64.b32hexdecode(rrset.name[0].decode("ascii").upper())
+            except (ValueError, UnicodeDecodeError):
+                continue
+            for rd in rrset:
+                nsec3s.append(Nsec3(rrset.name.parent(), digest, rd.next,
+                                    frozenset(type_bitmap(rd)), bool(rd.flags & 1),
+                                    rd.algorithm, rd.iterations, rd.salt))
+    return nsecs, nsec3s
+
+
+def _closest_encloser_nsec(name: dns.name.Name, nsecs: Sequence[Nsec]) -> dns.name.Name | None:
+    """RFC 4035 §5.4: the longest name shared by ``name`` and an NSEC that covers it."""
+    best = None
+    for n in nsecs:
+        if not n.covers(name):
+            continue
+        for other in (n.owner, n.next):
+            common = _common_ancestor(name, other)
+            if best is None or len(common) > len(best):
+                best = common
+    return best
+
+
+def _common_ancestor(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
+    _, _, common = a.fullcompare(b)
+    return dns.name.Name(a.labels[len(a.labels) - common:])
+
+
+def _closest_encloser_nsec3(name: dns.name.Name, nsec3s: Sequence[Nsec3]
+                            ) -> tuple[dns.name.Name, dns.name.Name, Nsec3] | None:
+    """RFC 5155 §8.3: (closest encloser, next closer name, the NSEC3 covering the latter)."""
+    candidate = name
+    while len(candidate) > 1:
+        parent = candidate.parent()
+        if any(n.matches(parent) for n in nsec3s):
+            cover = next((n for n in nsec3s if n.covers(candidate)), None)
+            if cover is None:
+                return None
+            return parent, candidate, cover
+        candidate = parent
+    return None
+
+
+def _too_many_iterations(nsec3s: Sequence[Nsec3]) -> bool:
+    return any(n.iterations > NSEC3_MAX_ITERATIONS for n in nsec3s)
+
+
+def _wildcard(name: dns.name.Name) -> dns.name.Name:
+    return dns.name.Name((b"*",) + name.labels)
+
+
+def proves_nxdomain(qname: dns.name.Name, nsecs: Sequence[Nsec], nsec3s: Sequence[Nsec3]
+                    ) -> bool:
+    """The name does not exist, and no wildcard could have answered for it."""
+    if nsecs:
+        if any(n.owner == qname for n in nsecs):
+            return False
+        encloser = _closest_encloser_nsec(qname, nsecs)
+        if encloser is None:
+            return False
+        star = _wildcard(encloser)
+        return any(n.covers(star) for n in nsecs) and not any(n.owner == star for n in nsecs)
+    if nsec3s:
+        proof = _closest_encloser_nsec3(qname, nsec3s)
+        if proof is None:
+            return False
+        encloser = proof[0]
+        return any(n.covers(_wildcard(encloser)) for n in nsec3s)
+    return False
+
+
+def proves_nodata(qname: dns.name.Name, qtype: int, nsecs: Sequence[Nsec],
+                  nsec3s: Sequence[Nsec3]) -> bool:
+    """The name exists but has no record of ``qtype`` (nor a CNAME)."""
+    unwanted = {qtype, dns.rdatatype.CNAME}
+    if nsecs:
+        for n in nsecs:
+            if n.owner == qname:
+                return not (n.types & unwanted)
+        # an empty non-terminal: covered by an NSEC whose next name lies below it
+        if any(n.covers(qname) and n.next.is_subdomain(qname) for n in nsecs):
+            return True
+        encloser = _closest_encloser_nsec(qname, nsecs)    # wildcard NODATA (§3.1.3.4)
+        if encloser is not None:
+            star = _wildcard(encloser)
+            return any(n.owner == star and not (n.types & unwanted) for n in nsecs)
+        return False
+    if nsec3s:
+        for n3 in nsec3s:
+            if n3.matches(qname):
+                return not (n3.types & unwanted)
+        if qtype == dns.rdatatype.DS:
+            return False
+        proof = _closest_encloser_nsec3(qname, nsec3s)          # wildcard NODATA (§8.7)
+        if proof is None:
+            return False
+        star = _wildcard(proof[0])
+        return any(n.matches(star) and not (n.types & unwanted) for n in nsec3s)
+    return False
+
+
+class DsAbsence(StrEnum):
+    """What a signed negative answer to a DS query proves about the name."""
+
+    UNSIGNED_DELEGATION = "unsigned_delegation"   # a zone cut without DS: insecure below
+    NOT_A_CUT = "not_a_cut"                       # no delegation at the name: keep walking
+    NO_NAME = "no_name"                           # the name does not exist at all
+    UNPROVEN = "unproven"
+
+
+def ds_absence(qname: dns.name.Name, nsecs: Sequence[Nsec], nsec3s: Sequence[Nsec3],
+               nxdomain: bool) -> DsAbsence:
+    if nsec3s and _too_many_iterations(nsec3s):
+        return DsAbsence.UNSIGNED_DELEGATION
+    if nxdomain:
+        return DsAbsence.NO_NAME if proves_nxdomain(qname, nsecs, nsec3s) else DsAbsence.UNPROVEN
+    if nsecs:
+        for n in nsecs:
+            if n.owner == qname:
+                if dns.rdatatype.DS in n.types or dns.rdatatype.CNAME in n.types:
+                    return DsAbsence.UNPROVEN
+                if dns.rdatatype.NS in n.types and dns.rdatatype.SOA not in n.types:
+                    return DsAbsence.UNSIGNED_DELEGATION
+                return DsAbsence.NOT_A_CUT
+        if proves_nodata(qname, dns.rdatatype.DS, nsecs, ()):
+            return DsAbsence.NOT_A_CUT      # an empty non-terminal
+        return DsAbsence.UNPROVEN
+    if nsec3s:
+        for n3 in nsec3s:
+            if n3.matches(qname):
+                if dns.rdatatype.DS in n3.types or dns.rdatatype.CNAME in n3.types:
+                    return DsAbsence.UNPROVEN
+                if dns.rdatatype.NS in n3.types and dns.rdatatype.SOA not in n3.types:
+                    return DsAbsence.UNSIGNED_DELEGATION
+                return DsAbsence.NOT_A_CUT
+        proof = _closest_encloser_nsec3(qname, nsec3s)
+        if proof is not None and proof[2].opt_out:       # RFC 5155 §8.6: an opt-out span
+            return DsAbsence.UNSIGNED_DELEGATION
+        return DsAbsence.UNPROVEN
+    return DsAbsence.UNPROVEN

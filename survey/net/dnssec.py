@@ -1,0 +1,345 @@
+"""A validating stub: every lookup of a scan with its DNSSEC status, from a trust anchor.
+
+Theory of operation
+-------------------
+``Validator.lookup(name, rdtype)`` has the Resolver's interface and returns
+the same ``Lookup`` with ``dnssec`` (survey.dnssec.Status) and, when not
+secure or insecure, ``dnssec_reason``. The query goes to the scan's
+resolver with DO and CD set (net/dns.py ``lookup_dnssec``); the judgement
+is made here, from the trust anchors down, with survey/dnssec.py:
+
+* a signed RRset (each link of a CNAME chain, then the answer) is judged by
+  the keys of the zone that signed it (the RRSIG's signer, which must
+  enclose the owner);
+* a zone's keys (``zone``) are trusted when its DNSKEY RRset matches the
+  trust anchor, or the DS set its parent zone signed (the DS query's own
+  RRSIG names the parent, whose keys are found the same way, up to an
+  anchor); a signed denial of the DS at an unsigned delegation makes the
+  zone ``insecure``;
+* an unsigned RRset or denial is ``insecure`` only when a proof of an
+  unsigned delegation lies between the anchor and the name
+  (``_insecurity``: DS queries from the anchor down, one label at a time,
+  until a delegation without DS is proven); otherwise it is ``bogus``
+  (``no_rrsig``): a signed zone served it without its signatures;
+* negative answers are judged by their NSEC/NSEC3 records (signed by the
+  zone) and what they prove (survey.dnssec).
+
+Every DS and DNSKEY answer, every zone's judgement and every step of the
+insecurity walk is computed once per scan (single flight; ``max_zones``
+bounds the memory of a scan of millions of zones, least recently used
+first), so the cost over plain lookups is the DS/DNSKEY queries of each zone
+once, plus, for unsigned names, the DS queries down to their delegation.
+
+A lookup that fails (timeout, SERVFAIL) is ``indeterminate``/``dns_error``;
+so is one whose chain needs a lookup that failed. A resolver that strips
+DNSSEC records (no RRSIG over the anchor zone's own DNSKEY) makes every
+lookup ``indeterminate``/``no_dnssec_records``: that is how a researcher
+tells a stripping resolver from bogus data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import dns.name
+import dns.rdatatype
+import dns.rrset
+
+from survey.dnssec import (
+    INSECURE,
+    SECURE,
+    Anchors,
+    DsAbsence,
+    Judgement,
+    Reason,
+    Status,
+    bogus,
+    check_dnskeys,
+    check_rrset,
+    denial_records,
+    ds_absence,
+    indeterminate,
+    proves_nodata,
+    proves_nxdomain,
+    usable_ds,
+    worst,
+)
+from survey.net.dns import Lookup, Resolver
+from survey.net.singleflight import SingleFlight
+
+DEFAULT_MAX_ZONES = 50_000
+RRSIG = dns.rdatatype.RRSIG
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneKeys:
+    judgement: Judgement
+    keys: tuple = ()                    # the zone's DNSKEYs when secure
+
+
+class Validator:
+    def __init__(self, resolver: Resolver, anchors: Anchors, *,
+                 now: Callable[[], float] = time.time,
+                 max_zones: int | None = DEFAULT_MAX_ZONES) -> None:
+        self.resolver = resolver
+        self.anchors = anchors
+        self.now = now
+        self._answers: SingleFlight[tuple[Lookup, Any]] = SingleFlight(max_zones)
+        self._zones: SingleFlight[ZoneKeys] = SingleFlight(max_zones)
+        self._steps: SingleFlight[Judgement | DsAbsence] = SingleFlight(max_zones)
+
+    @property
+    def queries(self) -> int:
+        return self.resolver.queries
+
+    # -- the public interface: a Resolver's lookup, judged --------------------------------
+
+    async def lookup(self, name: str, rdtype: str) -> Lookup:
+        lookup, message = await self.resolver.lookup_dnssec(name, rdtype)
+        if message is None:
+            judgement = indeterminate(Reason.DNS_ERROR)
+        else:
+            judgement = await self.judge(dns.name.from_text(name),
+                                         dns.rdatatype.from_text(rdtype), message)
+        return replace(lookup, dnssec=judgement.status.value,
+                       dnssec_reason=judgement.reason.value if judgement.reason else None)
+
+    async def judge(self, qname: dns.name.Name, qtype: int, message) -> Judgement:
+        """The status of one response: its CNAME chain and answer, or its denial."""
+        sigs = _signatures(message.answer)
+        parts: list[Judgement] = []
+        current = qname
+        final = None
+        for _ in range(17):
+            rrset = _find(message.answer, current, qtype)
+            if rrset is not None:
+                parts.append(await self._rrset(rrset, sigs.get((rrset.name, rrset.rdtype))))
+                final = rrset
+                break
+            cname = _find(message.answer, current, dns.rdatatype.CNAME) \
+                if qtype != dns.rdatatype.CNAME else None
+            if cname is None:
+                break
+            parts.append(await self._rrset(cname, sigs.get((cname.name, cname.rdtype))))
+            current = cname[0].target
+        if final is None:
+            parts.append(await self._denial(current, qtype, message))
+        return worst(parts)
+
+    # -- positive data ----------------------------------------------------------------------
+
+    async def _rrset(self, rrset: dns.rrset.RRset, sigs: list | None) -> Judgement:
+        if not sigs:
+            state = await self._insecurity(rrset.name)
+            return bogus(Reason.NO_RRSIG) if state.secure else state
+        signer = sigs[0].signer
+        if not rrset.name.is_subdomain(signer):
+            return bogus(Reason.WRONG_SIGNER)
+        zone = await self.zone(signer)
+        if not zone.judgement.secure:
+            return zone.judgement
+        reason = check_rrset(rrset, sigs, signer, zone.keys, self.now())
+        return SECURE if reason is None else bogus(reason)
+
+    # -- denial of existence ----------------------------------------------------------------
+
+    async def _denial(self, qname: dns.name.Name, qtype: int, message) -> Judgement:
+        authority = [r for r in message.authority if r.rdtype != RRSIG]
+        sigs = _signatures(message.authority)
+        proofs = [r for r in authority if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
+        signers = {s.signer for key, ss in sigs.items() for s in ss}
+        if not signers:
+            state = await self._insecurity(qname)
+            return bogus(Reason.NO_RRSIG) if state.secure else state
+        signer = max(signers, key=len)
+        if not qname.is_subdomain(signer):
+            return bogus(Reason.WRONG_SIGNER)
+        zone = await self.zone(signer)
+        if not zone.judgement.secure:
+            return zone.judgement
+        now = self.now()
+        for rrset in proofs:
+            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer,
+                                 zone.keys, now)
+            if reason is not None:
+                return bogus(reason)
+        nsecs, nsec3s = denial_records(proofs)
+        nxdomain = message.rcode() == 3
+        if nxdomain:
+            proven = proves_nxdomain(qname, nsecs, nsec3s)
+        else:
+            proven = proves_nodata(qname, qtype, nsecs, nsec3s)
+        if not proven and nsec3s and ds_absence(qname, nsecs, nsec3s, nxdomain) \
+                is DsAbsence.UNSIGNED_DELEGATION:
+            return INSECURE          # an opt-out span or NSEC3 beyond the iteration cap
+        return SECURE if proven else bogus(Reason.DENIAL_UNPROVEN)
+
+    # -- zones and their keys -------------------------------------------------------------
+
+    async def _ask(self, name: dns.name.Name, rdtype: str) -> tuple[Lookup, Any]:
+        text = name.to_text()
+        return await self._answers.get((text, rdtype),
+                                       lambda: self.resolver.lookup_dnssec(text, rdtype))
+
+    async def zone(self, zone: dns.name.Name) -> ZoneKeys:
+        """The judgement of a zone's keys (cached for the scan)."""
+        return await self._zones.get(zone, lambda: self._zone(zone))
+
+    async def _zone(self, zone: dns.name.Name) -> ZoneKeys:
+        anchored = zone in self.anchors.zones
+        ds: list = []
+        if anchored:
+            ds = list(self.anchors.ds.get(zone, ()))
+            if self.anchors.ds.get(zone) and not usable_ds(ds) and not self.anchors.keys.get(zone):
+                return ZoneKeys(indeterminate(Reason.NO_TRUST_ANCHOR))
+        else:
+            if self.anchors.closest(zone) is None:
+                return ZoneKeys(indeterminate(Reason.NO_TRUST_ANCHOR))
+            parent = await self._ds_set(zone)
+            if isinstance(parent, Judgement):
+                return ZoneKeys(parent)
+            ds = usable_ds(parent)
+            if not ds:
+                return ZoneKeys(INSECURE)       # RFC 4035 §5.2: no DS it can check
+        _lookup, message = await self._ask(zone, "DNSKEY")
+        if message is None:
+            return ZoneKeys(indeterminate(Reason.DNS_ERROR))
+        rrset = _find(message.answer, zone, dns.rdatatype.DNSKEY)
+        if rrset is None:
+            return ZoneKeys(bogus(Reason.NO_DNSKEY))
+        sigs = _signatures(message.answer).get((zone, dns.rdatatype.DNSKEY))
+        if anchored and not sigs:
+            return ZoneKeys(indeterminate(Reason.NO_DNSSEC_RECORDS))
+        reason, keys = check_dnskeys(zone, rrset, sigs, self.now(), ds=ds,
+                                     anchor_keys=self.anchors.keys.get(zone, ()))
+        if reason is not None:
+            return ZoneKeys(bogus(reason))
+        return ZoneKeys(SECURE, tuple(keys))
+
+    async def _ds_set(self, zone: dns.name.Name) -> list | Judgement:
+        """The zone's DS records judged by its parent, or the judgement that ends the chain
+        (INSECURE for a proven unsigned delegation)."""
+        _lookup, message = await self._ask(zone, "DS")
+        if message is None:
+            return indeterminate(Reason.DNS_ERROR)
+        rrset = _find(message.answer, zone, dns.rdatatype.DS)
+        if rrset is not None:
+            sigs = _signatures(message.answer).get((zone, dns.rdatatype.DS))
+            if not sigs:
+                state = await self._insecurity(zone.parent())
+                return bogus(Reason.NO_RRSIG) if state.secure else state
+            signer = sigs[0].signer
+            if signer == zone or not zone.is_subdomain(signer):
+                return bogus(Reason.WRONG_SIGNER)
+            parent = await self.zone(signer)
+            if not parent.judgement.secure:
+                return parent.judgement
+            reason = check_rrset(rrset, sigs, signer, parent.keys, self.now())
+            return list(rrset) if reason is None else bogus(reason)
+        step = await self._absence(zone, message)
+        if isinstance(step, Judgement):
+            return step
+        if step is DsAbsence.UNSIGNED_DELEGATION:
+            return INSECURE
+        # No DS and no delegation here, yet records signed by this name as a zone:
+        return bogus(Reason.DENIAL_UNPROVEN)
+
+    async def _absence(self, name: dns.name.Name, message) -> Judgement | DsAbsence:
+        """What the (signed) negative answer to a DS query at ``name`` proves."""
+        sigs = _signatures(message.authority)
+        signers = {s.signer for ss in sigs.values() for s in ss}
+        if not signers:
+            state = await self._insecurity(name.parent()) if len(name) > 1 else SECURE
+            return bogus(Reason.NO_RRSIG) if state.secure else state
+        signer = max(signers, key=len)
+        if signer == name or not name.is_subdomain(signer):
+            # a DS denial must come from the parent side of a cut
+            if signer == name and message.rcode() == 0:
+                return DsAbsence.NOT_A_CUT if signer in self.anchors.zones else \
+                    bogus(Reason.WRONG_SIGNER)
+            return bogus(Reason.WRONG_SIGNER)
+        zone = await self.zone(signer)
+        if not zone.judgement.secure:
+            return zone.judgement
+        proofs = [r for r in message.authority
+                  if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
+        now = self.now()
+        for rrset in proofs:
+            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer,
+                                 zone.keys, now)
+            if reason is not None:
+                return bogus(reason)
+        nsecs, nsec3s = denial_records(proofs)
+        result = ds_absence(name, nsecs, nsec3s, message.rcode() == 3)
+        if result is DsAbsence.UNPROVEN:
+            return bogus(Reason.DENIAL_UNPROVEN)
+        return result
+
+    # -- is an unsigned name insecure? ---------------------------------------------------
+
+    async def _insecurity(self, name: dns.name.Name) -> Judgement:
+        """SECURE when ``name`` lies in a signed zone (so unsigned data there is bogus),
+        INSECURE when an unsigned delegation is proven above it, else why not known."""
+        anchor = self.anchors.closest(name)
+        if anchor is None:
+            return indeterminate(Reason.NO_TRUST_ANCHOR)
+        top = await self.zone(anchor)
+        if not top.judgement.secure:
+            return top.judgement
+        for depth in range(len(anchor) + 1, len(name) + 1):
+            step_name = dns.name.Name(name.labels[len(name) - depth:])
+            step = await self._steps.get(step_name, _bind(self._step, step_name))
+            if isinstance(step, Judgement):
+                return step
+            if step is DsAbsence.NO_NAME:
+                return SECURE               # nothing below exists: the zone above is signed
+        return SECURE
+
+    async def _step(self, name: dns.name.Name) -> Judgement | DsAbsence:
+        """One level of the walk: a secure cut (NOT_A_CUT: go on), an unsigned delegation
+        (INSECURE), a name that does not exist, or a judgement that ends the walk."""
+        _lookup, message = await self._ask(name, "DS")
+        if message is None:
+            return indeterminate(Reason.DNS_ERROR)
+        if _find(message.answer, name, dns.rdatatype.DS) is not None:
+            zone = await self.zone(name)
+            return DsAbsence.NOT_A_CUT if zone.judgement.secure else zone.judgement
+        if _find(message.answer, name, dns.rdatatype.CNAME) is not None:
+            return DsAbsence.NOT_A_CUT      # an alias is no cut; its owner zone is signed
+        result = await self._absence(name, message)
+        if result is DsAbsence.UNSIGNED_DELEGATION:
+            return INSECURE
+        return result
+
+
+def _bind(fn, arg):
+    return lambda: fn(arg)
+
+
+def _find(section, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    for rrset in section:
+        if rrset.rdtype == rdtype and rrset.name == name:
+            return rrset
+    return None
+
+
+def _signatures(section) -> dict[tuple[dns.name.Name, int], list]:
+    out: dict[tuple[dns.name.Name, int], list] = {}
+    for rrset in section:
+        if rrset.rdtype == RRSIG:
+            for sig in rrset:
+                out.setdefault((rrset.name, sig.type_covered), []).append(sig)
+    return out
+
+
+def status_of(*lookups: Lookup) -> tuple[str | None, str | None]:
+    """The combined (status, reason) of several validated lookups (None: not validated)."""
+    if any(lookup.dnssec is None for lookup in lookups) or not lookups:
+        return None, None
+    j = worst(Judgement(Status(lk.dnssec or ""),
+                        Reason(lk.dnssec_reason) if lk.dnssec_reason else None)
+              for lk in lookups)
+    return j.status.value, j.reason.value if j.reason else None

@@ -1,0 +1,277 @@
+"""DNSSEC validation in the scanner (survey/dnssec.py, survey/net/dnssec.py) against a
+signed testbed world served on loopback (survey/testbed/signing.py), plus the sans-IO
+parts on their own: trust anchors, denial proofs (RFC 4035 §5.4, RFC 5155 §8), and the
+RFC 4470 names of the on-line signer (hypothesis)."""
+
+from __future__ import annotations
+
+import dns.dnssec
+import dns.name
+import dns.rdatatype
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from survey.dnssec import (
+    Anchors,
+    DsAbsence,
+    Nsec,
+    Nsec3,
+    ds_absence,
+    proves_nodata,
+    proves_nxdomain,
+)
+from survey.net.dns import Resolver
+from survey.net.dnssec import Validator, status_of
+from survey.testbed.dns_server import DnsServer
+from survey.testbed.model import DnsNode, DnsRecord, World, ZoneSpec
+from survey.testbed.signing import Signer, predecessor, successor, successor_sibling
+
+N = dns.name.from_text
+
+
+def _node(name, *records, **kw):
+    return DnsNode(name, tuple(DnsRecord(t, v) for t, v in records), **kw)
+
+
+def signed_world() -> World:
+    """Every DNSSEC behaviour the validator must tell apart, with its expected status."""
+    nodes = [
+        _node("test", ("SOA", "ns.test. hostmaster.test. 1 3600 600 86400 300"),
+              ("NS", "ns.test.")),
+        _node("ns.test", ("A", "127.53.0.1")),
+        _node("signed.test", ("MX", "10 mx.signed.test.")),
+        _node("mx.signed.test", ("A", "127.16.0.1")),
+        _node("_25._tcp.mx.signed.test", ("TLSA", "3 1 1 " + "ab" * 32)),
+        _node("plain.test", ("MX", "10 mx.plain.test.")),
+        _node("mx.plain.test", ("A", "127.16.0.2")),
+        _node("exp.test", ("MX", "10 mx.signed.test."), dnssec_fault="expired"),
+        _node("early.test", ("MX", "10 mx.signed.test."), dnssec_fault="not_yet_valid"),
+        _node("alt.test", ("MX", "10 mx.signed.test."), dnssec_fault="altered"),
+        _node("strip.test", ("MX", "10 mx.signed.test."), dnssec_fault="unsigned"),
+        _node("bad.test", ("MX", "10 mx.signed.test.")),
+        _node("mx.sub.signed.test", ("A", "127.16.0.3")),
+        _node("cn.signed.test", ("CNAME", "mx.plain.test.")),
+        _node("cn2.plain.test", ("CNAME", "mx.signed.test.")),
+        _node("intest.test", ("MX", "10 mx.signed.test.")),
+    ]
+    zones = [ZoneSpec(""), ZoneSpec("test"), ZoneSpec("signed.test"),
+             ZoneSpec("plain.test", signed=False, ds=False),
+             ZoneSpec("bad.test", fault="ds_mismatch"),
+             ZoneSpec("sub.signed.test", signed=False, ds=False)]
+    return World(seed=1, profile="dnssec-test", domains=(), mx_hosts={}, smtp_servers={},
+                 policy_hosts={}, dns={n.name: n for n in nodes},
+                 zones={z.name: z for z in zones}, resolver="127.0.0.1")
+
+
+CASES = [
+    # (name, type, lookup status, dnssec status, reason)
+    ("signed.test", "MX", "ok", "secure", None),
+    ("mx.signed.test", "A", "ok", "secure", None),
+    ("mx.signed.test", "AAAA", "no_data", "secure", None),          # NSEC at the name
+    ("_25._tcp.mx.signed.test", "TLSA", "ok", "secure", None),
+    ("_tcp.mx.signed.test", "TLSA", "no_data", "secure", None),     # empty non-terminal
+    ("nope.signed.test", "A", "nxdomain", "secure", None),          # RFC 4470 NSEC pair
+    ("_mta-sts.signed.test", "TXT", "nxdomain", "secure", None),
+    ("intest.test", "MX", "ok", "secure", None),                    # no cut: test.'s key
+    ("nx.test", "MX", "nxdomain", "secure", None),
+    ("plain.test", "MX", "ok", "insecure", None),                   # delegation without DS
+    ("mx.plain.test", "A", "ok", "insecure", None),
+    ("_25._tcp.mx.plain.test", "TLSA", "nxdomain", "insecure", None),
+    ("mx.sub.signed.test", "A", "ok", "insecure", None),            # unsigned under signed
+    ("cn.signed.test", "A", "ok", "insecure", None),                # secure CNAME, insecure target
+    ("cn2.plain.test", "A", "ok", "insecure", None),                # insecure CNAME, secure target
+    ("exp.test", "MX", "ok", "bogus", "signature_expired"),
+    ("early.test", "MX", "ok", "bogus", "signature_not_yet_valid"),
+    ("alt.test", "MX", "ok", "bogus", "bad_signature"),
+    ("strip.test", "MX", "ok", "bogus", "no_rrsig"),
+    ("bad.test", "MX", "ok", "bogus", "no_matching_dnskey"),
+]
+
+
+@pytest.fixture
+async def served(nursery):
+    world = signed_world()
+    server = DnsServer(world, host="127.0.0.1")
+    host, port = await nursery.start(server.serve)
+    return world, server, Resolver([(host, port)], timeout=1.0, lifetime=3.0)
+
+
+async def test_every_behaviour_gets_its_status(served):
+    world, _server, resolver = served
+    validator = Validator(resolver, Anchors.from_text(Signer(world).anchor_text()))
+    got = []
+    for name, rdtype, *_ in CASES:
+        lookup = await validator.lookup(name, rdtype)
+        got.append((name, rdtype, lookup.status, lookup.dnssec, lookup.dnssec_reason))
+    assert got == [tuple(c) for c in CASES]
+
+
+async def test_keys_and_ds_are_asked_once_per_zone(served):
+    world, _server, resolver = served
+    validator = Validator(resolver, Anchors.from_text(Signer(world).anchor_text()))
+    await validator.lookup("signed.test", "MX")
+    first = resolver.queries
+    assert first == 6     # MX; DNSKEY .; DS test; DNSKEY test; DS signed.test; DNSKEY signed.test
+    await validator.lookup("mx.signed.test", "A")
+    await validator.lookup("_25._tcp.mx.signed.test", "TLSA")
+    assert resolver.queries == first + 2      # the chain is cached: one query each
+
+
+async def test_a_stripping_resolver_is_indeterminate_not_bogus(served):
+    world, server, resolver = served
+    server.answerer.signer.rrsig = lambda *args: None        # no RRSIG ever leaves
+    validator = Validator(resolver, Anchors.from_text(Signer(world).anchor_text()))
+    for name in ("signed.test", "plain.test"):
+        lookup = await validator.lookup(name, "MX")
+        assert (lookup.dnssec, lookup.dnssec_reason) == ("indeterminate", "no_dnssec_records")
+
+
+async def test_a_wrong_anchor_makes_everything_bogus(served):
+    _world, _server, resolver = served
+    other = World(seed=2, profile="other", domains=(), mx_hosts={}, smtp_servers={},
+                  policy_hosts={}, dns={}, zones={"": ZoneSpec("")})
+    validator = Validator(resolver, Anchors.from_text(Signer(other).anchor_text()))
+    lookup = await validator.lookup("plain.test", "MX")
+    assert (lookup.dnssec, lookup.dnssec_reason) == ("bogus", "no_matching_dnskey")
+
+
+async def test_no_anchor_above_the_name_and_failed_lookups_are_indeterminate(served):
+    world, _server, resolver = served
+    anchors = Anchors.from_text(f"elsewhere.example. IN DS {Signer(world).anchor_text().split('DS ')[1]}")
+    lookup = await Validator(resolver, anchors).lookup("signed.test", "MX")
+    assert (lookup.dnssec, lookup.dnssec_reason) == ("indeterminate", "no_trust_anchor")
+    dead = Resolver([("127.0.0.1", 9)], timeout=0.2, lifetime=0.4)
+    lookup = await Validator(dead, Anchors.iana()).lookup("signed.test", "MX")
+    assert lookup.status == "dns_timeout"
+    assert (lookup.dnssec, lookup.dnssec_reason) == ("indeterminate", "dns_error")
+
+
+async def test_a_signature_that_expires_during_the_scan_is_seen(served):
+    world, _server, resolver = served
+    validator = Validator(resolver, Anchors.from_text(Signer(world).anchor_text()),
+                          now=lambda: __import__("time").time() + 60 * 86400)
+    lookup = await validator.lookup("signed.test", "MX")
+    assert (lookup.dnssec, lookup.dnssec_reason) == ("bogus", "signature_expired")
+
+
+def test_status_of_combines_worst_first():
+    from survey.net.dns import Lookup
+    a = Lookup("ok", dnssec="secure")
+    b = Lookup("no_data", dnssec="insecure")
+    c = Lookup("ok", dnssec="bogus", dnssec_reason="no_rrsig")
+    assert status_of(a, a) == ("secure", None)
+    assert status_of(a, b) == ("insecure", None)
+    assert status_of(b, c, a) == ("bogus", "no_rrsig")
+    assert status_of(a, Lookup("ok")) == (None, None)      # not validated: not measured
+
+
+# -- trust anchors ----------------------------------------------------------------------
+
+def test_the_iana_root_anchors_ship_with_the_package():
+    anchors = Anchors.iana()
+    ds = sorted((d.key_tag, d.algorithm, d.digest_type, d.digest.hex().upper())
+                for d in anchors.ds[dns.name.root])
+    assert ds == [
+        (20326, 8, 2, "E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"),
+        (38696, 8, 2, "683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16")]
+
+
+def test_anchor_files_take_ds_or_dnskey_and_reject_other_records(tmp_path):
+    world = signed_world()
+    key = Signer(world).key("")[1]
+    path = tmp_path / "anchor.zone"
+    path.write_text(f"; a lab's anchor\n. IN DNSKEY {key.to_text()}\n")
+    assert Anchors.from_file(path).keys[dns.name.root] == [key]
+    path.write_text(". IN A 192.0.2.1\n")
+    with pytest.raises(ValueError, match="neither DS nor DNSKEY"):
+        Anchors.from_file(path)
+    with pytest.raises(ValueError, match="cannot read"):
+        Anchors.from_file(tmp_path / "missing")
+
+
+async def test_a_dnskey_anchor_validates_like_its_ds(served):
+    world, _server, resolver = served
+    key = Signer(world).key("")[1]
+    validator = Validator(resolver, Anchors.from_text(f". IN DNSKEY {key.to_text()}"))
+    assert (await validator.lookup("signed.test", "MX")).dnssec == "secure"
+
+
+# -- denial proofs, sans-IO ---------------------------------------------------------------
+
+A, CNAME, DS, NS, SOA, MX = (dns.rdatatype.A, dns.rdatatype.CNAME, dns.rdatatype.DS,
+                             dns.rdatatype.NS, dns.rdatatype.SOA, dns.rdatatype.MX)
+
+
+def nsec(owner, nxt, *types):
+    return Nsec(N(owner), N(nxt), frozenset(types))
+
+
+def test_nsec_nodata_and_nxdomain_rfc4035_5_4():
+    at = [nsec("b.example.", "d.example.", A)]
+    assert proves_nodata(N("b.example."), MX, at, [])
+    assert not proves_nodata(N("b.example."), A, at, [])            # the type exists
+    assert not proves_nodata(N("b.example."), MX, [nsec("b.example.", "d.example.", CNAME)], [])
+    # NXDOMAIN needs the name covered and the wildcard at the closest encloser covered
+    cover = nsec("b.example.", "d.example.", A)
+    star = nsec("example.", "a.example.", SOA, NS)                  # covers *.example.
+    assert proves_nxdomain(N("c.example."), [cover, star], [])
+    assert not proves_nxdomain(N("c.example."), [cover], [])         # wildcard not denied
+    assert not proves_nxdomain(N("e.example."), [cover, star], [])  # not covered
+
+
+def test_ds_absence_tells_cut_from_no_cut():
+    cut = [nsec("child.example.", "d.example.", NS)]
+    assert ds_absence(N("child.example."), cut, [], False) is DsAbsence.UNSIGNED_DELEGATION
+    host = [nsec("host.example.", "d.example.", A)]
+    assert ds_absence(N("host.example."), host, [], False) is DsAbsence.NOT_A_CUT
+    apex = [nsec("example.", "d.example.", NS, SOA)]                 # child side: not a proof
+    assert ds_absence(N("example."), apex, [], False) is DsAbsence.NOT_A_CUT
+    lying = [nsec("child.example.", "d.example.", NS, DS)]
+    assert ds_absence(N("child.example."), lying, [], False) is DsAbsence.UNPROVEN
+    assert ds_absence(N("child.example."), [], [], False) is DsAbsence.UNPROVEN
+
+
+def _nsec3_for(zone, names_types, opt_out=False, iterations=0):
+    """An NSEC3 chain over ``names_types`` (RFC 5155 §7.1), hashes computed by dnspython."""
+    import base64
+    hashed = sorted((base64.b32hexdecode(dns.dnssec.nsec3_hash(N(n), b"", iterations, 1)), t)
+                    for n, t in names_types)
+    out = []
+    for i, (h, types) in enumerate(hashed):
+        nxt = hashed[(i + 1) % len(hashed)][0]
+        out.append(Nsec3(N(zone), h, nxt, frozenset(types), opt_out, 1, iterations, b""))
+    return out
+
+
+def test_nsec3_closest_encloser_and_opt_out_rfc5155_8():
+    chain = _nsec3_for("example.", [("example.", {SOA, NS}), ("a.example.", {A}),
+                                    ("ns.example.", {A})])
+    assert proves_nodata(N("a.example."), MX, [], chain)
+    assert not proves_nodata(N("a.example."), A, [], chain)
+    assert proves_nxdomain(N("zz.example."), [], chain)
+    assert not proves_nxdomain(N("a.example."), [], chain)
+    insecure = [Nsec3(n.zone, n.hash, n.next, n.types, True, 1, 0, b"") for n in chain]
+    assert ds_absence(N("unsigned.example."), [], insecure, False) \
+        is DsAbsence.UNSIGNED_DELEGATION                            # §8.6 opt-out span
+    assert ds_absence(N("unsigned.example."), [], chain, False) is DsAbsence.UNPROVEN
+    costly = _nsec3_for("example.", [("example.", {SOA})], iterations=151)
+    assert ds_absence(N("x.example."), [], costly, False) \
+        is DsAbsence.UNSIGNED_DELEGATION                            # RFC 9276 §3.2
+
+
+# -- the on-line signer's names (RFC 4470) -----------------------------------------------
+
+LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
+NAMES = st.lists(LABEL, min_size=1, max_size=4).map(lambda ls: N(".".join(ls) + ".test."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(NAMES, st.lists(NAMES, max_size=20))
+def test_minimal_covering_nsec_names_cover_nothing_else(name, others):
+    before, after = predecessor(name), successor_sibling(name)
+    assert before < name < successor(name) < after
+    for other in others:
+        if other == name or other.is_subdomain(name):
+            continue
+        assert not (before < other < after), other
