@@ -1,7 +1,11 @@
-"""The sans-IO rule: nothing under survey/proto imports I/O modules.
+"""The layering rules as tests.
 
-Checked on the source (every import statement, at any depth) and at run time
-(importing every proto module in a fresh interpreter pulls in none of them).
+The sans-IO rule: nothing under survey/proto imports I/O modules. Checked on
+the source (every import statement, at any depth) and at run time (importing
+every proto module in a fresh interpreter pulls in none of them).
+
+The bottom layer: survey/vocabulary.py imports no survey module, and every
+layer (proto included) may import it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROTO = Path(__file__).resolve().parent.parent / "survey" / "proto"
+SURVEY = Path(__file__).resolve().parent.parent / "survey"
+PROTO = SURVEY / "proto"
+BOTTOM = SURVEY / "vocabulary.py"
 FORBIDDEN = {"trio", "socket", "ssl", "asyncio", "selectors", "dns", "urllib.request", "http.client", "http.server",
              "subprocess", "survey.net", "survey.scan"}
 
@@ -55,3 +61,33 @@ def test_importing_proto_loads_no_io_module():
 def test_the_check_can_fail():
     assert is_forbidden("trio") and is_forbidden("ssl") and is_forbidden("survey.net.dns")
     assert not is_forbidden("sslib") and not is_forbidden("dataclasses")
+
+
+def survey_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    relative = any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(tree))
+    return {n for n in imported_names(path) if n == "survey" or n.startswith("survey.")} | (
+        {"<relative import>"} if relative else set())
+
+
+def test_the_vocabulary_is_the_bottom_layer():
+    assert BOTTOM.exists()
+    assert survey_imports(BOTTOM) == set()
+    code = ("import sys, survey.vocabulary\n"
+            "print('\\n'.join(m for m in sys.modules if m.startswith('survey')))\n")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert sorted(loaded.stdout.split()) == ["survey", "survey.vocabulary"]
+
+
+def test_every_layer_may_import_the_vocabulary():
+    assert not is_forbidden("survey.vocabulary")
+    users = {p.relative_to(SURVEY).parts[0] for p in SURVEY.rglob("*.py")
+             if "survey.vocabulary" in imported_names(p)}
+    assert {"store"} <= users      # the schema takes its vocabularies from it
+
+
+def test_the_bottom_layer_check_can_fail(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from survey.store import schema\nfrom . import x\n", encoding="utf-8")
+    assert survey_imports(module) == {"survey.store", "<relative import>"}

@@ -29,16 +29,38 @@ def test_every_column_has_one_meaning(table):
                for text in schema.COLUMN_DOCS[table].values())
 
 
-def test_value_docs_cover_their_vocabularies_exactly():
-    for name, values in schema.VALUE_DOCS.items():
-        assert set(values) == set(getattr(schema, name)), name
+def test_every_vocabulary_value_has_a_one_line_meaning():
+    assert schemadoc.VOCABULARIES, "no vocabularies"
+    for name, vocabulary in schemadoc.VOCABULARIES.items():
+        for member in vocabulary:
+            assert member.meaning and "\n" not in member.meaning and "|" not in member.meaning, \
+                f"{name}.{member.name}"
+        assert vocabulary.__doc__, name
+
+
+@pytest.mark.parametrize("table", schema.TABLES)
+def test_a_column_with_a_vocabulary_names_it_in_its_meaning(table):
+    """Its vocabulary by name, or a column of the same vocabulary it copies."""
+    for column, vocabulary in schema.VOCABULARIES[table].items():
+        if "." in column:
+            continue
+        names = [f"`{vocabulary.__name__}`"] + schemadoc.columns_of(vocabulary.__name__)
+        assert any(name in schema.COLUMN_DOCS[table][column] for name in names), column
+
+
+def test_every_vocabulary_is_listed_with_its_values_and_meanings():
+    text = schemadoc.render()
+    for name, vocabulary in schemadoc.VOCABULARIES.items():
+        assert f"### {name}" in text
+        for member in vocabulary:
+            assert f"| `{member.value}` | {member.meaning} |" in text
 
 
 def test_the_doc_spells_out_types_nullability_and_vocabularies():
     text = schemadoc.render()
     assert "| `domain` | `string` | *required* |" in text
     assert "`list<struct{version: string, name: string, preference_order: int32}>`" in text
-    assert "`rate_limited`" in text and "`DNS_STATUSES`" in text
+    assert "`rate_limited`" in text and "`DnsStatus`" in text
     assert "{`ok`, `nxdomain`," in text      # a vocabulary named in a meaning, spelt out
 
 

@@ -171,6 +171,48 @@ def test_rows_that_break_the_schema_fail_loudly(row, message):
         to_table("domains", [row])
 
 
+@pytest.mark.parametrize(("table", "row", "column", "value"), [
+    ("hosts", {**HOST_ROW, "status": "greylisted"}, "status", "greylisted"),
+    ("hosts", {**HOST_ROW, "status": "OK"}, "status", "OK"),
+    ("hosts", {**HOST_ROW, "versions_supported": ["TLSv1.2", "TLSv1"]}, "versions_supported",
+     "TLSv1"),
+    ("hosts", {**HOST_ROW, "cipher_suites": [{"version": "TLS1.3", "name": "x"}]},
+     "cipher_suites.version", "TLS1.3"),
+    ("domains", {**DOMAIN_ROWS[1], "dns_status": "timeout"}, "dns_status", "timeout"),
+    ("mx", {**MX_ROW, "tlsrpt_result_type": "sts_policy_invalid"}, "tlsrpt_result_type",
+     "sts_policy_invalid"),
+])
+def test_a_value_outside_its_vocabulary_is_refused_naming_column_and_value(table, row, column,
+                                                                          value):
+    rows = [HOST_ROW if table == "hosts" else row] * 3 + [row]
+    with pytest.raises(SchemaError) as caught:
+        to_table(table, rows)
+    assert f"column {column!r} holds {value!r}" in str(caught.value)
+
+
+def test_vocabulary_members_and_their_strings_are_the_same_values(tmp_path):
+    from survey.vocabulary import HostStatus, TlsVersion
+
+    as_enum = to_table("hosts", [{**HOST_ROW, "status": HostStatus.RATE_LIMITED,
+                                  "tls_version": TlsVersion.TLS12}])
+    as_str = to_table("hosts", [{**HOST_ROW, "status": "rate_limited", "tls_version": "TLSv1.2"}])
+    assert as_enum.equals(as_str)
+    assert as_enum.column("status").to_pylist() == ["rate_limited"]
+
+
+def test_the_vocabulary_check_costs_little_on_100k_rows():
+    """Measured for issue 16: the check is per distinct value (Arrow compute), not per row."""
+    import time
+
+    from survey.store.schema import check_vocabularies
+
+    table = to_table("hosts", [HOST_ROW] * 1000)
+    big = pa.concat_tables([table] * 100)
+    started = time.perf_counter()
+    check_vocabularies("hosts", big)
+    assert time.perf_counter() - started < 1.0
+
+
 def test_unknown_table_is_a_clear_error(tmp_path):
     with pytest.raises(SchemaError, match="unknown table"):
         to_table("domain", [])

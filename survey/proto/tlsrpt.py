@@ -42,10 +42,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from enum import StrEnum
 from typing import Any
 
 from survey.proto.txtrecords import TlsrptRecord, parse_tlsrpt_txt, txt_status
+from survey.vocabulary import ResultType
 
 __all__ = [
     "MAX_DEPTH",
@@ -76,28 +76,8 @@ _MAX_COUNT = 2**53 - 1  # I-JSON §2.2: integers beyond this are not exchanged e
 _MAX_DATETIME_CHARS = 64
 
 
-class ResultType(StrEnum):
-    """RFC 8460 §4.3 result types (the IANA "STARTTLS Validation Result Types" registry).
-
-    Members are str, so they go into the ``tlsrpt_result_type`` column as is.
-    """
-
-    # §4.3.1 Negotiation failures
-    STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
-    CERTIFICATE_HOST_MISMATCH = "certificate-host-mismatch"
-    CERTIFICATE_EXPIRED = "certificate-expired"
-    CERTIFICATE_NOT_TRUSTED = "certificate-not-trusted"
-    VALIDATION_FAILURE = "validation-failure"
-    # §4.3.2.1 DANE-specific policy failures
-    TLSA_INVALID = "tlsa-invalid"
-    DNSSEC_INVALID = "dnssec-invalid"
-    DANE_REQUIRED = "dane-required"
-    # §4.3.2.2 MTA-STS-specific policy failures
-    STS_POLICY_FETCH_ERROR = "sts-policy-fetch-error"
-    STS_POLICY_INVALID = "sts-policy-invalid"
-    STS_WEBPKI_INVALID = "sts-webpki-invalid"
-
-
+# RFC 8460 §4.3 result types: survey.vocabulary.ResultType (the dataset's vocabulary,
+# each value with its meaning), re-exported here.
 RESULT_TYPES: tuple[str, ...] = tuple(t.value for t in ResultType)
 NEGOTIATION_FAILURES = frozenset(RESULT_TYPES[:5])
 DANE_FAILURES = frozenset(RESULT_TYPES[5:8])

@@ -18,27 +18,27 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from survey.vocabulary import (
+    CertStatus,
+    DnsStatus,
+    HostStatus,
+    MxKind,
+    PolicyStatus,
+    ProbeStatus,
+    ResultType,
+    StsMode,
+    StsPolicyError,
+    StsVerdict,
+    TlsVersion,
+    TxtStatus,
+    Vocabulary,
+)
 
 SCHEMA_VERSION = "1"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
-
-# Value vocabularies (docs/design.md "Status vocabularies").
-DNS_STATUSES = ("ok", "nxdomain", "no_data", "servfail", "dns_refused", "dns_timeout",
-                "invalid_input")
-MX_KINDS = ("mx", "null_mx", "implicit", "none")
-TXT_STATUSES = ("absent", "valid", "invalid", "multiple", "dns_error")
-POLICY_STATUSES = ("ok", "fetch_error", "invalid", "not_attempted")
-STS_MODES = ("enforce", "testing", "none")
-STS_VERDICTS = ("deliver", "fail", "no_policy")
-SERVER_STATUSES = ("ok", "connection_refused", "connect_timeout", "network_unreachable",
-                   "reset", "read_timeout", "protocol_error", "smtp_reject_4xx",
-                   "smtp_reject_5xx", "rate_limited", "no_starttls", "starttls_rejected",
-                   "tls_handshake_failed", "blocked_by_policy")
-PROBE_STATUSES = ("ok", "partial", "not_run", "failed")
-CERT_STATUSES = ("valid", "no_cert", "self_signed", "untrusted", "expired", "not_yet_valid",
-                 "name_mismatch")
-TLS_VERSIONS = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 CIPHER_SUITE = pa.struct([
     ("version", pa.string()),
@@ -140,6 +140,31 @@ CERTS = _schema("certs", [
 SCHEMAS: dict[str, pa.Schema] = {"domains": DOMAINS, "mx": MX, "hosts": HOSTS, "certs": CERTS}
 TABLES = tuple(SCHEMAS)
 
+# The vocabulary (survey/vocabulary.py) of each column that holds one: ``to_table``
+# refuses any other value. A list column's items are checked; ``column.field`` names a
+# field of a list of structs.
+VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
+    "domains": {
+        "dns_status": DnsStatus, "mx_kind": MxKind, "mta_sts_txt_status": TxtStatus,
+        "mta_sts_policy_status": PolicyStatus, "mta_sts_policy_error": StsPolicyError,
+        "mta_sts_mode": StsMode, "sts_domain_verdict": StsVerdict, "tlsrpt_status": TxtStatus,
+    },
+    "mx": {
+        "mx_status": DnsStatus, "host_status": HostStatus, "cert_status": CertStatus,
+        "sts_verdict": StsVerdict, "tlsrpt_result_type": ResultType,
+    },
+    "hosts": {
+        "status": HostStatus, "probe_status": ProbeStatus, "tls_version": TlsVersion,
+        "versions_supported": TlsVersion, "cipher_suites.version": TlsVersion,
+        "server_preference.version": TlsVersion,
+    },
+    "certs": {},
+}
+_ALLOWED: dict[type[Vocabulary], pa.Array] = {
+    vocabulary: pa.array(vocabulary.values(), pa.string())
+    for columns in VOCABULARIES.values() for vocabulary in columns.values()
+}
+
 # What each table's row is, and one line per column: the source of docs/schema.md
 # (survey/store/schemadoc.py; a test keeps the two equal and every column described).
 TABLE_DOCS: dict[str, str] = {
@@ -156,26 +181,22 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                   "(IDNA2008, UTS-46 mapping)",
         "input": "the name as it appeared in the input list",
         "rank": "rank from a `rank,domain` list (Tranco); null for a plain list",
-        "dns_status": "outcome of the MX lookup: `DNS_STATUSES`",
-        "mx_kind": "`mx` (MX records), `null_mx` (RFC 7505 `0 .`), `implicit` (no MX, the "
-                   "domain's own A/AAAA, RFC 5321 §5.1) or `none`; null when the MX lookup "
-                   "failed",
+        "dns_status": "outcome of the MX lookup: `DnsStatus`",
+        "mx_kind": "how the domain receives mail: `MxKind`; null when the MX lookup failed",
         "mx_hosts": "MX targets in preference order ([] for `null_mx` and `none`)",
-        "mta_sts_txt_status": "the `_mta-sts` TXT record set: `TXT_STATUSES`",
+        "mta_sts_txt_status": "the `_mta-sts` TXT record set: `TxtStatus`",
         "mta_sts_txt": "the `_mta-sts` TXT RRset as received (each record's strings joined)",
         "mta_sts_id": "the record's `id=` when the record set is valid",
-        "mta_sts_policy_status": "policy fetch from `mta-sts.<domain>`: `POLICY_STATUSES` "
+        "mta_sts_policy_status": "policy fetch from `mta-sts.<domain>`: `PolicyStatus` "
                                  "(`not_attempted` without a valid TXT record set)",
-        "mta_sts_policy_error": "why the fetch failed or the policy is invalid: a category "
-                                "(`dns`, `connect`, `tls`, `certificate`, `redirect`, "
-                                "`http_status`, `content_type`, `timeout`, `too_large`, "
-                                "`syntax`, `missing_mode`, `invalid_max_age`, ...)",
-        "mta_sts_mode": "the valid policy's mode: `STS_MODES`; null without a valid policy",
+        "mta_sts_policy_error": "why the fetch failed or the policy is invalid: "
+                                "`StsPolicyError`",
+        "mta_sts_mode": "the valid policy's mode: `StsMode`; null without a valid policy",
         "mta_sts_max_age": "the valid policy's `max_age` in seconds",
         "mta_sts_mx_patterns": "the valid policy's `mx` patterns, sorted",
         "sts_domain_verdict": "would a sender with no cached policy deliver through some MX "
-                              "(RFC 8461 §5): `STS_VERDICTS`",
-        "tlsrpt_status": "the `_smtp._tls` TXT record set: `TXT_STATUSES`",
+                              "(RFC 8461 §5): `StsVerdict`",
+        "tlsrpt_status": "the `_smtp._tls` TXT record set: `TxtStatus`",
         "tlsrpt_txt": "the `_smtp._tls` TXT RRset as received (each record's strings joined)",
         "tlsrpt_rua": "the valid record's `rua` URIs, sorted",
         "probed_at": "when the domain was measured (UTC)",
@@ -185,13 +206,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "mx_host": "the MX host name as in the MX record (for `implicit`, the domain itself)",
         "preference": "the MX preference (0 for `implicit`)",
         "mx_status": "the host's A/AAAA lookup: `ok`, or why it has no address "
-                     "(`DNS_STATUSES`)",
+                     "(`DnsStatus`)",
         "ip": "an address of the host, one row per address (IPv6 in RFC 5952 text); null "
               "when none resolved",
         "port": "the SMTP port probed (25 on the Internet)",
         "host_status": "`hosts.status` of (ip, port), copied for convenience",
         "sni": "the server name sent in the TLS handshake whose certificate applies here",
-        "cert_status": "`valid`, or the first failing check: `CERT_STATUSES` (`no_cert` "
+        "cert_status": "`valid`, or the first failing check: `CertStatus` (`no_cert` "
                        "when no handshake completed)",
         "cert_trusted": "a path from the served chain to a trust anchor exists (no AIA "
                         "fetching)",
@@ -202,30 +223,31 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",
         "sts_mx_match": "the MX host matches the valid policy's `mx` patterns (RFC 8461 "
                         "§4.1); null without a valid policy",
-        "sts_verdict": "a sender applying the policy to this (MX, IP): `STS_VERDICTS` "
+        "sts_verdict": "a sender applying the policy to this (MX, IP): `StsVerdict` "
                        "(`deliver` also when mode is `testing`)",
         "tlsrpt_result_type": "the RFC 8460 result type a sender would report for this "
-                              "(MX, IP) under the domain's MTA-STS policy; null when the "
-                              "session succeeds or no valid `_mta-sts` record exists",
+                              "(MX, IP) under the domain's MTA-STS policy: `ResultType`; "
+                              "null when the session succeeds or no valid `_mta-sts` record "
+                              "exists",
         "probed_at": "when the row was measured (UTC)",
     },
     "hosts": {
         "ip": "the server's address (IPv6 in RFC 5952 text)",
         "port": "the SMTP port",
-        "status": "outcome of the STARTTLS dialogue: `SERVER_STATUSES`",
+        "status": "outcome of the STARTTLS dialogue: `HostStatus`",
         "status_detail": "the error text behind a non-`ok` status",
-        "probe_status": "the versions/ciphers enumeration: `PROBE_STATUSES` (`not_run` "
+        "probe_status": "the versions/ciphers enumeration: `ProbeStatus` (`not_run` "
                         "with the starttls profile)",
         "banner": "the SMTP greeting (all lines), as received",
         "ehlo_capabilities": "EHLO keywords before STARTTLS",
         "ehlo_capabilities_tls": "EHLO keywords after STARTTLS (RFC 3207 §4.2)",
         "starttls_offered": "EHLO advertised STARTTLS; null when EHLO was never answered",
         "sni": "the server name sent in this row's handshake (the first MX name seen)",
-        "tls_version": "version negotiated by the STARTTLS handshake: `TLS_VERSIONS`",
+        "tls_version": "version negotiated by the STARTTLS handshake: `TlsVersion`",
         "cipher_suite": "suite negotiated by that handshake (IANA name)",
         "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",
-        "versions_supported": "TLS versions the server accepts (versions and ciphers "
-                              "profiles), sorted; null when not measured",
+        "versions_supported": "TLS versions the server accepts (`TlsVersion`; versions and "
+                              "ciphers profiles), sorted (oldest first); null when not measured",
         "cipher_suites": "every accepted (version, suite) pair (ciphers profile); "
                          "`preference_order` 1 = most preferred, null when the server "
                          "enforces no order",
@@ -259,8 +281,9 @@ class SchemaError(ValueError):
 def to_table(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows (dicts) -> an Arrow table of the declared schema.
 
-    Missing keys become null; unknown keys and values of the wrong type raise
-    SchemaError, so a misspelt column cannot silently vanish.
+    Missing keys become null; unknown keys, values of the wrong type and values
+    outside a column's vocabulary (``VOCABULARIES``) raise SchemaError, so a
+    misspelt column or status cannot silently vanish.
     """
     try:
         schema = SCHEMAS[table]
@@ -278,39 +301,28 @@ def to_table(table: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     for field in schema:
         if not field.nullable and arrow.column(field.name).null_count:
             raise SchemaError(f"{table}: column {field.name!r} may not be null")
+    check_vocabularies(table, arrow)
     return arrow
 
-# What the less obvious values mean (docs/design.md "Outcomes are rows"); docs/schema.md lists
-# them.
-VALUE_DOCS: dict[str, dict[str, str]] = {
-    "SERVER_STATUSES": {
-        "ok": "STARTTLS and the TLS handshake completed (the certificate is judged "
-              "separately, on mx rows)",
-        "connection_refused": "TCP connection refused (RST to the SYN)",
-        "connect_timeout": "no TCP connection within the connect timeout",
-        "network_unreachable": "no route to the address",
-        "reset": "the server reset or dropped the connection mid-dialogue",
-        "read_timeout": "the server went silent past a deadline (the whole greeting has one)",
-        "protocol_error": "garbage, a broken reply grammar, oversized replies, or plaintext "
-                          "injected after STARTTLS's 220",
-        "smtp_reject_4xx": "a temporary refusal at greeting or EHLO that names no limit "
-                           "(retried first)",
-        "smtp_reject_5xx": "a permanent refusal at greeting or EHLO",
-        "rate_limited": "a 4xx naming a connection or rate limit, or a refusal that cleared "
-                        "on a later retry: never counted as \"no STARTTLS\"",
-        "no_starttls": "EHLO answered without STARTTLS",
-        "starttls_rejected": "STARTTLS offered but answered with something other than 220",
-        "tls_handshake_failed": "the TLS handshake after STARTTLS failed",
-        "blocked_by_policy": "never contacted: a special-purpose address (RFC 6890) or on "
-                             "the --blocklist",
-    },
-    "PROBE_STATUSES": {
-        "ok": "every TLS version decided",
-        "partial": "the connection --budget, a server that stopped answering, or a version "
-                   "left undecided cut it short: what is listed was found, what is missing "
-                   "was not shown unsupported",
-        "not_run": "the starttls profile, or a server that never reached STARTTLS's 220",
-        "failed": "a hello got no TLS decision before the server ever spoke TLS (the lists "
-                  "stay null)",
-    },
-}
+
+def check_vocabularies(table: str, arrow: pa.Table) -> None:
+    """SchemaError naming the column and the value when a value is outside its vocabulary.
+
+    Checked on each column's distinct values (Arrow compute, no Python loop over rows).
+    """
+    for column, vocabulary in VOCABULARIES[table].items():
+        name, _, field = column.partition(".")
+        values: Any = arrow.column(name)
+        if pa.types.is_list(values.type):
+            values = pc.list_flatten(values)
+        if field:
+            values = pc.struct_field(values, field)
+        distinct = pc.unique(values).drop_null()
+        if len(distinct) == 0:
+            continue
+        outside = distinct.filter(pc.invert(pc.is_in(distinct, value_set=_ALLOWED[vocabulary])))
+        if len(outside):
+            raise SchemaError(
+                f"{table}: column {column!r} holds {outside[0].as_py()!r}, which is not in its "
+                f"vocabulary {vocabulary.__name__} ({', '.join(vocabulary.values())}; "
+                "survey/vocabulary.py)")

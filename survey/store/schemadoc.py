@@ -2,8 +2,9 @@
 
 The schemas give the tables, columns, types and nullability; ``TABLE_DOCS``
 and ``COLUMN_DOCS`` beside them give the meanings. A vocabulary named in a
-meaning in backticks (`` `SERVER_STATUSES` ``) is spelt out from the tuple of
-that name, so a new status value shows up here without an edit.
+meaning in backticks (`` `HostStatus` ``) is spelt out from survey/vocabulary.py,
+and every vocabulary's values are listed with their meanings from there, so a
+new status value shows up here without an edit.
 tests/test_schemadoc.py fails when the committed file differs from ``render()``.
 
     python -m survey.store.schemadoc > docs/schema.md      (or: survey schema)
@@ -16,15 +17,13 @@ import re
 
 import pyarrow as pa
 
+from survey import vocabulary
 from survey.store import schema
 
 REGENERATE = ".venv/bin/python -m survey.store.schemadoc > docs/schema.md"
-VOCABULARIES: dict[str, tuple[str, ...]] = {
-    name: getattr(schema, name)
-    for name in ("DNS_STATUSES", "MX_KINDS", "TXT_STATUSES", "POLICY_STATUSES", "STS_MODES",
-                 "STS_VERDICTS", "SERVER_STATUSES", "PROBE_STATUSES", "CERT_STATUSES",
-                 "TLS_VERSIONS")
-}
+VOCABULARIES: dict[str, type[vocabulary.Vocabulary]] = {v.__name__: v for v in vocabulary.ALL}
+# Rules stated once in survey/vocabulary.py, printed under their vocabulary.
+RULES: dict[str, str] = {"HostStatus": vocabulary.FINAL_STATUS_RULE}
 _VOCABULARY = re.compile(r"`(" + "|".join(VOCABULARIES) + r")`")
 
 
@@ -42,7 +41,18 @@ def type_name(t: pa.DataType) -> str:
 def meaning(text: str) -> str:
     """A column's meaning with its vocabulary names spelt out as value sets."""
     return _VOCABULARY.sub(
-        lambda m: "{" + ", ".join(f"`{v}`" for v in VOCABULARIES[m.group(1)]) + "}", text)
+        lambda m: "{" + ", ".join(f"`{v}`" for v in VOCABULARIES[m.group(1)].values()) + "}",
+        text)
+
+
+def first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n\n")[0].replace("\n", " ")
+
+
+def columns_of(name: str) -> list[str]:
+    """``table.column`` of every column whose values come from vocabulary ``name``."""
+    return [f"`{table}.{column}`" for table, columns in schema.VOCABULARIES.items()
+            for column, v in columns.items() if v.__name__ == name]
 
 
 def render() -> str:
@@ -74,12 +84,18 @@ def render() -> str:
             lines.append(f"| `{field.name}` | `{type_name(field.type)}` | {nullable} "
                          f"| {meaning(docs[field.name])} |")
     lines += ["", "## Value vocabularies", "",
-              "| name in survey/store/schema.py | values |", "|---|---|"]
-    lines += [f"| `{name}` | {', '.join(f'`{v}`' for v in values)} |"
+              "Declared in survey/vocabulary.py (one `StrEnum` each); writing a table with a",
+              "value outside its column's vocabulary fails.", "",
+              "| vocabulary | columns | values |", "|---|---|---|"]
+    lines += [f"| [`{name}`](#{name.lower()}) | {', '.join(columns_of(name)) or '-'} "
+              f"| {', '.join(f'`{v}`' for v in values.values())} |"
               for name, values in VOCABULARIES.items()]
-    for name, values in schema.VALUE_DOCS.items():
-        lines += ["", f"### {name}", "", "| value | meaning |", "|---|---|"]
-        lines += [f"| `{value}` | {values[value]} |" for value in VOCABULARIES[name]]
+    for name, values in VOCABULARIES.items():
+        lines += ["", f"### {name}", "", first_line(values.__doc__)]
+        if name in RULES:
+            lines += ["", RULES[name]]
+        lines += ["", "| value | meaning |", "|---|---|"]
+        lines += [f"| `{member.value}` | {member.meaning} |" for member in values]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,298 @@
+"""Every value vocabulary of the dataset, one ``StrEnum`` each, with what each value means.
+
+Theory of operation
+-------------------
+The statuses, kinds, modes and verdicts a scan writes are the product: papers
+count them. They are declared here once and nowhere else:
+
+  * producers (survey.net, survey.scan, survey.certs, the testbed's truth)
+    write the members, never bare strings;
+  * ``survey.store.schema`` maps each column to its vocabulary and
+    ``to_table`` refuses a value outside it;
+  * ``docs/schema.md`` lists the values and their meanings from here
+    (survey/store/schemadoc.py);
+  * the analysis (survey/analysis/facts.py) derives its outcome mapping from
+    ``HostStatus`` and a test fails when a member has no outcome.
+
+Members are ``str`` (``StrEnum``) with exactly the strings datasets have always
+held, so a dataset written before this module existed reads the same, byte for
+byte, and a member compares equal to its string. Each member is declared as
+``NAME = "value", "one-line meaning"``; ``member.meaning`` gives the meaning.
+
+This module is the bottom layer: it imports nothing from survey, and every
+other module may import it (tests/test_layering.py).
+
+A new vocabulary (or value) goes here, following the same pattern; the
+column that holds it is mapped in ``survey.store.schema.VOCABULARIES``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+
+class Vocabulary(StrEnum):
+    """A value vocabulary: each member is its value (a str) with a one-line ``meaning``."""
+
+    _value_: str
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        """The values as plain strings, in declaration order."""
+        return tuple(m.value for m in cls)
+
+
+# -- SMTP servers (hosts.status, mx.host_status) ----------------------------------------
+
+class HostStatus(Vocabulary):
+    """Outcome of the STARTTLS dialogue with one server (``hosts.status``).
+
+    The final-status rule is ``FINAL_STATUS_RULE`` below.
+    """
+
+    OK = ("ok", ("STARTTLS and the TLS handshake completed (the certificate is judged "
+                 "separately, on mx rows)"))
+    CONNECTION_REFUSED = "connection_refused", "TCP connection refused (RST to the SYN)"
+    CONNECT_TIMEOUT = "connect_timeout", "no TCP connection within the connect timeout"
+    NETWORK_UNREACHABLE = "network_unreachable", "no route to the address"
+    RESET = "reset", "the server reset or dropped the connection mid-dialogue"
+    READ_TIMEOUT = ("read_timeout", ("the server went silent past a deadline (the whole "
+                                     "greeting has one)"))
+    PROTOCOL_ERROR = ("protocol_error", ("garbage, a broken reply grammar, oversized "
+                                         "replies, or plaintext injected after STARTTLS's 220"))
+    SMTP_REJECT_4XX = ("smtp_reject_4xx", ("a temporary refusal at greeting or EHLO that "
+                                           "names no limit, still refused after the last retry"))
+    SMTP_REJECT_5XX = "smtp_reject_5xx", "a permanent refusal at greeting or EHLO"
+    RATE_LIMITED = ("rate_limited", ("a 4xx naming a connection or rate limit (at greeting, "
+                                     "EHLO or STARTTLS), still refused after the last retry: "
+                                     "never counted as \"no STARTTLS\""))
+    NO_STARTTLS = "no_starttls", "EHLO answered without STARTTLS"
+    STARTTLS_REJECTED = ("starttls_rejected", ("STARTTLS offered but answered with something "
+                                               "other than 220"))
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed", "the TLS handshake after STARTTLS failed"
+    BLOCKED_BY_POLICY = ("blocked_by_policy", ("never contacted: a special-purpose address "
+                                               "(RFC 6890) or on the --blocklist"))
+
+
+# Temporary refusals: a later attempt may not get them (greylisting, limits).
+RETRYABLE: frozenset[HostStatus] = frozenset({HostStatus.RATE_LIMITED,
+                                              HostStatus.SMTP_REJECT_4XX})
+
+FINAL_STATUS_RULE = (
+    "A temporary refusal (`rate_limited`, `smtp_reject_4xx`) is retried up to `--retries` "
+    "times with exponential back-off (RFC 5321 §4.5.4.1: a 4xx asks the client to come "
+    "back later; it says nothing about STARTTLS). `status` is the outcome of the last "
+    "attempt: a refusal that clears on a retry ends `ok` (or whatever that attempt found), "
+    "never `rate_limited`.")
+
+
+def final_status(attempts: list[HostStatus] | tuple[HostStatus, ...]) -> HostStatus:
+    """``FINAL_STATUS_RULE``: the status of a host row from its attempts' statuses."""
+    if not attempts:
+        raise ValueError("a probed server has at least one attempt")
+    return attempts[-1]
+
+
+def refused_before_ok(attempts: list[HostStatus] | tuple[HostStatus, ...]) -> bool:
+    """``FINAL_STATUS_RULE``: ``ok`` in the end, after at least one temporary refusal."""
+    return (bool(attempts) and attempts[-1] == HostStatus.OK
+            and any(a in RETRYABLE for a in attempts[:-1]))
+
+
+class AttemptStep(Vocabulary):
+    """How far one attempt's dialogue got (``hosts.attempts[].step``): its last step begun."""
+
+    CONNECT = "connect", "the TCP connection (or the destination policy's refusal)"
+    GREETING = "greeting", "the server's greeting (220, or a refusal)"
+    EHLO = "ehlo", "EHLO in clear text"
+    STARTTLS = "starttls", "the STARTTLS command and its reply"
+    TLS = "tls", "the TLS handshake after STARTTLS's 220"
+    EHLO_TLS = "ehlo_tls", "EHLO over TLS (the dialogue succeeded whatever happens here)"
+
+
+class ProbeStatus(Vocabulary):
+    """The versions/ciphers enumeration of one server (``hosts.probe_status``)."""
+
+    OK = "ok", "every TLS version decided"
+    PARTIAL = ("partial", ("the connection --budget, a server that stopped answering, or a "
+                           "version left undecided cut it short: what is listed was found, "
+                           "what is missing was not shown unsupported"))
+    NOT_RUN = "not_run", "the starttls profile, or a server that never reached STARTTLS's 220"
+    FAILED = ("failed", ("a hello got no TLS decision before the server ever spoke TLS (the "
+                         "lists stay null)"))
+
+
+class Profile(Vocabulary):
+    """What a scan measures per server (``survey scan --profile``, the manifest)."""
+
+    STARTTLS = "starttls", "one STARTTLS dialogue per server: status, version, suite, chain"
+    VERSIONS = "versions", "starttls, then one hello per TLS version: versions_supported"
+    CIPHERS = ("ciphers", ("versions, then every accepted suite per version and the "
+                           "server's preference"))
+
+
+class TlsVersion(Vocabulary):
+    """A TLS version in the dataset's spelling."""
+
+    SSL3 = "SSLv3", "SSL 3.0 (RFC 6101; prohibited by RFC 7568)"
+    TLS10 = "TLSv1.0", "TLS 1.0 (RFC 2246; deprecated by RFC 8996)"
+    TLS11 = "TLSv1.1", "TLS 1.1 (RFC 4346; deprecated by RFC 8996)"
+    TLS12 = "TLSv1.2", "TLS 1.2 (RFC 5246)"
+    TLS13 = "TLSv1.3", "TLS 1.3 (RFC 8446)"
+
+
+# -- DNS ---------------------------------------------------------------------------------
+
+class DnsStatus(Vocabulary):
+    """Outcome of a DNS lookup (``domains.dns_status``; ``mx.mx_status`` for A/AAAA)."""
+
+    OK = "ok", "an answer with records (an MX record set, the null MX included)"
+    NXDOMAIN = "nxdomain", "the name does not exist (RCODE 3)"
+    NO_DATA = "no_data", "the name exists but has no record of the type (NODATA)"
+    SERVFAIL = ("servfail", ("the resolver failed (SERVFAIL, or an answer that could not be "
+                             "parsed)"))
+    DNS_REFUSED = "dns_refused", "every resolver answered REFUSED"
+    DNS_TIMEOUT = "dns_timeout", "no resolver answered within the lifetime"
+    INVALID_INPUT = ("invalid_input", ("the input is not a valid domain name (never looked "
+                                       "up)"))
+
+
+class MxKind(Vocabulary):
+    """How a domain receives mail (``domains.mx_kind``)."""
+
+    MX = "mx", "MX records"
+    NULL_MX = "null_mx", "RFC 7505 null MX (`0 .`): the domain accepts no mail"
+    IMPLICIT = "implicit", "no MX, the domain's own A/AAAA (RFC 5321 §5.1)"
+    NONE = "none", "no MX and no address: no mail"
+
+
+# -- MTA-STS and TLSRPT ------------------------------------------------------------------
+
+class TxtStatus(Vocabulary):
+    """A TXT record set: `_mta-sts` (RFC 8461 §3.1) or `_smtp._tls` (RFC 8460 §3)."""
+
+    ABSENT = "absent", "no record of this kind at the name"
+    VALID = "valid", "exactly one record of this kind, and it parses"
+    INVALID = "invalid", "exactly one record of this kind, and it does not parse"
+    MULTIPLE = "multiple", "more than one record of this kind (the RFCs: treat as none)"
+    DNS_ERROR = "dns_error", "the TXT lookup failed (SERVFAIL, timeout, refused)"
+
+
+class PolicyStatus(Vocabulary):
+    """The MTA-STS policy fetch from `mta-sts.<domain>` (``mta_sts_policy_status``)."""
+
+    OK = "ok", "a valid policy was fetched"
+    FETCH_ERROR = ("fetch_error", ("no usable response (RFC 8461 §3.3): DNS, connection, "
+                                   "TLS, certificate, HTTP status, redirect, type, time, size"))
+    INVALID = "invalid", "a response whose body is not a valid policy (RFC 8461 §3.2)"
+    NOT_ATTEMPTED = "not_attempted", "no valid `_mta-sts` TXT record set: nothing fetched"
+
+
+class StsPolicyError(Vocabulary):
+    """Why a policy fetch failed or its policy is invalid (``mta_sts_policy_error``).
+
+    ``FETCH_ERRORS`` lead to ``fetch_error``, ``BODY_ERRORS`` to ``invalid``.
+    """
+
+    DNS = "dns", "`mta-sts.<domain>` has no address"
+    BLOCKED = "blocked", "the destination policy refused the address (never contacted)"
+    CONNECT = "connect", "no TCP connection to the policy host"
+    TLS = "tls", "the TLS handshake with the policy host failed"
+    CERTIFICATE = ("certificate", ("the policy host's certificate is not valid for "
+                                   "`mta-sts.<domain>` (RFC 8461 §3.3)"))
+    HTTP = "http", "a malformed HTTP response, or the connection lost before one"
+    REDIRECT = "redirect", "a 3xx response (RFC 8461 §3.3: redirects are not followed)"
+    HTTP_STATUS = "http_status", "a status other than 200"
+    CONTENT_TYPE = "content_type", "a media type other than text/plain"
+    TIMEOUT = "timeout", "no complete policy within the fetch timeout"
+    TOO_LARGE = "too_large", "a body over 64 KiB"
+    SYNTAX = "syntax", "a body line that is not `key: value`"
+    INVALID_VERSION = "invalid_version", "`version` is not `STSv1`"
+    INVALID_MODE = "invalid_mode", "`mode` is not enforce, testing or none"
+    INVALID_MX = "invalid_mx", "an `mx` value that is not a host name pattern"
+    INVALID_MAX_AGE = "invalid_max_age", "`max_age` is not a number of seconds"
+    MISSING_VERSION = "missing_version", "no `version` field"
+    MISSING_MODE = "missing_mode", "no `mode` field"
+    MISSING_MX = "missing_mx", "no `mx` field while mode is not none"
+    MISSING_MAX_AGE = "missing_max_age", "no `max_age` field"
+
+
+STS_FETCH_ERRORS: tuple[StsPolicyError, ...] = tuple(StsPolicyError)[:11]
+STS_BODY_ERRORS: tuple[StsPolicyError, ...] = tuple(StsPolicyError)[11:]
+
+
+class StsMode(Vocabulary):
+    """A valid MTA-STS policy's mode (RFC 8461 §5)."""
+
+    ENFORCE = "enforce", "a sender must not deliver without a validated TLS session"
+    TESTING = "testing", "a sender reports failures (TLSRPT) but delivers anyway"
+    NONE = "none", "the domain withdraws its policy"
+
+
+class StsVerdict(Vocabulary):
+    """A sender applying the domain's MTA-STS policy (RFC 8461 §5): would it deliver?"""
+
+    DELIVER = ("deliver", ("the policy lets the sender deliver (a validated session, or mode "
+                           "testing)"))
+    FAIL = "fail", "mode enforce and no validated session: the sender must not deliver"
+    NO_POLICY = "no_policy", "no valid policy in enforce or testing mode: MTA-STS says nothing"
+
+
+class ResultType(Vocabulary):
+    """RFC 8460 §4.3 result types (the IANA "STARTTLS Validation Result Types" registry).
+
+    ``mx.tlsrpt_result_type``: what a sender would report for one (MX, IP).
+    """
+
+    # §4.3.1 Negotiation failures
+    STARTTLS_NOT_SUPPORTED = ("starttls-not-supported", ("the server does not offer STARTTLS "
+                                                         "or refuses it"))
+    CERTIFICATE_HOST_MISMATCH = ("certificate-host-mismatch", ("the certificate does not "
+                                                               "match the MX host name"))
+    CERTIFICATE_EXPIRED = "certificate-expired", "the certificate is expired (or not yet valid)"
+    CERTIFICATE_NOT_TRUSTED = ("certificate-not-trusted", ("no path from the certificate to a "
+                                                           "trust anchor (self-signed included)"))
+    VALIDATION_FAILURE = ("validation-failure", ("another failure: the MX is not in the "
+                                                 "policy, or the handshake failed"))
+    # §4.3.2.1 DANE-specific policy failures
+    TLSA_INVALID = "tlsa-invalid", "a TLSA record set that is not valid"
+    DNSSEC_INVALID = "dnssec-invalid", "DNSSEC validation of the TLSA records failed"
+    DANE_REQUIRED = "dane-required", "DANE was required and no usable TLSA record exists"
+    # §4.3.2.2 MTA-STS-specific policy failures
+    STS_POLICY_FETCH_ERROR = ("sts-policy-fetch-error", ("the policy could not be fetched "
+                                                         "(`fetch_error`)"))
+    STS_POLICY_INVALID = "sts-policy-invalid", "the fetched policy is not valid (`invalid`)"
+    STS_WEBPKI_INVALID = ("sts-webpki-invalid", ("the policy host's certificate is not valid "
+                                                 "(`fetch_error` / `certificate`)"))
+
+
+# -- Certificates ------------------------------------------------------------------------
+
+class CertStatus(Vocabulary):
+    """A served chain judged for one MX host name (``mx.cert_status``): the first failure."""
+
+    VALID = "valid", "trusted, in date and matching the MX host name"
+    NO_CERT = "no_cert", "no handshake completed, so no certificate to judge"
+    SELF_SIGNED = ("self_signed", ("no path to a trust anchor, and the leaf verifies under "
+                                   "its own key"))
+    UNTRUSTED = ("untrusted", ("no path from the served chain to a trust anchor (or a chain "
+                               "that cannot be read)"))
+    EXPIRED = ("expired", ("trusted, but a certificate on the path is past its notAfter "
+                           "(checked first)"))
+    NOT_YET_VALID = ("not_yet_valid", ("trusted, but a certificate on the path is before its "
+                                       "notBefore"))
+    NAME_MISMATCH = ("name_mismatch", ("trusted and in date, but the MX host name matches no "
+                                       "SAN dNSName (RFC 6125 §6.4)"))
+
+
+ALL: tuple[type[Vocabulary], ...] = (
+    HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
+    PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus)
