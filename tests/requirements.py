@@ -40,18 +40,24 @@ def needs(*programs: str, root: bool = False) -> pytest.MarkDecorator:
 def missing(*programs: str, root: bool = False) -> str | None:
     """The one-line reason a test cannot run here, or None when it can."""
     absent = [p for p in programs if shutil.which(p) is None]
-    parts = []
-    if absent:
-        off_path = [p for p in absent if shutil.which(p, path=os.pathsep.join(SBIN))]
-        where = " (installed, but not on PATH: /usr/sbin)" if off_path == absent else ""
-        parts.append(", ".join(absent) + where)
-    if root and os.geteuid() != 0:
-        parts.append("root")
-    if not parts:
+    uninstalled = [p for p in absent if shutil.which(p, path=os.pathsep.join(SBIN)) is None]
+    no_root = root and os.geteuid() != 0
+    if not absent and not no_root:
         return None
-    install = f"install with `{INSTALL}`" if absent else ""
-    as_root = "run as root, as .ci/run does" if root and os.geteuid() != 0 else ""
-    return f"needs {' and '.join(parts)}: " + "; ".join(x for x in (install, as_root) if x)
+    what = []
+    if absent:
+        where = "" if uninstalled else " (in /usr/sbin, not on PATH)"
+        what.append(", ".join(absent) + where)
+    if no_root:
+        what.append("root")
+    hints = []
+    if uninstalled:
+        hints.append(f"install with `{INSTALL}`")
+    if no_root:
+        hints.append("run as root, as .ci/run does")
+    elif absent and not uninstalled:
+        hints.append("add /usr/sbin to PATH")
+    return f"needs {' and '.join(what)}: " + "; ".join(hints)
 
 
 def strict() -> bool:
@@ -65,4 +71,5 @@ def require(*programs: str, root: bool = False) -> None:
         return
     if strict():
         pytest.fail(f"{STRICT} is set, so this cannot be skipped: {reason}", pytrace=False)
-    pytest.skip(reason)
+    # Reported at the test's own location, not at this line (as pytest's skipif marks do).
+    raise pytest.skip.Exception(reason, _use_item_location=True)

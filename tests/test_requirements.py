@@ -100,3 +100,15 @@ def test_strict_reads_the_variable(monkeypatch, value, expected):
     from tests.requirements import strict
     monkeypatch.setenv(STRICT, value)
     assert strict() is expected
+
+
+def test_a_program_off_path_is_named_as_such(tmp_path, monkeypatch):
+    import tests.requirements as req
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    (sbin / NO_SUCH).write_text("#!/bin/sh\n")
+    (sbin / NO_SUCH).chmod(0o755)
+    monkeypatch.setattr(req, "SBIN", (str(sbin),))
+    assert missing(NO_SUCH) == f"needs {NO_SUCH} (in /usr/sbin, not on PATH): add /usr/sbin to PATH"
+    monkeypatch.setenv("PATH", f"{sbin}{os.pathsep}{os.environ['PATH']}")
+    assert missing(NO_SUCH) is None
