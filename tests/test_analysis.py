@@ -415,3 +415,56 @@ def test_a_host_under_a_deep_public_suffix_is_looked_up_whole(tmp_path):
     assert provider == "school.pvt.k12.ma.us"
     assert scan.scalar("SELECT provider FROM domain_facts WHERE domain = 'b.example'") == \
         "bigprov.net"
+
+
+# -- the outcome mapping comes from the vocabulary -------------------------------------------
+
+def test_every_server_status_has_an_outcome():
+    from survey.analysis import facts
+    from survey.vocabulary import HostStatus
+
+    assert set(facts.OUTCOME_OF) == set(HostStatus), (
+        f"give these statuses an outcome in facts.OUTCOME_OF: "
+        f"{facts.missing(facts.OUTCOME_OF, HostStatus)}")
+    assert set(facts.OUTCOME_OF.values()) <= set(facts.OUTCOMES)
+
+
+def test_a_status_without_an_outcome_is_an_error_not_not_scanned():
+    import duckdb
+
+    from survey.analysis import facts
+    from survey.vocabulary import HostStatus
+
+    partial = {s: o for s, o in facts.OUTCOME_OF.items() if s != HostStatus.RATE_LIMITED}
+    with pytest.raises(ValueError, match="rate_limited"):
+        facts.outcome_case("s", partial)
+    # in SQL: each status its outcome, NULL not scanned, anything else stops the query
+    rows = duckdb.sql(f"SELECT s, {facts.outcome_case('s')} FROM (VALUES "
+                      + ", ".join(f"('{s}')" for s in HostStatus) + ", (NULL)) t(s)").fetchall()
+    assert dict(rows) == {**{str(s): o for s, o in facts.OUTCOME_OF.items()},
+                          None: "not_scanned"}
+    with pytest.raises(duckdb.Error, match="greylisted"):
+        duckdb.sql(f"SELECT {facts.outcome_case('s')} FROM (VALUES ('ok'), ('greylisted')) t(s)"
+                   ).fetchall()
+
+
+def test_certificate_order_and_chain_classes_cover_the_vocabulary():
+    from survey.analysis import facts
+    from survey.vocabulary import CertStatus
+
+    assert sorted(facts.CERT_ORDER) == sorted(CertStatus) and len(facts.CERT_ORDER) == len(
+        CertStatus)
+    assert set(facts.CHAIN_CLASS_OF) == set(CertStatus)
+    assert set(facts.CHAIN_CLASS_OF.values()) - {None} == set(facts.CHAIN_CLASSES)
+
+
+def test_the_analysis_sql_lists_no_status_by_hand():
+    """Status values in facts.py's SQL come from survey.vocabulary, not string literals."""
+    import re
+
+    from survey.vocabulary import HostStatus
+
+    source = (Path(__file__).resolve().parent.parent / "survey" / "analysis" / "facts.py"
+              ).read_text(encoding="utf-8")
+    quoted = set(re.findall(r"'([a-z_0-9]+)'", source))
+    assert quoted.isdisjoint(set(HostStatus) - {"ok"}), quoted & set(HostStatus)

@@ -48,21 +48,110 @@ Definitions (repeated in the notebooks):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
+from survey.vocabulary import (
+    CertStatus,
+    HostStatus,
+    MxKind,
+    PolicyStatus,
+    StsMode,
+    StsVerdict,
+    TxtStatus,
+)
+
 OUTCOMES: tuple[str, ...] = ("starttls_ok", "starttls_failed", "no_starttls", "rejected",
                              "rate_limited", "protocol_error", "unreachable", "no_address",
                              "not_scanned")
-# worst first: min() over a unit's rows gives its verdict
-CERT_ORDER: tuple[str, ...] = ("no_cert", "self_signed", "untrusted", "expired",
-                               "not_yet_valid", "name_mismatch", "valid")
+# Every server status has an outcome (tests/test_analysis.py fails on a status without one,
+# and so does importing this module): a new status is never silently "not scanned".
+OUTCOME_OF: dict[HostStatus, str] = {
+    HostStatus.OK: "starttls_ok",
+    HostStatus.TLS_HANDSHAKE_FAILED: "starttls_failed",
+    HostStatus.STARTTLS_REJECTED: "starttls_failed",
+    HostStatus.NO_STARTTLS: "no_starttls",
+    HostStatus.SMTP_REJECT_4XX: "rejected",
+    HostStatus.SMTP_REJECT_5XX: "rejected",
+    HostStatus.RATE_LIMITED: "rate_limited",
+    HostStatus.PROTOCOL_ERROR: "protocol_error",
+    HostStatus.CONNECTION_REFUSED: "unreachable",
+    HostStatus.CONNECT_TIMEOUT: "unreachable",
+    HostStatus.NETWORK_UNREACHABLE: "unreachable",
+    HostStatus.RESET: "unreachable",
+    HostStatus.READ_TIMEOUT: "unreachable",
+    HostStatus.BLOCKED_BY_POLICY: "not_scanned",
+}
+# worst first: min() over a unit's rows gives its verdict (every CertStatus, once)
+CERT_ORDER: tuple[CertStatus, ...] = (
+    CertStatus.NO_CERT, CertStatus.SELF_SIGNED, CertStatus.UNTRUSTED, CertStatus.EXPIRED,
+    CertStatus.NOT_YET_VALID, CertStatus.NAME_MISMATCH, CertStatus.VALID)
 CHAIN_CLASSES: tuple[str, ...] = ("self_signed", "broken", "valid_chain")
-ACCEPTS_MAIL = ("mx", "implicit")
+# a chain's class from its certificate status (None: no chain)
+CHAIN_CLASS_OF: dict[CertStatus, str | None] = {
+    CertStatus.NO_CERT: None,
+    CertStatus.SELF_SIGNED: "self_signed",
+    CertStatus.UNTRUSTED: "broken",
+    CertStatus.EXPIRED: "broken",
+    CertStatus.NOT_YET_VALID: "broken",
+    CertStatus.NAME_MISMATCH: "valid_chain",
+    CertStatus.VALID: "valid_chain",
+}
+ACCEPTS_MAIL = (MxKind.MX, MxKind.IMPLICIT)
+TXT_RECORD = (TxtStatus.VALID, TxtStatus.INVALID, TxtStatus.MULTIPLE)   # "has a record"
+POLICY_FETCHED = (PolicyStatus.OK, PolicyStatus.INVALID)
+STS_ACTIVE = (StsMode.ENFORCE, StsMode.TESTING)
 EHLO_ANSWERED = ("starttls_ok", "starttls_failed", "no_starttls")
 RANK_BUCKETS: tuple[tuple[str, int], ...] = (("top 1k", 1_000), ("top 10k", 10_000),
                                              ("top 100k", 100_000), ("top 1M", 1_000_000))
 
 
+def missing(mapping: Mapping[str, object], vocabulary: Iterable[str]) -> list[str]:
+    """The vocabulary's values the mapping does not cover."""
+    return [v for v in vocabulary if v not in mapping]
+
+
 def _sql_list(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def _sql_in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def outcome_case(status: str, outcome_of: Mapping[HostStatus, str] = OUTCOME_OF,
+                 no_address: str | None = None) -> str:
+    """SQL: the outcome of a row whose server status is the column ``status``.
+
+    Generated from ``outcome_of``, which must cover every HostStatus; a status it does
+    not know (a dataset newer than this code) stops the query with an error instead of
+    being counted as anything. A NULL status (an address that was not probed) is
+    ``not_scanned``; ``no_address`` is the SQL condition of a row without an address.
+    """
+    if gaps := missing(outcome_of, HostStatus):
+        raise ValueError(f"server statuses without an analysis outcome: {gaps} "
+                         "(survey/analysis/facts.py OUTCOME_OF)")
+    lines = ["CASE"]
+    if no_address is not None:
+        lines.append(f"  WHEN {no_address} THEN 'no_address'")
+    for outcome in OUTCOMES:
+        statuses = [s for s, o in outcome_of.items() if o == outcome]
+        if statuses:
+            lines.append(f"  WHEN {status} IN {_sql_in(statuses)} THEN '{outcome}'")
+    lines += [f"  WHEN {status} IS NULL THEN 'not_scanned'",
+              f"  ELSE error('server status ' || {status} || ' has no analysis outcome')",
+              "END"]
+    return "\n".join(lines)
+
+
+def chain_class_case(rank: str) -> str:
+    """SQL: the chain class of a certificate status given by its rank in CERT_ORDER."""
+    if gaps := missing(CHAIN_CLASS_OF, CertStatus):
+        raise ValueError(f"certificate statuses without a chain class: {gaps}")
+    lines = ["CASE"]
+    for position, status in enumerate(CERT_ORDER, start=1):
+        chain = CHAIN_CLASS_OF[status]
+        lines.append(f"  WHEN {rank} = {position} THEN " + (f"'{chain}'" if chain else "NULL"))
+    return "\n".join(lines + ["END"])
 
 
 def _rank_of(values: tuple[str, ...], expr: str) -> str:
@@ -84,22 +173,8 @@ TAIL_LABELS = 4
 TAIL = ("array_to_string(list_slice(string_split(lower({name}), '.'), "
         f"-{TAIL_LABELS}, -1), '.')")
 
-OUTCOME_CASE = """
-CASE
-  WHEN m.ip IS NULL THEN 'no_address'
-  WHEN m.host_status = 'ok' THEN 'starttls_ok'
-  WHEN m.host_status IN ('tls_handshake_failed', 'starttls_rejected') THEN 'starttls_failed'
-  WHEN m.host_status = 'no_starttls' THEN 'no_starttls'
-  WHEN m.host_status IN ('smtp_reject_4xx', 'smtp_reject_5xx') THEN 'rejected'
-  WHEN m.host_status = 'rate_limited' THEN 'rate_limited'
-  WHEN m.host_status = 'protocol_error' THEN 'protocol_error'
-  WHEN m.host_status IN ('connection_refused', 'connect_timeout', 'network_unreachable',
-                         'reset', 'read_timeout') THEN 'unreachable'
-  ELSE 'not_scanned'
-END"""
-
-HOST_OUTCOME_CASE = OUTCOME_CASE.replace("m.ip IS NULL", "false").replace("m.host_status",
-                                                                          "h.status")
+OUTCOME_CASE = outcome_case("m.host_status", no_address="m.ip IS NULL")
+HOST_OUTCOME_CASE = outcome_case("h.status")
 
 # An MX host under the domain's own name (mx.example.com for example.com, or the domain
 # itself for an implicit MX) is self-hosted whatever the Public Suffix List says: the
@@ -130,7 +205,7 @@ WITH m AS (
                   OR ends_with(m.domain, '.' || coalesce(p.registrable, q.registrable))),
              false) AS self_hosted,
          {_rank_of(OUTCOMES, OUTCOME_CASE)} AS outcome_rank,
-         CASE WHEN m.host_status = 'ok'
+         CASE WHEN m.host_status = '{HostStatus.OK}'
               THEN coalesce({_rank_of(CERT_ORDER, 'm.cert_status')}, 1) END AS cert_rank
   FROM m
   LEFT JOIN hosts_dedup h ON h.ip = m.ip AND h.port = m.port
@@ -159,7 +234,7 @@ FROM certs GROUP BY sha256
 """
 
 _OFFERED = "coalesce(starttls_offered, false)"
-_WORKING = "coalesce(host_status = 'ok', false)"
+_WORKING = f"coalesce(host_status = '{HostStatus.OK}', false)"
 
 DOMAIN_FACTS = f"""
 CREATE OR REPLACE TEMP TABLE domain_facts AS
@@ -186,7 +261,7 @@ WITH agg AS (
 )
 SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
   regexp_extract(d.domain, '[^.]+$') AS tld,
-  coalesce(d.mx_kind IN ('mx', 'implicit'), false) AS accepts_mail,
+  coalesce(d.mx_kind IN {_sql_in(ACCEPTS_MAIL)}, false) AS accepts_mail,
   coalesce(a.mx_rows, 0) AS mx_rows, coalesce(a.mx_hosts, 0) AS mx_hosts,
   coalesce(a.any_offered, false) AS any_offered,
   coalesce(a.all_offered, false) AS all_offered,
@@ -198,33 +273,32 @@ SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
   {_label_of(OUTCOMES, 'a.primary_rank')} AS primary_outcome,
   {_label_of(CERT_ORDER, 'a.worst_cert_rank')} AS cert_worst,
   {_label_of(CERT_ORDER, 'a.primary_cert_rank')} AS cert_primary,
-  CASE WHEN a.primary_cert_rank IS NULL OR a.primary_cert_rank = 1 THEN NULL
-       WHEN a.primary_cert_rank = 2 THEN 'self_signed'
-       WHEN a.primary_cert_rank >= 6 THEN 'valid_chain'
-       ELSE 'broken' END AS chain_primary,
+  {chain_class_case('a.primary_cert_rank')} AS chain_primary,
   CASE WHEN a.domain IS NULL THEN '{{no_mx}}'
        WHEN a.primary_self_hosted THEN '{{self_hosted}}'
        ELSE coalesce(a.primary_provider, 'unknown') END AS provider,
   CASE WHEN a.domain IS NULL OR a.primary_self_hosted OR a.primary_provider IS NULL
        THEN 'domain:' || d.domain ELSE a.primary_cluster END AS cluster,
-  coalesce(d.mta_sts_txt_status IN ('valid', 'invalid', 'multiple'), false) AS sts_record,
-  coalesce(d.mta_sts_txt_status = 'valid', false) AS sts_txt_valid,
-  coalesce(d.mta_sts_policy_status IN ('ok', 'invalid'), false) AS sts_fetched,
-  coalesce(d.mta_sts_policy_status = 'ok', false) AS sts_policy_valid,
+  coalesce(d.mta_sts_txt_status IN {_sql_in(TXT_RECORD)}, false) AS sts_record,
+  coalesce(d.mta_sts_txt_status = '{TxtStatus.VALID}', false) AS sts_txt_valid,
+  coalesce(d.mta_sts_policy_status IN {_sql_in(POLICY_FETCHED)}, false) AS sts_fetched,
+  coalesce(d.mta_sts_policy_status = '{PolicyStatus.OK}', false) AS sts_policy_valid,
   d.mta_sts_txt_status AS sts_txt_status,
   d.mta_sts_policy_status AS sts_policy_status,
   d.mta_sts_policy_error AS sts_policy_error,
   d.mta_sts_mode AS sts_mode,
-  coalesce(d.mta_sts_policy_status = 'ok' AND a.all_mx_match, false) AS sts_all_mx_match,
-  coalesce(d.sts_domain_verdict = 'deliver' AND d.mta_sts_mode IN ('enforce', 'testing'),
-           false) AS sts_deliver,
-  coalesce(d.sts_domain_verdict = 'fail', false) AS sts_fail,
-  coalesce(d.mta_sts_txt_status = 'valid' AND d.mta_sts_policy_status = 'ok'
-           AND (d.mta_sts_mode = 'none' OR coalesce(a.sts_failure_rows, 0) = 0), false)
-      AS sts_correct,
+  coalesce(d.mta_sts_policy_status = '{PolicyStatus.OK}' AND a.all_mx_match, false)
+      AS sts_all_mx_match,
+  coalesce(d.sts_domain_verdict = '{StsVerdict.DELIVER}'
+           AND d.mta_sts_mode IN {_sql_in(STS_ACTIVE)}, false) AS sts_deliver,
+  coalesce(d.sts_domain_verdict = '{StsVerdict.FAIL}', false) AS sts_fail,
+  coalesce(d.mta_sts_txt_status = '{TxtStatus.VALID}'
+           AND d.mta_sts_policy_status = '{PolicyStatus.OK}'
+           AND (d.mta_sts_mode = '{StsMode.NONE}' OR coalesce(a.sts_failure_rows, 0) = 0),
+           false) AS sts_correct,
   d.tlsrpt_status,
-  coalesce(d.tlsrpt_status IN ('valid', 'invalid', 'multiple'), false) AS tlsrpt_record,
-  coalesce(d.tlsrpt_status = 'valid', false) AS tlsrpt_valid,
+  coalesce(d.tlsrpt_status IN {_sql_in(TXT_RECORD)}, false) AS tlsrpt_record,
+  coalesce(d.tlsrpt_status = '{TxtStatus.VALID}', false) AS tlsrpt_valid,
   d.tlsrpt_rua
 FROM domains d LEFT JOIN agg a USING (domain)
 """
@@ -238,7 +312,7 @@ SELECT mx_host,
   bool_or(ip IS NOT NULL) AS has_address,
   bool_or({_OFFERED}) AS offered,
   bool_or({_WORKING}) AS tls_ok,
-  bool_and(coalesce(fs, false)) FILTER (WHERE host_status = 'ok') AS fs,
+  bool_and(coalesce(fs, false)) FILTER (WHERE host_status = '{HostStatus.OK}') AS fs,
   {_label_of(OUTCOMES, 'min(outcome_rank)')} AS outcome,
   {_label_of(CERT_ORDER, 'min(cert_rank)')} AS cert_status
 FROM mx_rows GROUP BY mx_host
