@@ -1,5 +1,6 @@
 # make test   create .venv, install the package with its test extra, run the suite
 # make demo   create .venv, install everything (notebooks too), run the demo
+# make lint   create .venv, install the lint extra, run ruff (survey/, tests/) and mypy (survey/)
 # make bench create .venv, install the benchmarks' peers and servers (as root: apt), run
 #            every benchmarks/*.py; each prints one JSON object (targets as value/target/pass)
 #            on stdout, kept in $(BENCH_RESULTS) too; a table of the targets goes to stderr
@@ -8,7 +9,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: test demo bench clean bytecode
+.PHONY: test demo lint bench clean bytecode
 BENCHMARKS ?= dns_stage handshake scale profile slow peers
 BENCH_RESULTS ?= bench-results.json
 
@@ -28,6 +29,11 @@ $(VENV)/.all: pyproject.toml | $(BIN)/python
 	@$(BIN)/python -m pip install -q -e '.[test,notebooks,dask]' >&2
 	@touch $@ $(VENV)/.test
 
+$(VENV)/.lint: pyproject.toml | $(BIN)/python
+	@echo "installing survey[lint] into $(VENV)" >&2
+	@$(BIN)/python -m pip install -q -e '.[lint]' >&2
+	@touch $@
+
 # The package's bytecode, as a wheel install would compile it: where PYTHONDONTWRITEBYTECODE
 # is set (it is on these machines) every `survey` run would otherwise compile ~80 modules.
 bytecode: | $(BIN)/python
@@ -35,6 +41,9 @@ bytecode: | $(BIN)/python
 
 test: $(VENV)/.test bytecode
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.lint
+	$(BIN)/ruff check survey tests
 
 demo: $(VENV)/.all bytecode
 	$(BIN)/survey demo
@@ -49,4 +58,4 @@ bench: $(VENV)/.test bytecode
 	$(BIN)/python benchmarks/summary.py $(BENCH_RESULTS) >&2; exit $$status
 
 clean:
-	rm -rf $(VENV) .venv-peers build *.egg-info .pytest_cache .hypothesis $(BENCH_RESULTS)
+	rm -rf $(VENV) .venv-peers build *.egg-info .pytest_cache .hypothesis .ruff_cache .mypy_cache $(BENCH_RESULTS)

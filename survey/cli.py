@@ -14,7 +14,8 @@ from importlib import import_module
 # name -> (module, one-line help). Add a subcommand by adding a line.
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("survey.scan.cli_scan", "scan a domain list into a Parquet dataset"),
-    "world": ("survey.testbed.cli_world", "build (and serve) a simulated mail Internet on loopback"),
+    "world": ("survey.testbed.cli_world",
+              "build (and serve) a simulated mail Internet on loopback"),
     "score": ("survey.testbed.cli_score", "compare a scan dataset with a world's ground truth"),
     "report": ("survey.report", "run the analysis notebooks on a scan into an HTML report"),
     "demo": ("survey.demo", "build, serve, scan, score and report a simulated world (loopback)"),

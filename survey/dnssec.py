@@ -70,7 +70,7 @@ class Status(StrEnum):
 
     SECURE = "secure"                # a chain of valid signatures from a trust anchor
     INSECURE = "insecure"            # a signed proof that an unsigned delegation lies above
-    BOGUS = "bogus"                  # signatures or proofs that should be there are missing or wrong
+    BOGUS = "bogus"                  # signatures or proofs that should be there: missing or wrong
     INDETERMINATE = "indeterminate"  # cannot tell: no anchor, a failed lookup, stripped records
 
 
@@ -79,12 +79,12 @@ class Reason(StrEnum):
 
     SIGNATURE_EXPIRED = "signature_expired"            # every RRSIG's expiration has passed
     SIGNATURE_NOT_YET_VALID = "signature_not_yet_valid"  # every RRSIG's inception lies ahead
-    BAD_SIGNATURE = "bad_signature"                    # RRSIGs present, none verifies (altered data)
+    BAD_SIGNATURE = "bad_signature"                    # RRSIGs present, none verifies (altered)
     NO_RRSIG = "no_rrsig"                              # an RRset of a signed zone without RRSIG
     NO_MATCHING_DNSKEY = "no_matching_dnskey"          # no DNSKEY matches the DS set or the anchor
     NO_DNSKEY = "no_dnskey"                            # DS published, the DNSKEY lookup gave none
     WRONG_SIGNER = "wrong_signer"                      # RRSIG signer is not an enclosing zone
-    DENIAL_UNPROVEN = "denial_unproven"                # NXDOMAIN/NODATA whose NSEC(3) proves nothing
+    DENIAL_UNPROVEN = "denial_unproven"                # NXDOMAIN/NODATA, NSEC(3) proves nothing
     DNS_ERROR = "dns_error"                            # indeterminate: a lookup on the chain failed
     NO_DNSSEC_RECORDS = "no_dnssec_records"            # indeterminate: the resolver strips DNSSEC
     NO_TRUST_ANCHOR = "no_trust_anchor"                # indeterminate: no anchor above the name
@@ -159,8 +159,8 @@ class Anchors:
             elif rdataset.rdtype == dns.rdatatype.DNSKEY:
                 anchors.keys.setdefault(name, []).extend(rdataset)
             else:
-                raise ValueError(f"trust anchors {source}: {name} {dns.rdatatype.to_text(rdataset.rdtype)}"
-                                 " is neither DS nor DNSKEY")
+                rtype = dns.rdatatype.to_text(rdataset.rdtype)
+                raise ValueError(f"trust anchors {source}: {name} {rtype} is neither DS nor DNSKEY")
         if not anchors.zones:
             raise ValueError(f"trust anchors {source}: no DS or DNSKEY record")
         return anchors

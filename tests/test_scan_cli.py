@@ -12,7 +12,7 @@ SURVEY = [sys.executable, "-m", "survey.cli", "scan"]
 
 def run(*args):
     return subprocess.run(SURVEY + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, check=False)
 
 
 @pytest.fixture

@@ -11,9 +11,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from survey.store import (SCHEMAS, TABLES, DatasetWriter, TableWriter, discard_uncommitted,
-                          open_dataset,
-                          read_manifest, read_pandas, to_table, write_manifest)
+from survey.store import (
+    SCHEMAS,
+    TABLES,
+    DatasetWriter,
+    TableWriter,
+    discard_uncommitted,
+    open_dataset,
+    read_manifest,
+    read_pandas,
+    to_table,
+    write_manifest,
+)
 from survey.store import writer as writer_module
 from survey.store.manifest import ManifestError
 from survey.store.schema import SCHEMA_VERSION, SchemaError

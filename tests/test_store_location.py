@@ -17,8 +17,14 @@ import pytest
 from survey import analysis as sa
 from survey.analysis import metrics
 from survey.cli import main
-from survey.store import (DatasetWriter, count_rows, discard_uncommitted, read_manifest,
-                          read_pandas, write_manifest)
+from survey.store import (
+    DatasetWriter,
+    count_rows,
+    discard_uncommitted,
+    read_manifest,
+    read_pandas,
+    write_manifest,
+)
 from survey.store.location import RemotePath, location
 from tests.worlds import assert_same_rows, served_world
 

@@ -8,9 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from survey.scan.targets import (InputError, estimate_count, normalize_domain, parse_shard,
-                                 read_targets,
-                                 shard_of, targets_from_lines)
+from survey.scan.targets import (
+    InputError,
+    estimate_count,
+    normalize_domain,
+    parse_shard,
+    read_targets,
+    shard_of,
+    targets_from_lines,
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -18,7 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from survey.testbed.https_server import (
-    MAX_REQUEST, POLICY_PATH, BadRequest, host_name, parse_request, read_head, serve_https,
+    MAX_REQUEST,
+    POLICY_PATH,
+    BadRequest,
+    host_name,
+    parse_request,
+    read_head,
+    serve_https,
 )
 from survey.testbed.listen import ConnectionLog, read_connection_log
 from survey.testbed.model import PolicyHostSpec, PolicySpec, World

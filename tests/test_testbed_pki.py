@@ -16,8 +16,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from survey.testbed.pki import (
-    CERT_KINDS, INTERMEDIATE_NAME, ROOT_NAME, UNTRUSTED_NAME, Pki, PkiError, cipher_string,
-    sni_default_name, wrong_name_for,
+    CERT_KINDS,
+    INTERMEDIATE_NAME,
+    ROOT_NAME,
+    UNTRUSTED_NAME,
+    Pki,
+    PkiError,
+    cipher_string,
+    sni_default_name,
+    wrong_name_for,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")

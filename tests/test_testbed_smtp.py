@@ -19,8 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from survey.testbed.listen import (
-    Connection, ConnectionLog, ConnectionRecord, connections_by_ip, max_concurrency,
-    open_listeners, read_connection_log, serve_tcp,
+    Connection,
+    ConnectionLog,
+    ConnectionRecord,
+    connections_by_ip,
+    max_concurrency,
+    open_listeners,
+    read_connection_log,
+    serve_tcp,
 )
 from survey.testbed.model import Reply, SmtpServerSpec, TlsSpec, World
 from survey.testbed.pki import Pki

@@ -13,6 +13,7 @@ import json
 import os
 
 import pytest
+import tlslite  # noqa: E402,F401  (a test dependency: the independent legacy TLS server)
 
 from survey.proto import ciphers, tlshello
 from survey.proto.enumerate import (
@@ -33,8 +34,6 @@ from tests.tlsservers import (
     openssl_context,
     send_hello,
 )
-
-import tlslite  # noqa: E402,F401  (a test dependency: the independent legacy TLS server)
 
 ALL_VERSIONS = ciphers.VERSIONS
 

@@ -27,8 +27,8 @@ import pyarrow as pa
 from survey.analysis import facts
 from survey.analysis.providers import NO_MX, SELF_HOSTED, ProviderMap
 from survey.proto.ciphers import all_suites
-from survey.store.location import location
 from survey.store import TABLES, open_dataset
+from survey.store.location import location
 from survey.store.manifest import ManifestError, read_manifest
 
 

@@ -152,8 +152,10 @@ def _measured_text(row: dict) -> str:
     if row["measured"] is None or pd.isna(row["measured"]):
         return row["status"]
     if row["kind"] == "count":
-        return f"{int(row['count']):,} ({100 * row['count'] / row['total']:.3g}% of {int(row['total']):,})" \
-            if row["total"] else f"{int(row['count']):,}"
+        if not row["total"]:
+            return f"{int(row['count']):,}"
+        share = 100 * row["count"] / row["total"]
+        return f"{int(row['count']):,} ({share:.3g}% of {int(row['total']):,})"
     pct = 100 * row["measured"]
     text = f"{pct:.3g}% ({int(row['count']):,}/{int(row['total']):,})"
     if row["low"] is not None and not pd.isna(row["low"]):

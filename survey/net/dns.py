@@ -5,8 +5,8 @@ Theory of operation
 Every lookup returns a ``Lookup`` (status, records, canonical name) and never
 raises for what the network or a server did: NXDOMAIN, NOERROR without
 records, SERVFAIL, REFUSED and timeouts each have their own status
-(docs/design.md "Outcomes are rows") — never "no record" for a failure, which is the error that makes
-scans report a broken domain as one without MX.
+(docs/design.md "Outcomes are rows") — never "no record" for a failure, which
+is the error that makes scans report a broken domain as one without MX.
 
 Messages are built and read by ``survey.proto.dnswire`` (sans-IO, a few
 microseconds per message) rather than dnspython's object model, which cost

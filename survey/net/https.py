@@ -35,8 +35,13 @@ import trio
 from survey.certs import TrustStore, evaluate
 from survey.net.guard import DestinationPolicy
 from survey.net.transport import Blocked, client_context, open_tcp, peer_chain, ssl_object
-from survey.proto.mtasts import (FETCH_TIMEOUT_S, MAX_POLICY_BYTES, STATUS_FETCH_ERROR,
-                                 FetchResult, evaluate_fetch)
+from survey.proto.mtasts import (
+    FETCH_TIMEOUT_S,
+    MAX_POLICY_BYTES,
+    STATUS_FETCH_ERROR,
+    FetchResult,
+    evaluate_fetch,
+)
 from survey.proto.names import PROFILE_MTA_STS
 
 POLICY_PATH = "/.well-known/mta-sts.txt"

@@ -148,7 +148,7 @@ class _Session:
         try:
             await self.stream.send_all(line.encode("ascii") + b"\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise _End("reset", f"connection lost while sending {line.split()[0]}: {exc}")
+            raise _End("reset", f"connection lost while sending {line.split()[0]}: {exc}") from exc
 
     async def reply(self, what: str):
         """The next complete reply; the caller bounds the time."""
@@ -156,7 +156,7 @@ class _Session:
             try:
                 event = self.parser.next_event()
             except SMTPProtocolError as exc:
-                raise _End("protocol_error", f"{what}: {exc.kind}: {exc}")
+                raise _End("protocol_error", f"{what}: {exc.kind}: {exc}") from exc
             if event is not NEED_DATA:
                 if event is CLOSED:   # a clean end of stream
                     raise _End("protocol_error", f"{what}: the server closed the connection")
@@ -165,7 +165,7 @@ class _Session:
             try:
                 data = await self.stream.receive_some(READ_SIZE)
             except (trio.BrokenResourceError, OSError) as exc:
-                raise _End("reset", f"{what}: {exc or type(exc).__name__}")
+                raise _End("reset", f"{what}: {exc or type(exc).__name__}") from exc
             self.received += len(data)
             if self.received > MAX_SESSION_BYTES:
                 raise _End("protocol_error", f"{what}: more than {MAX_SESSION_BYTES} bytes")
@@ -206,7 +206,7 @@ async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
     try:
         session.parser.start_tls()
     except SMTPProtocolError as exc:
-        raise _End("protocol_error", f"STARTTLS: {exc.kind}: plaintext after the 220")
+        raise _End("protocol_error", f"STARTTLS: {exc.kind}: plaintext after the 220") from exc
 
 
 async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
@@ -219,7 +219,7 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
             await tls.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
             cause = exc.__cause__ or exc
-            raise _End("tls_handshake_failed", f"{type(cause).__name__}: {cause}"[:300])
+            raise _End("tls_handshake_failed", f"{type(cause).__name__}: {cause}"[:300]) from exc
     if scope.cancelled_caught:
         raise _End("tls_handshake_failed", f"handshake not done within {timeouts.tls:g} s")
     probe.tls_version, probe.cipher_suite = negotiated(ssl_object(tls))

@@ -431,6 +431,6 @@ class ServerEnumeration:
 
 
 def run(enumeration: SuiteEnumeration | ServerEnumeration, ask: Callable[[Offer], Outcome]) -> None:
-    """Drive an enumeration to the end with a function that answers offers (tests, simple probes)."""
+    """Drive an enumeration to the end with a function answering offers (tests, simple probes)."""
     while (offer := enumeration.next_offer()) is not None:
         enumeration.record(ask(offer))

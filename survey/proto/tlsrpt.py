@@ -244,7 +244,8 @@ def _decode(data: bytes | bytearray | memoryview | str, max_octets: int) -> Any:
     except UnicodeDecodeError as exc:
         raise ReportError("json", f"not UTF-8 at offset {exc.start}") from None
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_float=_float, parse_constant=_constant)
+        value = json.loads(text, object_pairs_hook=_pairs, parse_float=_float,
+                           parse_constant=_constant)
     except _NotIJson as exc:
         raise ReportError("json", str(exc)) from None
     except RecursionError:
@@ -379,7 +380,8 @@ def _policy_summary(value: Any, path: str) -> PolicySummary:
                         for i, d in enumerate(raw_details))
     per_type: dict[str, int] = {}
     for detail in details:
-        per_type[detail.result_type] = per_type.get(detail.result_type, 0) + detail.failed_session_count
+        count = detail.failed_session_count
+        per_type[detail.result_type] = per_type.get(detail.result_type, 0) + count
     return PolicySummary(
         policy_type=policy_type,
         policy_domain=policy_domain,

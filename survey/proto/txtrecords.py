@@ -152,9 +152,11 @@ def _chunks(record: RecordInput) -> list[Chunk]:
     if isinstance(record, (list, tuple)):
         for chunk in record:
             if not isinstance(chunk, (bytes, bytearray, memoryview, str)):
-                raise TxtInputError(f"TXT character-string must be bytes or str, not {type(chunk).__name__}")
+                raise TxtInputError("TXT character-string must be bytes or str, "
+                                    f"not {type(chunk).__name__}")
         return list(record)
-    raise TxtInputError(f"TXT record must be bytes, str or a list of them, not {type(record).__name__}")
+    raise TxtInputError("TXT record must be bytes, str or a list of them, "
+                        f"not {type(record).__name__}")
 
 
 def _as_text(chunk: Chunk) -> str:
@@ -185,7 +187,8 @@ def record_text(record: RecordInput) -> str:
     where valid and ``\\xNN`` escapes for other octets (so nothing is silently lost,
     and the result always encodes, lone surrogates in text input included)."""
     chunks = _chunks(record)
-    raw = b"".join(c.encode("utf-8", "surrogatepass") if isinstance(c, str) else bytes(c) for c in chunks)
+    raw = b"".join(c.encode("utf-8", "surrogatepass") if isinstance(c, str) else bytes(c)
+                   for c in chunks)
     return raw.decode("utf-8", "backslashreplace")
 
 
@@ -219,7 +222,8 @@ def _candidates(
     try:
         items = list(records)
     except TypeError:
-        raise TxtInputError(f"an RRset is a list of records, not {type(records).__name__}") from None
+        raise TxtInputError(
+            f"an RRset is a list of records, not {type(records).__name__}") from None
     found: list[tuple[str, bool, RecordInput]] = []
     discarded = 0
     for record in items:
@@ -253,7 +257,8 @@ def _fields(text: str, version: str, list_fields: frozenset[str]) -> list[tuple[
             if not body:
                 break  # the optional trailing field-delim
             trimmed = body.rstrip(_WSP)
-            if trimmed != body and not (trimmed.endswith(",") and trimmed.partition("=")[0] in list_fields):
+            list_comma = trimmed.endswith(",") and trimmed.partition("=")[0] in list_fields
+            if trimmed != body and not list_comma:
                 # (WSP after a list's ',' belongs to the list: "rua=a , " lacks a URI.)
                 raise _Invalid(SYNTAX, f"whitespace after field {index} without a ';'")
         else:
@@ -357,7 +362,8 @@ def parse_mta_sts_txt(records: Iterable[RecordInput]) -> StsRecord:
     version = "v=STSv1"
     found, discarded = _candidates(records, version)
     if not found:
-        return StsRecord(False, None, {}, discarded, NO_RECORD, detail="no record begins with v=STSv1;")
+        return StsRecord(False, None, {}, discarded, NO_RECORD,
+                         detail="no record begins with v=STSv1;")
     if len(found) > 1:
         return StsRecord(False, None, {}, discarded, MULTIPLE_RECORDS,
                          detail=f"{len(found)} records begin with v=STSv1;")
@@ -412,7 +418,8 @@ def _check_rua(index: int, uris: list[str]) -> None:
         if not uri:
             raise _Invalid(INVALID_RUA, f"field {index}: rua URI {position} is empty")
         if "!" in uri:
-            raise _Invalid(INVALID_RUA, f"field {index}: rua URI {position} has a raw '!' (MUST be %21)")
+            raise _Invalid(INVALID_RUA,
+                           f"field {index}: rua URI {position} has a raw '!' (MUST be %21)")
         if not is_uri(uri):
             raise _Invalid(INVALID_RUA, f"field {index}: rua URI {position} is not an RFC 3986 URI")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import trio
 
+from survey.certs import CertError
 from survey.net.dns import parse_resolver
 from survey.net.guard import PolicyError
 from survey.net.smtp import Timeouts
@@ -31,7 +32,6 @@ from survey.scan.progress import Progress
 from survey.scan.run import ScanError, run_scan
 from survey.scan.targets import InputError, parse_shard
 from survey.store.location import location
-from survey.certs import CertError
 
 
 def configure(p: argparse.ArgumentParser) -> None:

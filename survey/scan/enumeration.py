@@ -53,10 +53,16 @@ import trio
 
 from survey.net.probes import HelloAnswer, hello_probe
 from survey.net.smtp import SmtpProbe
-from survey.proto import ciphers
-from survey.proto.enumerate import (DEFAULT_CHUNK, Chosen, Failed, Offer, Outcome,
-                                    SuiteEnumeration, VersionResult)
-from survey.proto import tlshello
+from survey.proto import ciphers, tlshello
+from survey.proto.enumerate import (
+    DEFAULT_CHUNK,
+    Chosen,
+    Failed,
+    Offer,
+    Outcome,
+    SuiteEnumeration,
+    VersionResult,
+)
 from survey.proto.tlshello import HelloSpec, build_client_hello
 from survey.scan import plans
 from survey.scan.access import ServerAccess

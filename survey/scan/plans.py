@@ -58,11 +58,20 @@ from collections.abc import Generator, Iterable, Sequence
 from typing import Any
 
 from survey.proto import ciphers
-from survey.proto.enumerate import (DEFAULT_CHUNK, Failed, Offer, Outcome, Refused,
-                                    SuiteEnumeration, VersionResult)
+
 # The discovery below replaces the machine's own and must stop the way its plan
 # expects (proto/enumerate.py: _Stop ends the plan, keeping what was found).
-from survey.proto.enumerate import _Stop, _version_refusal
+from survey.proto.enumerate import (
+    DEFAULT_CHUNK,
+    Failed,
+    Offer,
+    Outcome,
+    Refused,
+    SuiteEnumeration,
+    VersionResult,
+    _Stop,
+    _version_refusal,
+)
 
 VERSIONS = ciphers.VERSIONS
 

@@ -106,7 +106,7 @@ class Done:
 
 def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetime,
                   ended: datetime | None, stats: dict) -> dict:
-    """The provenance of a scan (docs/design.md \"The dataset contract\"), for either way to run it."""
+    """The provenance of a scan (docs/design.md "The dataset contract"), either way it runs."""
     certifi_path = Path(certifi.where())
     return {
         "scan_id": scan_id, "tool": "survey", "tool_version": __version__,

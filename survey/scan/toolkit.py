@@ -50,9 +50,9 @@ class Toolkit:
     """Policy, trust, DNS, politeness and the prober of one scan process.
 
     ``on_new_chain(chain, hashes)`` runs the first time this process judges a chain
-    (where its certificates' rows get written). ``share`` divides the global rates (connections and DNS queries per
-    second) when several processes scan at once, so their sum stays within
-    what the user allowed.
+    (where its certificates' rows get written). ``share`` divides the global
+    rates (connections and DNS queries per second) when several processes scan
+    at once, so their sum stays within what the user allowed.
     """
 
     def __init__(self, config: ScanConfig, *, on_base: Callable[[Attempted], None] | None = None,

@@ -396,7 +396,8 @@ class _Builder:
         elif behaviour == "banner_554":
             greeting = Reply(554, (f"5.7.1 {hostname} No SMTP service here",))
         elif behaviour == "ehlo_4xx":
-            kw["ehlo_reject"] = Reply(451, ("4.3.0 Temporary local problem, please come back later",))
+            kw["ehlo_reject"] = Reply(
+                451, ("4.3.0 Temporary local problem, please come back later",))
         elif behaviour == "slow_banner":
             kw["delay"] = (float(self.slow_banner_delay) if self.slow_banner_delay is not None
                            else round(s.greeting_timeout / 4, 3))
@@ -642,7 +643,7 @@ class _Builder:
             refs.append(MxRef(host, 10))
             traits |= self.host_traits[host]
             count -= 1
-        for k in range(count):
+        for _ in range(count):
             pref = 10 if equal else 10 * (len(refs) + 1)
             host = f"mx{len(refs) + 1}.{domain}"
             kind = self.d_host.draw()
@@ -840,7 +841,8 @@ class _Builder:
         elif behaviour == "oversize":
             kw.update(pad_to=s.policy_max_bytes + 4096 + rng.randrange(4096))
         elif behaviour == "slow_body":
-            kw.update(delay=round(s.policy_timeout / 6, 3), duration=round(s.policy_timeout * 3.5, 3))
+            kw.update(delay=round(s.policy_timeout / 6, 3),
+                      duration=round(s.policy_timeout * 3.5, 3))
         elif behaviour == "slow_headers":
             kw.update(delay=round(s.policy_timeout / 12, 3),
                       duration=round(s.policy_timeout * 3.5, 3))

@@ -15,7 +15,12 @@ from tests.interop.lab import LISTENERS, NEEDS_LAB
 
 pytestmark = [pytest.mark.interop, NEEDS_LAB]
 BUDGET = 200          # survey scan's default --budget: connections per server
-ids = lambda listener: listener.label
+
+
+def ids(listener) -> str:
+    return listener.label
+
+
 NO_TLS = [listener for listener in LISTENERS if listener not in TLS_LISTENERS]
 
 

@@ -98,5 +98,5 @@ def test_no_tls_listeners(peer_views, ciphers_scan, listener):
     else:
         assert status == "smtp_reject_5xx"
         assert "did not appear to be an SMTP service" in sslscan.error
-    for tool, view in (("testssl.sh", testssl), ("sslscan", sslscan)):
+    for tool in ("testssl.sh", "sslscan"):
         AGREEMENT[(listener.label, tool)] = (f"yes (none; ours: {status})", "yes (none)", "n/a")
