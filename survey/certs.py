@@ -3,20 +3,56 @@
 Theory of operation
 -------------------
 A scan records the chain a server presented (DER, leaf first) and, per
-(domain, MX host, IP), four verdicts defined in docs/design.md "Verdict definitions":
+(domain, MX host, IP), four verdicts defined in docs/design.md "Verdict definitions" and a
+reason:
 
-- ``trusted``: a path from the leaf to a trust anchor exists, using the
-  presented certificates as intermediates, in any order, and no AIA fetching
-  (a server that omits its intermediate is untrusted, as a sender would see it).
-  A path is found by walking issuer names and checking each signature with the
-  issuer's key; time and names play no part, so the verdicts stay separate.
-- ``time_valid``: every certificate on that path (anchor included; the leaf
-  alone when there is no path) is within its validity period at ``probed_at``.
+- ``trusted``: the chain passes certificate path validation as the sending
+  MTA's TLS library decides it -- OpenSSL's ``X509_verify_cert`` for a TLS
+  client (purpose ``sslserver``), which is what Postfix (and Exim, and most
+  MTAs on Linux) use. ``trusted`` is that verification with every error but
+  the time errors; ``reason`` names the first failure (``REASONS``).
+- ``time_valid``: every certificate on the path OpenSSL built is within its
+  validity period at ``probed_at`` (as OpenSSL checks: ``notBefore <= t <
+  notAfter``; the top of an untrusted path is checked only when self-signed).
 - ``name_match``: the MX host matches the leaf's names (survey.proto.names:
   RFC 6125 §6.4 as profiled by RFC 7817).
 - ``status``: ``valid`` when all three hold, else the first failing of
   ``no_cert``, ``self_signed``, ``untrusted``, ``expired`` / ``not_yet_valid``,
   ``name_mismatch``.
+
+Path validation (``validate``) follows OpenSSL 3.0's ``x509_vfy.c`` step by
+step, so that the verdict is the one a sender reaches (tests/test_certs_openssl.py
+compares it with the system ``openssl verify -purpose sslserver`` on a corpus
+of defects and on random chains; docs/certificates.md lists the rules):
+
+1. **Build** one path, greedily, never backtracking (``build_chain``): the
+   trust store is searched first at every step (``X509_V_FLAG_TRUSTED_FIRST``),
+   then the certificates the server sent, in the order sent. A candidate
+   issuer must have the child's issuer name as subject, match the child's
+   authority key identifier (keyid, serial, directory name) and have a key
+   of the signature's type; among several, the first one valid at the
+   verification time wins, else the one expiring last. A trust-store
+   certificate ends the path when it is self-signed (OpenSSL's definition:
+   self-issued, AKID agreeing with its own SKID, signature type matching
+   its key; the signature itself is not checked). No AIA fetching, no
+   partial chains (``-partial_chain`` off).
+2. **Check each certificate** (``check_chain``): no unknown critical
+   extension; every issuer is a CA (basicConstraints CA:TRUE and, if present,
+   keyUsage keyCertSign -- the trust anchor may also be a v1 self-signed
+   certificate, or carry keyUsage keyCertSign without basicConstraints);
+   extendedKeyUsage, where present, includes serverAuth (or Netscape/Microsoft
+   SGC) on the leaf *and on every issuer and the anchor*; the leaf's keyUsage,
+   where present, allows digitalSignature, keyEncipherment or keyAgreement;
+   pathLenConstraint counts the non-self-issued intermediates below.
+3. **Security level** (``AUTH_LEVEL``, OpenSSL's ``auth_level``): every key
+   on the path must give at least ``MIN_BITS[level]`` bits of security and
+   every signature but the anchor's own likewise (SHA-1: 63 bits, MD5: 39,
+   RSA-1024: 80, RSA-2048: 112, P-256: 128).
+4. **Signatures** from the top down with the issuer's key (the self-signed
+   anchor's own signature is not checked), then time.
+5. **Name constraints** of every CA on the path over the names of the
+   certificates below it (dNSName, directoryName, iPAddress; the leaf's CN
+   when it has no dNSName and looks like a host name).
 
 Certificates are hostile input: malformed DER or extensions give a
 ``CertError`` from ``facts`` and an ``untrusted`` verdict from ``evaluate``,
@@ -27,10 +63,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
+import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 import certifi
@@ -39,20 +78,49 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from survey.proto.names import PROFILE_DEFAULT, cert_name_matches
 
-MAX_PATH_LENGTH = 8      # intermediates + anchor; real chains have 2-4
+MAX_PATH_LENGTH = 10     # certificates on a path, leaf and anchor included (Postfix: depth 9)
 MAX_PRESENTED = 16       # a server sending more is not helped by our reading them all
 _DER = Encoding.DER
 # Caches (performance; none changes a verdict): a scan judges each chain once, but
 # intermediates and anchors recur in most chains, and many domains share a policy host's
-# chain. Bounded: parsed certificates and facts by DER (LRU), issuer links between
-# non-leaf certificates and whole-chain facts per trust store (cleared when full).
+# chain. Bounded: parsed certificates by DER (LRU), whole-chain facts per trust store
+# (cleared when full), signature checks between two certificates (cleared when full).
 PARSED_CACHE = 2048
 LINK_CACHE = 1 << 16
 CHAIN_CACHE = 1024
+
+# OpenSSL's security levels (ssl/ssl_cert.c minbits_table): the bits of security a key
+# and a signature must give at auth_level 1..5. Debian 12's OpenSSL defaults to level 2;
+# Postfix's TLS client keeps the library's level (docs/certificates.md).
+MIN_BITS = {0: 0, 1: 80, 2: 112, 3: 128, 4: 192, 5: 256}
+AUTH_LEVEL = 2
+
+
+class CertReason(StrEnum):
+    """Why a chain is untrusted: the first failure, named after OpenSSL's verify errors."""
+
+    unknown_issuer = "unknown_issuer"  # no issuer of the top certificate (X509 errors 2, 20, 21)
+    akid_mismatch = "akid_mismatch"    # an issuer by name exists, but its key identifier differs
+    self_signed = "self_signed"        # a self-signed leaf not in the trust store (18)
+    untrusted_root = "untrusted_root"  # the path ends at a self-signed root not trusted (19)
+    not_ca = "not_ca"                  # an issuer without basicConstraints CA:TRUE (24)
+    key_usage = "key_usage"            # keyUsage forbids the use (24/26/32)
+    purpose = "purpose"                # extendedKeyUsage without serverAuth (26)
+    path_length = "path_length"        # an issuer's pathLenConstraint exceeded (25)
+    name_constraints = "name_constraints"  # a name outside an issuer's name constraints (47-53)
+    unknown_critical_extension = "unknown_critical_extension"  # (34)
+    weak_key = "weak_key"              # a key below the security level (65, 66)
+    weak_signature = "weak_signature"  # a signature digest below the security level (68)
+    signature_invalid = "signature_invalid"  # a signature that does not verify (7, 6)
+    chain_too_long = "chain_too_long"  # more than MAX_PATH_LENGTH certificates (22)
+    malformed = "malformed"            # a certificate or extension we cannot parse
+
+
+REASONS = tuple(CertReason)
 
 
 class CertError(ValueError):
@@ -172,6 +240,368 @@ def facts(der: bytes) -> CertFacts:
         raise CertError(f"malformed certificate: {exc}") from None
 
 
+# -- what path validation needs of one certificate (OpenSSL's x509v3_cache_extensions) ------
+
+# Extensions OpenSSL's verifier understands (X509_supported_extension); any other marked
+# critical fails the path.
+_SUPPORTED_CRITICAL = frozenset({
+    "2.16.840.1.113730.1.1",   # Netscape cert type
+    ExtensionOID.KEY_USAGE.dotted_string,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string,
+    ExtensionOID.BASIC_CONSTRAINTS.dotted_string,
+    ExtensionOID.CERTIFICATE_POLICIES.dotted_string,
+    ExtensionOID.CRL_DISTRIBUTION_POINTS.dotted_string,
+    ExtensionOID.EXTENDED_KEY_USAGE.dotted_string,
+    "1.3.6.1.5.5.7.1.7",       # sbgp-ipAddrBlock (RFC 3779)
+    "1.3.6.1.5.5.7.1.8",       # sbgp-autonomousSysNum
+    "1.3.6.1.5.5.7.48.1.5",    # OCSP no check
+    ExtensionOID.POLICY_CONSTRAINTS.dotted_string,
+    "1.3.6.1.5.5.7.1.14",      # proxyCertInfo
+    ExtensionOID.NAME_CONSTRAINTS.dotted_string,
+    ExtensionOID.POLICY_MAPPINGS.dotted_string,
+    ExtensionOID.INHIBIT_ANY_POLICY.dotted_string,
+})
+_NS_CERT_TYPE = "2.16.840.1.113730.1.1"
+_NS_SSL_SERVER, _NS_SSL_CA, _NS_ANY_CA = 0x40, 0x04, 0x07
+# extendedKeyUsage values OpenSSL accepts for a TLS server: serverAuth, Netscape and
+# Microsoft Server Gated Crypto (XKU_SSL_SERVER | XKU_SGC). anyExtendedKeyUsage is not one.
+_SERVER_EKUS = frozenset({ExtendedKeyUsageOID.SERVER_AUTH.dotted_string,
+                          "2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"})
+# signature algorithm OID -> (key type it needs, security bits of the signature)
+_SIG_ALGS = {
+    "1.2.840.113549.1.1.2": ("RSA", 0),     # md2WithRSAEncryption
+    "1.2.840.113549.1.1.3": ("RSA", 0),     # md4WithRSAEncryption
+    "1.2.840.113549.1.1.4": ("RSA", 39),    # md5WithRSAEncryption
+    "1.2.840.113549.1.1.5": ("RSA", 63),    # sha1WithRSAEncryption
+    "1.3.14.3.2.29": ("RSA", 63),
+    "1.2.840.113549.1.1.14": ("RSA", 112),  # sha224
+    "1.2.840.113549.1.1.11": ("RSA", 128),
+    "1.2.840.113549.1.1.12": ("RSA", 192),
+    "1.2.840.113549.1.1.13": ("RSA", 256),
+    "1.2.840.113549.1.1.10": ("RSA", -1),   # RSASSA-PSS: from its hash
+    "1.2.840.10045.4.1": ("EC", 63),
+    "1.2.840.10045.4.3.1": ("EC", 112),
+    "1.2.840.10045.4.3.2": ("EC", 128),
+    "1.2.840.10045.4.3.3": ("EC", 192),
+    "1.2.840.10045.4.3.4": ("EC", 256),
+    "1.2.840.10040.4.3": ("DSA", 63),
+    "2.16.840.1.101.3.4.3.1": ("DSA", 112),
+    "2.16.840.1.101.3.4.3.2": ("DSA", 128),
+    "1.3.101.112": ("Ed25519", 128),
+    "1.3.101.113": ("Ed448", 224),
+}
+_HASH_BITS = {"sha1": 63, "md5": 39, "sha224": 112, "sha256": 128, "sha384": 192,
+              "sha512": 256}
+
+
+def _ifc_security_bits(n: int) -> int:
+    """OpenSSL's ossl_ifc_ffc_compute_security_bits: RSA/DSA modulus size -> bits."""
+    fixed = {2048: 112, 3072: 128, 4096: 152, 6144: 176, 7680: 192, 8192: 200, 15360: 256}
+    if n in fixed:
+        return fixed[n]
+    if n < 8:
+        return 0
+    cap = 192 if n <= 7680 else 256 if n <= 15360 else 1200
+    x = n * math.log(2)
+    y = int((1.923 * (x * math.log(x) ** 2) ** (1 / 3) - 4.690) / math.log(2))
+    return min((y + 4) & ~7, cap)
+
+
+def _canon(value: object) -> object:
+    """OpenSSL's canonical form of a name attribute: ASCII-lower-cased, spaces collapsed."""
+    if isinstance(value, str):
+        return " ".join(value.split()).translate(_LOWER)
+    return value
+
+
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _name_key(name: x509.Name) -> tuple:
+    return tuple(tuple((a.oid.dotted_string, _canon(a.value)) for a in rdn)
+                 for rdn in name.rdns)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Info:
+    """One certificate as OpenSSL's verifier sees it (x509v3_cache_extensions)."""
+
+    cert: x509.Certificate
+    der: bytes
+    subject: tuple
+    issuer: tuple
+    invalid: bool                   # an extension we (and OpenSSL) cannot decode
+    v1: bool
+    ski: bytes | None
+    akid_keyid: bytes | None
+    akid_serial: int | None
+    akid_dirname: tuple | None
+    bc: bool                        # basicConstraints present
+    ca: bool
+    pathlen: int | None
+    ku: frozenset[str] | None       # keyUsage bits set, None when absent
+    eku: frozenset[str] | None      # dotted OIDs, None when absent
+    ns_type: int | None             # Netscape cert type bits
+    nc: x509.NameConstraints | None
+    unknown_critical: bool
+    dns_sans: tuple[str, ...]
+    ip_sans: tuple
+    cns: tuple[str, ...]
+    key_type: str | None
+    key_secbits: int
+    sig_key_type: str | None
+    sig_secbits: int
+    not_before: datetime
+    not_after: datetime
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+    @property
+    def self_signed(self) -> bool:
+        """OpenSSL's EXFLAG_SS: self-issued, own AKID agrees, signature type fits the key."""
+        return self.self_issued and likely_issued(self, self) is None
+
+    def valid_at(self, at: datetime) -> bool:
+        return self.not_before <= at < self.not_after
+
+
+_KU_BITS = ("digital_signature", "content_commitment", "key_encipherment",
+            "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
+
+
+def _key_security(cert: x509.Certificate) -> tuple[str | None, int]:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None, 0
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", _ifc_security_bits(key.key_size)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC", key.curve.key_size // 2
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 128
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 224
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", _ifc_security_bits(key.key_size)
+    return type(key).__name__, 0
+
+
+def _signature_security(cert: x509.Certificate) -> tuple[str | None, int]:
+    key_type, bits = _SIG_ALGS.get(cert.signature_algorithm_oid.dotted_string, (None, 0))
+    if bits == -1:     # RSASSA-PSS
+        try:
+            algorithm = cert.signature_hash_algorithm
+        except UnsupportedAlgorithm:
+            algorithm = None
+        bits = _HASH_BITS.get(algorithm.name if algorithm else "", 0)
+    return key_type, bits
+
+
+def _ns_cert_type(value: bytes) -> int:
+    # BIT STRING: 03 len unused-bits first-byte...
+    return value[3] if len(value) >= 4 and value[0] == 0x03 else 0
+
+
+def _info(der: bytes) -> _Info:
+    cert = _load_cached(der)
+    invalid = False
+    ski = akid_keyid = akid_dirname = None
+    akid_serial = None
+    bc = ca = False
+    pathlen = None
+    ku = eku = None
+    ns_type = None
+    nc = None
+    unknown_critical = False
+    dns_sans: tuple[str, ...] = ()
+    ip_sans: tuple = ()
+    try:
+        extensions = list(cert.extensions)
+    except (ValueError, TypeError):
+        extensions, invalid = [], True
+    for ext in extensions:
+        oid, value = ext.oid.dotted_string, ext.value
+        if ext.critical and oid not in _SUPPORTED_CRITICAL:
+            unknown_critical = True
+        if isinstance(value, x509.SubjectKeyIdentifier):
+            ski = value.digest
+        elif isinstance(value, x509.AuthorityKeyIdentifier):
+            akid_keyid = value.key_identifier
+            akid_serial = value.authority_cert_serial_number
+            for general in value.authority_cert_issuer or ():
+                if isinstance(general, x509.DirectoryName):
+                    akid_dirname = _name_key(general.value)
+                    break
+        elif isinstance(value, x509.BasicConstraints):
+            bc, ca, pathlen = True, value.ca, value.path_length
+        elif isinstance(value, x509.KeyUsage):
+            ku = frozenset(bit for bit in _KU_BITS if getattr(value, bit))
+        elif isinstance(value, x509.ExtendedKeyUsage):
+            eku = frozenset(o.dotted_string for o in value)
+        elif isinstance(value, x509.NameConstraints):
+            nc = value
+        elif isinstance(value, x509.SubjectAlternativeName):
+            dns_sans = tuple(value.get_values_for_type(x509.DNSName))
+            ip_sans = tuple(value.get_values_for_type(x509.IPAddress))
+        elif oid == _NS_CERT_TYPE and isinstance(value, x509.UnrecognizedExtension):
+            ns_type = _ns_cert_type(value.value)
+    cns = tuple(a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+                if isinstance(a.value, str))
+    key_type, key_secbits = _key_security(cert)
+    sig_key_type, sig_secbits = _signature_security(cert)
+    return _Info(cert, der, _name_key(cert.subject), _name_key(cert.issuer), invalid,
+                 cert.version == x509.Version.v1, ski, akid_keyid, akid_serial, akid_dirname,
+                 bc, ca, pathlen, ku, eku, ns_type, nc, unknown_critical, dns_sans, ip_sans,
+                 cns, key_type, key_secbits, sig_key_type, sig_secbits,
+                 cert.not_valid_before_utc, cert.not_valid_after_utc)
+
+
+_info_cached = functools.lru_cache(maxsize=PARSED_CACHE)(_info)
+
+
+def likely_issued(issuer: _Info, child: _Info) -> CertReason | None:
+    """None when ``issuer`` may have issued ``child`` (ossl_x509_likely_issued), else why not.
+
+    Names, authority key identifier and the signature's key type; not the signature.
+    """
+    if issuer.subject != child.issuer:
+        return CertReason.unknown_issuer
+    if issuer.invalid or child.invalid:
+        return CertReason.malformed
+    if child.akid_keyid is not None and issuer.ski is not None \
+            and child.akid_keyid != issuer.ski:
+        return CertReason.akid_mismatch
+    if child.akid_serial is not None and child.akid_serial != issuer.cert.serial_number:
+        return CertReason.akid_mismatch
+    if child.akid_dirname is not None and child.akid_dirname != issuer.issuer:
+        return CertReason.akid_mismatch
+    if issuer.key_type is None or child.sig_key_type != issuer.key_type:
+        return CertReason.unknown_issuer
+    return None
+
+
+def _ku_rejects(info: _Info, *bits: str) -> bool:
+    return info.ku is not None and not info.ku.intersection(bits)
+
+
+def _check_ca(info: _Info) -> int:
+    """OpenSSL's check_ca: 0 not a CA, 1 a CA, 3 a v1 root, 4 keyUsage-only, 5 Netscape."""
+    if _ku_rejects(info, "key_cert_sign"):
+        return 0
+    if info.bc:
+        return 1 if info.ca else 0
+    if info.v1 and info.self_signed:
+        return 3
+    if info.ku is not None:
+        return 4
+    if info.ns_type is not None and info.ns_type & _NS_ANY_CA:
+        return 5
+    return 0
+
+
+def _purpose_ok(info: _Info, as_ca: bool) -> bool:
+    """X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, as_ca) != 0."""
+    if info.eku is not None and not info.eku & _SERVER_EKUS:
+        return False
+    if as_ca:
+        ret = _check_ca(info)
+        return ret != 0 and (ret != 5 or bool((info.ns_type or 0) & _NS_SSL_CA))
+    if info.ns_type is not None and not info.ns_type & _NS_SSL_SERVER:
+        return False
+    return not _ku_rejects(info, "digital_signature", "key_encipherment", "key_agreement")
+
+
+def _purpose_reason(info: _Info, as_ca: bool) -> CertReason:
+    if info.eku is not None and not info.eku & _SERVER_EKUS:
+        return CertReason.purpose
+    if as_ca:
+        return CertReason.key_usage if _ku_rejects(info, "key_cert_sign") else CertReason.not_ca
+    if _ku_rejects(info, "digital_signature", "key_encipherment", "key_agreement"):
+        return CertReason.key_usage
+    return CertReason.purpose
+
+
+# -- name constraints (OpenSSL's v3_ncons.c, the name types mail servers use) --------------
+
+
+def _nc_dns(name: str, base: str) -> bool:
+    if not base:
+        return True
+    if len(name) < len(base):
+        return False
+    if len(name) > len(base) and not base.startswith(".") \
+            and name[len(name) - len(base) - 1] != ".":
+        return False
+    return name[len(name) - len(base):].lower() == base.lower()
+
+
+def _nc_single(kind: str, value: object, base: x509.GeneralName) -> bool | None:
+    """Does ``value`` match constraint ``base``? None: a type we do not judge."""
+    if kind == "dns":
+        return _nc_dns(str(value), str(base.value))
+    if kind == "dir":
+        key = _name_key(base.value)
+        return len(key) <= len(value) and tuple(value[:len(key)]) == key  # type: ignore
+    if kind == "ip":
+        network = base.value
+        return isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and \
+            value in network  # type: ignore[operator]
+    return None
+
+
+_NC_TYPES = {"dns": x509.DNSName, "dir": x509.DirectoryName, "ip": x509.IPAddress}
+
+
+def _nc_match(kind: str, value: object, nc: x509.NameConstraints) -> bool:
+    """OpenSSL's nc_match: permitted of this type (if any) must match one, excluded none."""
+    gtype = _NC_TYPES[kind]
+    permitted = [s for s in nc.permitted_subtrees or () if isinstance(s, gtype)]
+    if permitted and not any(_nc_single(kind, value, s) for s in permitted):
+        return False
+    excluded = [s for s in nc.excluded_subtrees or () if isinstance(s, gtype)]
+    return not any(_nc_single(kind, value, s) for s in excluded)
+
+
+def _cn_as_dns(cn: str) -> str | None:
+    """OpenSSL's cn2dnsid: a CN that looks like a host name with two labels or more."""
+    cn = cn.removesuffix(".")
+    plausible = False
+    for i, c in enumerate(cn):
+        if c.isascii() and c.isalnum():
+            continue
+        if 0 < i < len(cn) - 1:
+            if c == "-":
+                continue
+            if c == "." and cn[i + 1] not in ".-" and cn[i - 1] != "-":
+                plausible = True
+                continue
+        return None
+    return cn if plausible else None
+
+
+def _names_within(info: _Info, nc: x509.NameConstraints, leaf: bool) -> bool:
+    if info.subject and not _nc_match("dir", info.subject, nc):
+        return False
+    for name in info.dns_sans:
+        if not _nc_match("dns", name, nc):
+            return False
+    for ip in info.ip_sans:
+        if not _nc_match("ip", ip, nc):
+            return False
+    if leaf and not info.dns_sans:
+        for cn in info.cns:
+            dns = _cn_as_dns(cn)
+            if dns is not None and not _nc_match("dns", dns, nc):
+                return False
+    return True
+
+
+# -- the trust store -------------------------------------------------------------------------
+
+
 @dataclass
 class TrustStore:
     """Trust anchors indexed by subject: Mozilla's roots (certifi) plus the user's CA files."""
@@ -180,30 +610,38 @@ class TrustStore:
     sources: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._by_subject: dict[bytes, list[x509.Certificate]] = {}
+        self._by_subject: dict[tuple, list[_Info]] = {}
         self._der: set[bytes] = set()
-        self._anchor_der: dict[int, bytes] = {}      # id(anchor) -> DER (anchors live on)
         self._links: dict[tuple[bytes, bytes], bool] = {}
         self._chains: dict[tuple[bytes, ...], _ChainFacts | None] = {}
         for cert in self.anchors:
             self._index(cert)
 
     def _index(self, cert: x509.Certificate) -> None:
-        self._by_subject.setdefault(cert.subject.public_bytes(), []).append(cert)
         der = cert.public_bytes(_DER)
+        if der in self._der:
+            return
+        try:
+            info = _info(der)
+        except CertError:
+            return
+        self._by_subject.setdefault(info.subject, []).append(info)
         self._der.add(der)
-        self._anchor_der[id(cert)] = der
         self._chains.clear()
 
-    def linked(self, cert: x509.Certificate, cert_der: bytes, issuer: x509.Certificate,
-               issuer_der: bytes) -> bool:
-        """``is_directly_issued_by``, remembered: for links that recur (not from a leaf)."""
-        key = (cert_der, issuer_der)
+    def signed(self, child: _Info, issuer: _Info) -> bool:
+        """The child's signature verifies with the issuer's key (remembered per pair)."""
+        key = (child.der, issuer.der)
         known = self._links.get(key)
         if known is None:
             if len(self._links) >= LINK_CACHE:
                 self._links.clear()
-            known = self._links[key] = is_directly_issued_by(cert, issuer)
+            try:
+                child.cert.verify_directly_issued_by(issuer.cert)
+                known = True
+            except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+                known = False
+            self._links[key] = known
         return known
 
     def add_pem_file(self, path: Path | str) -> None:
@@ -212,11 +650,11 @@ class TrustStore:
                 # a few Mozilla roots have non-positive serial numbers; they are still roots
                 warnings.simplefilter("ignore", CryptographyDeprecationWarning)
                 certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+                for cert in certs:
+                    self.anchors.append(cert)
+                    self._index(cert)
         except (OSError, ValueError) as exc:
             raise CertError(f"cannot read CA file {path}: {exc}") from None
-        for cert in certs:
-            self.anchors.append(cert)
-            self._index(cert)
         self.sources.append(str(path))
 
     @classmethod
@@ -228,58 +666,237 @@ class TrustStore:
             store.add_pem_file(path)
         return store
 
-    def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
-        return self._by_subject.get(cert.issuer.public_bytes(), [])
+    def candidates(self, subject: tuple) -> list[_Info]:
+        return self._by_subject.get(subject, [])
 
     def contains(self, cert: x509.Certificate) -> bool:
         return cert.public_bytes(_DER) in self._der
 
+    def contains_der(self, der: bytes) -> bool:
+        return der in self._der
+
+
+# -- path validation (OpenSSL 3.0 X509_verify_cert) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PathResult:
+    """One path validation: the path OpenSSL builds and what is wrong with it."""
+
+    path: tuple[_Info, ...]        # leaf first; ends at an anchor when trusted
+    trusted: bool
+    reason: CertReason | None      # the first failure, None when trusted
+    time_state: str | None         # None, "expired" or "not_yet_valid" (on the checked part)
+    time_sensitive: bool           # the issuer choice depended on the verification time
+
+
+def _pick(candidates: Iterable[_Info], child: _Info, at: datetime, on_path: set[bytes],
+          alone: bool, misses: set[CertReason]) -> tuple[_Info | None, bool]:
+    """OpenSSL's issuer choice among candidates: the first valid at ``at``, else the one
+    expiring last. Returns (issuer, did the time decide it). A certificate already on
+    the path is no candidate, except a self-issued leaf's own (``alone``)."""
+    best: _Info | None = None
+    matches = 0
+    for cand in candidates:
+        if cand.der in on_path and not (alone and child.self_issued):
+            continue
+        why = likely_issued(cand, child)
+        if why is not None:
+            misses.add(why)
+            continue
+        matches += 1
+        if cand.valid_at(at):
+            return cand, matches > 1
+        if best is None or cand.not_after > best.not_after:
+            best = cand
+    return best, matches > 1
+
+
+def build_path(chain: Sequence[_Info], store: TrustStore, at: datetime
+               ) -> tuple[list[_Info], CertReason | None, bool]:
+    """(path, failure or None, did the time decide an issuer): OpenSSL's build_chain
+    with X509_V_FLAG_TRUSTED_FIRST, no partial chains, no DANE."""
+    leaf = chain[0]
+    pool = [c for c in chain[1:MAX_PRESENTED] if c.der != leaf.der]
+    path = [leaf]
+    on_path = {leaf.der}
+    sensitive = False
+    misses: set[CertReason] = set()
+    search_untrusted = bool(pool)
+    trusted = False
+    while len(path) <= MAX_PATH_LENGTH:
+        top = path[-1]
+        # the trust store first, at every step (for a self-signed certificate too)
+        issuer, timed = _pick(store.candidates(top.issuer), top, at, on_path, len(path) == 1,
+                              misses)
+        sensitive |= timed
+        if issuer is not None:
+            if not top.self_signed:
+                path.append(issuer)
+                on_path.add(issuer.der)
+                misses = set()
+                search_untrusted = False
+                if issuer.self_signed:
+                    trusted = True
+                    break
+                continue
+            if issuer.der == top.der:       # the server sent a trust anchor itself
+                path[-1] = issuer
+                trusted = True
+                break
+            # else a self-signed mimic of a trust anchor: no match
+        if not search_untrusted:
+            break
+        if top.self_signed:
+            search_untrusted = False
+            continue
+        issuer, timed = _pick(pool, top, at, on_path, len(path) == 1, misses)
+        sensitive |= timed
+        if issuer is None:
+            search_untrusted = False
+            continue
+        pool.remove(issuer)
+        path.append(issuer)
+        on_path.add(issuer.der)
+        misses = set()
+    if trusted:
+        return path, None, sensitive
+    top = path[-1]
+    if len(path) > MAX_PATH_LENGTH:
+        reason = CertReason.chain_too_long
+    elif top.self_signed:
+        reason = CertReason.self_signed if len(path) == 1 else CertReason.untrusted_root
+    elif CertReason.akid_mismatch in misses:
+        reason = CertReason.akid_mismatch
+    else:
+        reason = CertReason.unknown_issuer
+    return path, reason, sensitive
+
+
+def _check_chain(path: Sequence[_Info]) -> CertReason | None:
+    """check_chain: critical extensions, CA flags, purpose, path length (in path order)."""
+    plen = 0
+    num = len(path)
+    for i, info in enumerate(path):
+        if info.invalid:
+            return CertReason.malformed
+        if info.unknown_critical:
+            return CertReason.unknown_critical_extension
+        if i > 0:
+            ret = _check_ca(info)
+            if ret == 0 or (i + 1 < num and ret != 1):
+                return CertReason.key_usage if _ku_rejects(info, "key_cert_sign") \
+                    else CertReason.not_ca
+        if not _purpose_ok(info, i > 0):
+            return _purpose_reason(info, i > 0)
+        if i > 1 and info.pathlen is not None and plen > info.pathlen:
+            return CertReason.path_length
+        if i > 0 and not info.self_issued:
+            plen += 1
+    return None
+
+
+def _check_auth_level(path: Sequence[_Info], level: int) -> CertReason | None:
+    minbits = MIN_BITS.get(level, 0)
+    if minbits <= 0:
+        return None
+    for i, info in enumerate(path):
+        if i > 0 and info.key_secbits < minbits:
+            return CertReason.weak_key
+        if i < len(path) - 1 and info.sig_secbits < minbits:
+            return CertReason.weak_signature
+    return None
+
+
+def _time_checked(path: Sequence[_Info]) -> Sequence[_Info]:
+    """The certificates internal_verify checks the time of: all but a top that is not
+    self-signed above a leaf."""
+    top = path[-1]
+    return path if len(path) == 1 or likely_issued(top, top) is None else path[:-1]
+
+
+def _signatures_and_time(path: Sequence[_Info], store: TrustStore, at: datetime
+                         ) -> tuple[CertReason | None, str | None]:
+    """internal_verify: signatures top-down with the issuer's key, and each one's time."""
+    top = path[-1]
+    reason: CertReason | None = None
+    if len(path) == 1 and likely_issued(top, top) is not None:
+        reason = CertReason.unknown_issuer     # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    for k in range(len(path) - 2, -1, -1):
+        child, issuer = path[k], path[k + 1]
+        if reason is None and _ku_rejects(issuer, "key_cert_sign"):
+            reason = CertReason.key_usage
+        if reason is None and not store.signed(child, issuer):
+            reason = CertReason.signature_invalid
+    return reason, _time_state_of(path, at)
+
+
+def _time_state_of(path: Sequence[_Info], at: datetime) -> str | None:
+    states: set[str] = set()
+    for info in _time_checked(path):
+        _time_of(info, at, states)
+    return "expired" if "expired" in states else next(iter(states), None)
+
+
+def _time_of(info: _Info, at: datetime, states: set[str]) -> None:
+    if at < info.not_before:
+        states.add("not_yet_valid")
+    elif at >= info.not_after:
+        states.add("expired")
+
+
+def _check_name_constraints(path: Sequence[_Info]) -> CertReason | None:
+    num = len(path)
+    for i in range(num - 1, -1, -1):
+        info = path[i]
+        if i != 0 and info.self_issued:
+            continue
+        for j in range(num - 1, i, -1):
+            nc = path[j].nc
+            if nc is not None and not _names_within(info, nc, leaf=i == 0):
+                return CertReason.name_constraints
+    return None
+
+
+def validate(chain_der: Sequence[bytes], store: TrustStore, at: datetime, *,
+             auth_level: int = AUTH_LEVEL) -> PathResult:
+    """Path validation of a presented chain (leaf first) at time ``at``, as OpenSSL does it
+    for a TLS client checking a server (``-purpose sslserver``), with every error seen.
+
+    Raises CertError when the leaf cannot be read (presented certificates that
+    cannot be read are skipped, as a TLS library would never have got them).
+    """
+    leaf = _info_cached(chain_der[0])
+    chain = [leaf]
+    for der in chain_der[1:MAX_PRESENTED]:
+        try:
+            chain.append(_info_cached(der))
+        except CertError:
+            continue
+    reasons: list[CertReason | None] = []
+    minbits = MIN_BITS.get(auth_level, 0)
+    if minbits and leaf.key_secbits < minbits:
+        reasons.append(CertReason.weak_key)        # checked before the path is built
+    path, build_reason, sensitive = build_path(chain, store, at)
+    reasons.append(build_reason)
+    reasons.append(_check_chain(path))
+    reasons.append(_check_auth_level(path, auth_level))
+    sig_reason, time_state = _signatures_and_time(path, store, at)
+    reasons.append(sig_reason)
+    reasons.append(_check_name_constraints(path))
+    reason = next((r for r in reasons if r is not None), None)
+    return PathResult(tuple(path), reason is None, reason, time_state, sensitive)
+
 
 def find_path(chain: Sequence[x509.Certificate], store: TrustStore,
-              ders: Sequence[bytes] | None = None) -> list[x509.Certificate] | None:
-    """A path leaf -> ... -> anchor using presented certificates as intermediates, or None.
-
-    ``ders``: the chain's DER (same order), when known: links between non-leaf
-    certificates are then remembered by the store (an intermediate's link to
-    its anchor is checked once per scan, not once per server).
-    """
-    leaf, presented = chain[0], list(chain[1:MAX_PRESENTED])
-    if store.contains(leaf):
-        return [leaf]
-    der_of = {id(c): d for c, d in zip(chain, ders)} if ders is not None else {}
-
-    def issued(tip: x509.Certificate, issuer: x509.Certificate, issuer_der: bytes | None
-               ) -> bool:
-        tip_der = der_of.get(id(tip))
-        if tip is leaf or tip_der is None or issuer_der is None:
-            return is_directly_issued_by(tip, issuer)
-        return store.linked(tip, tip_der, issuer, issuer_der)
-
-    def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
-        tip = path[-1]
-        for anchor in store.issuers_of(tip):
-            if issued(tip, anchor, store._anchor_der.get(id(anchor))):  # noqa: SLF001
-                return path + [anchor]
-        if len(path) >= MAX_PATH_LENGTH:
-            return None
-        for candidate in presented:
-            if candidate not in path and issued(tip, candidate, der_of.get(id(candidate))):
-                if found := extend(path + [candidate]):
-                    return found
-        return None
-
-    return extend([leaf])
+              at: datetime | None = None) -> list[x509.Certificate] | None:
+    """The validated path leaf -> ... -> anchor, or None when the chain is untrusted."""
+    when = at or datetime.now().astimezone()
+    result = validate([c.public_bytes(_DER) for c in chain], store, when)
+    return [i.cert for i in result.path] if result.trusted else None
 
 
-def _time_state(certs: Iterable[x509.Certificate], at: datetime) -> str | None:
-    """None when all are valid at ``at``, else ``expired`` or ``not_yet_valid``."""
-    states = set()
-    for cert in certs:
-        if at > cert.not_valid_after_utc:
-            states.add("expired")
-        elif at < cert.not_valid_before_utc:
-            states.add("not_yet_valid")
-    return "expired" if "expired" in states else next(iter(states), None)
+# -- verdicts --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -288,10 +905,12 @@ class Verdict:
     trusted: bool | None
     time_valid: bool | None
     name_match: bool | None
+    reason: str | None = None       # CertReason when not trusted
 
 
 NO_CERT = Verdict("no_cert", None, None, None)
-UNPARSABLE = Verdict("untrusted", False, None, None)  # a chain we cannot read earns no trust
+# a chain we cannot read earns no trust
+UNPARSABLE = Verdict("untrusted", False, None, None, CertReason.malformed.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,56 +922,53 @@ class ChainJudgement:
     self_signed: bool
     san_dns: tuple[str, ...]
     subject_cn: str | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class _ChainFacts:
-    """What a chain's judgement needs, free of the time it is judged at."""
+    """What a chain's judgement needs; the time only matters when ``sensitive``."""
 
-    trusted: bool
-    not_before: datetime            # the latest start on the path (the leaf alone: no path)
-    not_after: datetime             # the earliest end
+    result: PathResult
     leaf: CertFacts
+    at: datetime
 
 
-def _chain_facts(chain_der: tuple[bytes, ...], store: TrustStore) -> _ChainFacts | None:
+def _chain_facts(chain_der: tuple[bytes, ...], store: TrustStore, at: datetime
+                 ) -> _ChainFacts | None:
     try:
-        chain = [_load_cached(der) for der in chain_der]
         leaf = facts(chain_der[0])
+        result = validate(chain_der, store, at)
     except CertError:
         return None
-    path = find_path(chain, store, chain_der)
-    timed = path or chain[:1]
-    return _ChainFacts(path is not None, max(c.not_valid_before_utc for c in timed),
-                       min(c.not_valid_after_utc for c in timed), leaf)
+    return _ChainFacts(result, leaf, at)
 
 
 def judge_chain(chain_der: Sequence[bytes], at: datetime, store: TrustStore
                 ) -> ChainJudgement | None:
     """Path and time facts of a chain (leaf first); None when there is no readable leaf.
 
-    The path is found once per distinct chain and trust store (a provider's
-    policy host shows one chain to thousands of domains); the time is judged
-    at ``at`` every time.
+    The path is validated once per distinct chain and trust store (a provider's
+    policy host shows one chain to thousands of domains), unless the issuer
+    choice depended on time; the time is judged at ``at`` every time.
     """
     if not chain_der:
         return None
     key = tuple(chain_der[:MAX_PRESENTED])
-    cache = store._chains  # noqa: SLF001
-    if key in cache:
-        found = cache[key]
-    else:
+    cache = store._chains
+    found = cache.get(key)
+    if found is None or (found.result.time_sensitive and found.at != at):
         if len(cache) >= CHAIN_CACHE:
             cache.clear()
-        found = cache[key] = _chain_facts(key, store)
-    if found is None:
-        return None
-    # every certificate valid at ``at``; any expired wins over any not yet valid
-    time_state = ("expired" if at > found.not_after else
-                  "not_yet_valid" if at < found.not_before else None)
-    leaf = found.leaf
-    return ChainJudgement(found.trusted, time_state, leaf.self_signed, leaf.san_dns,
-                          leaf.subject_cn)
+        found = _chain_facts(key, store, at)
+        if found is None:
+            cache.pop(key, None)
+            return None
+        cache[key] = found
+    result, leaf = found.result, found.leaf
+    time_state = result.time_state if found.at == at else _time_state_of(result.path, at)
+    return ChainJudgement(result.trusted, time_state, leaf.self_signed, leaf.san_dns,
+                          leaf.subject_cn, result.reason.value if result.reason else None)
 
 
 def verdict_for(judgement: ChainJudgement | None, host: str, *,
@@ -363,14 +979,15 @@ def verdict_for(judgement: ChainJudgement | None, host: str, *,
     name_match = cert_name_matches(host, list(judgement.san_dns), judgement.subject_cn,
                                    profile=profile)
     if not judgement.trusted:
-        status = "self_signed" if judgement.self_signed else "untrusted"
+        status = "self_signed" if judgement.reason == CertReason.self_signed else "untrusted"
     elif judgement.time_state:
         status = judgement.time_state
     elif not name_match:
         status = "name_mismatch"
     else:
         status = "valid"
-    return Verdict(status, judgement.trusted, judgement.time_state is None, name_match)
+    return Verdict(status, judgement.trusted, judgement.time_state is None, name_match,
+                   judgement.reason)
 
 
 def evaluate(chain_der: Sequence[bytes], host: str, at: datetime, store: TrustStore,

@@ -40,7 +40,8 @@ def store(ca):
 
 
 def make_cert(*, subject_cn, issuer_cn=None, key=None, issuer_key=None, san=None,
-              not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=30)):
+              not_before=NOW - timedelta(days=1), not_after=NOW + timedelta(days=30),
+              ca=False):
     key = key or ec.generate_private_key(ec.SECP256R1())
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
@@ -51,6 +52,9 @@ def make_cert(*, subject_cn, issuer_cn=None, key=None, issuer_key=None, san=None
     if san is not None:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in san]), critical=False)
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                        critical=True)
     return builder.sign(issuer_key or key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
@@ -120,9 +124,10 @@ def test_wildcard_name(ca, store):
 
 def test_expired_intermediate_makes_the_path_time_invalid():
     root_key, mid_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    root = make_cert(subject_cn="Root", key=root_key)
+    root = make_cert(subject_cn="Root", key=root_key, ca=True)
     mid = make_cert(subject_cn="Mid", issuer_cn="Root", key=mid_key, issuer_key=root_key,
-                    not_before=NOW - timedelta(days=30), not_after=NOW - timedelta(days=2))
+                    not_before=NOW - timedelta(days=30), not_after=NOW - timedelta(days=2),
+                    ca=True)
     leaf = make_cert(subject_cn=HOST, issuer_cn="Mid", issuer_key=mid_key, san=[HOST])
     store = TrustStore([load_cert(root)])
     verdict = evaluate([leaf, mid], HOST, NOW, store)
