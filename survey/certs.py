@@ -69,7 +69,6 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 import certifi
@@ -81,6 +80,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from survey.proto.names import PROFILE_DEFAULT, cert_name_matches
+from survey.vocabulary import CertReason
 
 MAX_PATH_LENGTH = 10     # certificates on a path, leaf and anchor included (Postfix: depth 9)
 MAX_PRESENTED = 16       # a server sending more is not helped by our reading them all
@@ -98,26 +98,6 @@ CHAIN_CACHE = 1024
 # Postfix's TLS client keeps the library's level (docs/certificates.md).
 MIN_BITS = {0: 0, 1: 80, 2: 112, 3: 128, 4: 192, 5: 256}
 AUTH_LEVEL = 2
-
-
-class CertReason(StrEnum):
-    """Why a chain is untrusted: the first failure, named after OpenSSL's verify errors."""
-
-    unknown_issuer = "unknown_issuer"  # no issuer of the top certificate (X509 errors 2, 20, 21)
-    akid_mismatch = "akid_mismatch"    # an issuer by name exists, but its key identifier differs
-    self_signed = "self_signed"        # a self-signed leaf not in the trust store (18)
-    untrusted_root = "untrusted_root"  # the path ends at a self-signed root not trusted (19)
-    not_ca = "not_ca"                  # an issuer without basicConstraints CA:TRUE (24)
-    key_usage = "key_usage"            # keyUsage forbids the use (24/26/32)
-    purpose = "purpose"                # extendedKeyUsage without serverAuth (26)
-    path_length = "path_length"        # an issuer's pathLenConstraint exceeded (25)
-    name_constraints = "name_constraints"  # a name outside an issuer's name constraints (47-53)
-    unknown_critical_extension = "unknown_critical_extension"  # (34)
-    weak_key = "weak_key"              # a key below the security level (65, 66)
-    weak_signature = "weak_signature"  # a signature digest below the security level (68)
-    signature_invalid = "signature_invalid"  # a signature that does not verify (7, 6)
-    chain_too_long = "chain_too_long"  # more than MAX_PATH_LENGTH certificates (22)
-    malformed = "malformed"            # a certificate or extension we cannot parse
 
 
 REASONS = tuple(CertReason)
@@ -468,18 +448,18 @@ def likely_issued(issuer: _Info, child: _Info) -> CertReason | None:
     Names, authority key identifier and the signature's key type; not the signature.
     """
     if issuer.subject != child.issuer:
-        return CertReason.unknown_issuer
+        return CertReason.UNKNOWN_ISSUER
     if issuer.invalid or child.invalid:
-        return CertReason.malformed
+        return CertReason.MALFORMED
     if child.akid_keyid is not None and issuer.ski is not None \
             and child.akid_keyid != issuer.ski:
-        return CertReason.akid_mismatch
+        return CertReason.AKID_MISMATCH
     if child.akid_serial is not None and child.akid_serial != issuer.cert.serial_number:
-        return CertReason.akid_mismatch
+        return CertReason.AKID_MISMATCH
     if child.akid_dirname is not None and child.akid_dirname != issuer.issuer:
-        return CertReason.akid_mismatch
+        return CertReason.AKID_MISMATCH
     if issuer.key_type is None or child.sig_key_type != issuer.key_type:
-        return CertReason.unknown_issuer
+        return CertReason.UNKNOWN_ISSUER
     return None
 
 
@@ -516,12 +496,12 @@ def _purpose_ok(info: _Info, as_ca: bool) -> bool:
 
 def _purpose_reason(info: _Info, as_ca: bool) -> CertReason:
     if info.eku is not None and not info.eku & _SERVER_EKUS:
-        return CertReason.purpose
+        return CertReason.PURPOSE
     if as_ca:
-        return CertReason.key_usage if _ku_rejects(info, "key_cert_sign") else CertReason.not_ca
+        return CertReason.KEY_USAGE if _ku_rejects(info, "key_cert_sign") else CertReason.NOT_CA
     if _ku_rejects(info, "digital_signature", "key_encipherment", "key_agreement"):
-        return CertReason.key_usage
-    return CertReason.purpose
+        return CertReason.KEY_USAGE
+    return CertReason.PURPOSE
 
 
 # -- name constraints (OpenSSL's v3_ncons.c, the name types mail servers use) --------------
@@ -763,13 +743,13 @@ def build_path(chain: Sequence[_Info], store: TrustStore, at: datetime
         return path, None, sensitive
     top = path[-1]
     if len(path) > MAX_PATH_LENGTH:
-        reason = CertReason.chain_too_long
+        reason = CertReason.CHAIN_TOO_LONG
     elif top.self_signed:
-        reason = CertReason.self_signed if len(path) == 1 else CertReason.untrusted_root
-    elif CertReason.akid_mismatch in misses:
-        reason = CertReason.akid_mismatch
+        reason = CertReason.SELF_SIGNED if len(path) == 1 else CertReason.UNTRUSTED_ROOT
+    elif CertReason.AKID_MISMATCH in misses:
+        reason = CertReason.AKID_MISMATCH
     else:
-        reason = CertReason.unknown_issuer
+        reason = CertReason.UNKNOWN_ISSUER
     return path, reason, sensitive
 
 
@@ -779,18 +759,18 @@ def _check_chain(path: Sequence[_Info]) -> CertReason | None:
     num = len(path)
     for i, info in enumerate(path):
         if info.invalid:
-            return CertReason.malformed
+            return CertReason.MALFORMED
         if info.unknown_critical:
-            return CertReason.unknown_critical_extension
+            return CertReason.UNKNOWN_CRITICAL_EXTENSION
         if i > 0:
             ret = _check_ca(info)
             if ret == 0 or (i + 1 < num and ret != 1):
-                return CertReason.key_usage if _ku_rejects(info, "key_cert_sign") \
-                    else CertReason.not_ca
+                return CertReason.KEY_USAGE if _ku_rejects(info, "key_cert_sign") \
+                    else CertReason.NOT_CA
         if not _purpose_ok(info, i > 0):
             return _purpose_reason(info, i > 0)
         if i > 1 and info.pathlen is not None and plen > info.pathlen:
-            return CertReason.path_length
+            return CertReason.PATH_LENGTH
         if i > 0 and not info.self_issued:
             plen += 1
     return None
@@ -802,9 +782,9 @@ def _check_auth_level(path: Sequence[_Info], level: int) -> CertReason | None:
         return None
     for i, info in enumerate(path):
         if i > 0 and info.key_secbits < minbits:
-            return CertReason.weak_key
+            return CertReason.WEAK_KEY
         if i < len(path) - 1 and info.sig_secbits < minbits:
-            return CertReason.weak_signature
+            return CertReason.WEAK_SIGNATURE
     return None
 
 
@@ -821,13 +801,13 @@ def _signatures_and_time(path: Sequence[_Info], store: TrustStore, at: datetime
     top = path[-1]
     reason: CertReason | None = None
     if len(path) == 1 and likely_issued(top, top) is not None:
-        reason = CertReason.unknown_issuer     # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+        reason = CertReason.UNKNOWN_ISSUER     # UNABLE_TO_VERIFY_LEAF_SIGNATURE
     for k in range(len(path) - 2, -1, -1):
         child, issuer = path[k], path[k + 1]
         if reason is None and _ku_rejects(issuer, "key_cert_sign"):
-            reason = CertReason.key_usage
+            reason = CertReason.KEY_USAGE
         if reason is None and not store.signed(child, issuer):
-            reason = CertReason.signature_invalid
+            reason = CertReason.SIGNATURE_INVALID
     return reason, _time_state_of(path, at)
 
 
@@ -854,7 +834,7 @@ def _check_name_constraints(path: Sequence[_Info]) -> CertReason | None:
         for j in range(num - 1, i, -1):
             nc = path[j].nc
             if nc is not None and not _names_within(info, nc, leaf=i == 0):
-                return CertReason.name_constraints
+                return CertReason.NAME_CONSTRAINTS
     return None
 
 
@@ -876,7 +856,7 @@ def validate(chain_der: Sequence[bytes], store: TrustStore, at: datetime, *,
     reasons: list[CertReason | None] = []
     minbits = MIN_BITS.get(auth_level, 0)
     if minbits and leaf.key_secbits < minbits:
-        reasons.append(CertReason.weak_key)        # checked before the path is built
+        reasons.append(CertReason.WEAK_KEY)        # checked before the path is built
     path, build_reason, sensitive = build_path(chain, store, at)
     reasons.append(build_reason)
     reasons.append(_check_chain(path))
@@ -910,7 +890,7 @@ class Verdict:
 
 NO_CERT = Verdict("no_cert", None, None, None)
 # a chain we cannot read earns no trust
-UNPARSABLE = Verdict("untrusted", False, None, None, CertReason.malformed.value)
+UNPARSABLE = Verdict("untrusted", False, None, None, CertReason.MALFORMED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -979,7 +959,7 @@ def verdict_for(judgement: ChainJudgement | None, host: str, *,
     name_match = cert_name_matches(host, list(judgement.san_dns), judgement.subject_cn,
                                    profile=profile)
     if not judgement.trusted:
-        status = "self_signed" if judgement.reason == CertReason.self_signed else "untrusted"
+        status = "self_signed" if judgement.reason == CertReason.SELF_SIGNED else "untrusted"
     elif judgement.time_state:
         status = judgement.time_state
     elif not name_match:

@@ -281,10 +281,10 @@ class CertStatus(Vocabulary):
 
     VALID = "valid", "trusted, in date and matching the MX host name"
     NO_CERT = "no_cert", "no handshake completed, so no certificate to judge"
-    SELF_SIGNED = ("self_signed", ("no path to a trust anchor, and the leaf verifies under "
-                                   "its own key"))
-    UNTRUSTED = ("untrusted", ("no path from the served chain to a trust anchor (or a chain "
-                               "that cannot be read)"))
+    SELF_SIGNED = ("self_signed", ("untrusted: a self-signed leaf that is no trust anchor "
+                                   "(`cert_untrusted_reason` `self_signed`)"))
+    UNTRUSTED = ("untrusted", ("the served chain fails path validation "
+                               "(`cert_untrusted_reason` says why) or cannot be read"))
     EXPIRED = ("expired", ("trusted, but a certificate on the path is past its notAfter "
                            "(checked first)"))
     NOT_YET_VALID = ("not_yet_valid", ("trusted, but a certificate on the path is before its "
@@ -293,6 +293,41 @@ class CertStatus(Vocabulary):
                                        "SAN dNSName (RFC 6125 §6.4)"))
 
 
+class CertReason(Vocabulary):
+    """Why a served chain is untrusted (``mx.cert_untrusted_reason``): the first failure of
+    path validation as OpenSSL does it for a TLS client (docs/certificates.md), named after
+    OpenSSL's verify errors (their numbers in OpenSSL 3.0 in brackets)."""
+
+    UNKNOWN_ISSUER = ("unknown_issuer", ("no issuer of the path's top certificate among the "
+                                         "served ones or the trust anchors (2, 20, 21)"))
+    AKID_MISMATCH = ("akid_mismatch", ("an issuer by name exists, but its key identifier "
+                                       "differs from the child's authority key identifier "
+                                       "(20)"))
+    SELF_SIGNED = "self_signed", "a self-signed leaf that is no trust anchor (18)"
+    UNTRUSTED_ROOT = ("untrusted_root", ("the path ends at a self-signed root that is no "
+                                         "trust anchor (19)"))
+    NOT_CA = "not_ca", "an issuer without basicConstraints CA:TRUE (79, invalid CA)"
+    KEY_USAGE = ("key_usage", ("keyUsage forbids the use: an issuer without keyCertSign, a "
+                               "leaf without digitalSignature/keyEncipherment/keyAgreement "
+                               "(79, 26, 32)"))
+    PURPOSE = ("purpose", ("extendedKeyUsage without serverAuth on the leaf, an issuer or the "
+                           "anchor (26)"))
+    PATH_LENGTH = "path_length", "an issuer's pathLenConstraint is exceeded (25)"
+    NAME_CONSTRAINTS = ("name_constraints", ("a name outside an issuer's name constraints "
+                                             "(47, 48, 49, 51)"))
+    UNKNOWN_CRITICAL_EXTENSION = ("unknown_critical_extension", ("a critical extension the "
+                                                                 "verifier does not know "
+                                                                 "(34)"))
+    WEAK_KEY = ("weak_key", ("a key below security level 2 (112 bits: RSA < 2048) on the "
+                             "path (66, 67)"))
+    WEAK_SIGNATURE = ("weak_signature", ("a signature below security level 2 (SHA-1, MD5), "
+                                         "the anchor's own excepted (68)"))
+    SIGNATURE_INVALID = "signature_invalid", "a signature that does not verify (7)"
+    CHAIN_TOO_LONG = "chain_too_long", "a path of more than 10 certificates (22)"
+    MALFORMED = "malformed", "a certificate or extension that cannot be parsed"
+
+
 ALL: tuple[type[Vocabulary], ...] = (
     HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
-    PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus)
+    PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus,
+    CertReason)

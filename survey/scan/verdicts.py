@@ -80,6 +80,7 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
             cert_status = verdict.status
             row.update(cert_status=verdict.status, cert_trusted=verdict.trusted,
                        cert_time_valid=verdict.time_valid, cert_name_match=verdict.name_match,
+                       cert_untrusted_reason=verdict.reason,
                        chain_sha256=chain_sha256)
         else:
             cert_status = "no_cert"

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from survey.vocabulary import (
+    CertReason,
     CertStatus,
     DnsStatus,
     HostStatus,
@@ -93,6 +94,7 @@ MX = _schema("mx", [
     ("cert_trusted", pa.bool_()),
     ("cert_time_valid", pa.bool_()),
     ("cert_name_match", pa.bool_()),
+    ("cert_untrusted_reason", pa.string()),
     ("chain_sha256", STRINGS),         # leaf first
     ("sts_mx_match", pa.bool_()),
     ("sts_verdict", pa.string()),
@@ -151,6 +153,7 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
     },
     "mx": {
         "mx_status": DnsStatus, "host_status": HostStatus, "cert_status": CertStatus,
+        "cert_untrusted_reason": CertReason,
         "sts_verdict": StsVerdict, "tlsrpt_result_type": ResultType,
     },
     "hosts": {
@@ -214,12 +217,17 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "sni": "the server name sent in the TLS handshake whose certificate applies here",
         "cert_status": "`valid`, or the first failing check: `CertStatus` (`no_cert` "
                        "when no handshake completed)",
-        "cert_trusted": "a path from the served chain to a trust anchor exists (no AIA "
-                        "fetching)",
-        "cert_time_valid": "every certificate on that path (the leaf alone without one) is "
-                           "valid at `probed_at`",
+        "cert_trusted": "the served chain passes path validation as a sending MTA's "
+                        "OpenSSL does it for a TLS client (purpose sslserver, security level "
+                        "2, trust store first, no AIA fetching; docs/certificates.md), time "
+                        "aside",
+        "cert_time_valid": "every certificate on the path that validation built is valid at "
+                           "`probed_at` (OpenSSL's rule: the top of an untrusted path only "
+                           "when self-signed)",
         "cert_name_match": "the MX host name matches a SAN dNSName (RFC 6125 §6.4 as "
                            "profiled by RFC 7817; the subject CN only without dNSName SANs)",
+        "cert_untrusted_reason": "why `cert_trusted` is false: the first failure, "
+                                 "`CertReason`; null when trusted or not judged",
         "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",
         "sts_mx_match": "the MX host matches the valid policy's `mx` patterns (RFC 8461 "
                         "§4.1); null without a valid policy",

@@ -65,8 +65,8 @@ _DOMAIN_COLUMNS = [
     "tlsrpt_status", "tlsrpt_txt", "tlsrpt_rua"]
 _MX_COLUMNS = [
     "domain", "mx_host", "preference", "mx_status", "ip", "port", "host_status",
-    "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match", "sts_mx_match",
-    "sts_verdict", "tlsrpt_result_type"]
+    "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match",
+    "cert_untrusted_reason", "sts_mx_match", "sts_verdict", "tlsrpt_result_type"]
 _HOST_COLUMNS = [
     "ip", "port", "status", "banner", "ehlo_capabilities", "ehlo_capabilities_tls",
     "starttls_offered", "tls_version", "cipher_suite"]
@@ -157,6 +157,11 @@ _CERT_BOOLS = {  # kind -> (trusted, time_valid)
     "valid": (True, True), "expired": (True, False), "not_yet_valid": (True, False),
     "self_signed": (False, True), "wrong_name": (True, True), "untrusted": (False, True),
     "missing_intermediate": (False, True), "sni_dependent": (True, True),
+}
+_CERT_REASON = {  # kind -> why untrusted (the testbed's untrusted CA is a self-signed root
+    # the server sends; a missing intermediate leaves the leaf's issuer unknown)
+    "self_signed": "self_signed", "untrusted": "untrusted_root",
+    "missing_intermediate": "unknown_issuer",
 }
 
 
@@ -434,7 +439,8 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
             else:
                 cert_status = "valid"
             row.update(cert_status=cert_status, cert_trusted=trusted,
-                       cert_time_valid=time_valid, cert_name_match=name_match)
+                       cert_time_valid=time_valid, cert_name_match=name_match,
+                       cert_untrusted_reason=_CERT_REASON.get(kind))
             cert_rows.append({
                 "sha256": f"mx:{d.name}|{spec.name}|{ip}", "der": b"",
                 "san_dns": sorted(names), "self_signed": kind == "self_signed",
