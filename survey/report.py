@@ -333,7 +333,8 @@ def render_report(sections: list[Section], info: dict[str, Any]) -> str:
         f"<nav><ul>{toc}</ul></nav>\n{body}\n</body></html>\n")
 
 
-def plan(paths: list[Path], scan_dir: Path, figures: Path, *, previous: Path | None = None,
+def plan(paths: list[Path], scan_dir: Path | RemotePath, figures: Path, *,
+         previous: Path | RemotePath | None = None,
          sample: bool | None = None) -> list[tuple[Path, dict[str, Any]]]:
     """(notebook, parameters) to execute; the comparison only with a previous scan."""
     jobs = []
@@ -348,7 +349,8 @@ def plan(paths: list[Path], scan_dir: Path, figures: Path, *, previous: Path | N
     return jobs
 
 
-def build_report(scan_dir: Path, out_dir: Path, *, previous: Path | None = None,
+def build_report(scan_dir: Path | str | RemotePath, out_dir: Path, *,
+                 previous: Path | str | RemotePath | None = None,
                  notebooks: Path | None = None, sample: bool | None = None,
                  timeout: int = DEFAULT_TIMEOUT, parallel: int = 2,
                  progress: Any = None) -> Path:

@@ -28,7 +28,7 @@ from survey.analysis import facts
 from survey.analysis.providers import NO_MX, SELF_HOSTED, ProviderMap
 from survey.proto.ciphers import all_suites
 from survey.store import TABLES, open_dataset
-from survey.store.location import location
+from survey.store.location import RemotePath, location
 from survey.store.manifest import ManifestError, read_manifest
 
 
@@ -67,7 +67,7 @@ class Scan:
     census. ``providers``: extra registrable-domain -> provider entries.
     """
 
-    def __init__(self, path: Path | str, *, sample: bool | None = None,
+    def __init__(self, path: Path | str | RemotePath, *, sample: bool | None = None,
                  providers: Mapping[str, str] | None = None, replicates: int = 1000,
                  seed: int = 0, memory_limit: str | None = None) -> None:
         self.path = location(path)

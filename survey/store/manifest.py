@@ -21,7 +21,8 @@ class ManifestError(ValueError):
     """The scan directory has no readable manifest."""
 
 
-def write_manifest(scan_dir: Path | str | RemotePath, manifest: dict[str, Any]) -> Path:
+def write_manifest(scan_dir: Path | str | RemotePath,
+                   manifest: dict[str, Any]) -> Path | RemotePath:
     scan_dir = location(scan_dir)
     scan_dir.mkdir(parents=True, exist_ok=True)
     document = {"manifest_version": MANIFEST_VERSION, **manifest}
@@ -31,7 +32,7 @@ def write_manifest(scan_dir: Path | str | RemotePath, manifest: dict[str, Any]) 
     return final
 
 
-def read_manifest(scan_dir: Path | str) -> dict[str, Any]:
+def read_manifest(scan_dir: Path | str | RemotePath) -> dict[str, Any]:
     path = location(scan_dir) / MANIFEST_NAME
     try:
         document = json.loads(path.read_text(encoding="utf-8"))

@@ -42,16 +42,19 @@ def open_dataset(scan_dirs: Path | str | RemotePath | Sequence[Path | str | Remo
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
     import pyarrow.dataset as ds  # imports pandas too: only when a table is read
 
-    single = isinstance(scan_dirs, (str, Path, RemotePath))
-    dirs = [location(d) for d in ([scan_dirs] if single else scan_dirs)]
+    if isinstance(scan_dirs, (str, Path, RemotePath)):
+        dirs = [location(scan_dirs)]
+    else:
+        dirs = [location(d) for d in scan_dirs]
     remote = [d for d in dirs if isinstance(d, RemotePath)]
     if not remote:
         files = sorted(str(p) for d in dirs for p in part_files(d, table))
         return ds.dataset(files, schema=SCHEMAS[table], format="parquet")
     if len(remote) != len(dirs) or len({id(d.fs) for d in remote}) > 1:
         raise ValueError("scans read together must be on one filesystem")
-    filesystem, _ = dirs[0].arrow()
-    files = sorted(p.path for d in dirs for p in part_files(d, table))
+    filesystem, _ = remote[0].arrow()
+    files = sorted(p.path for d in remote for p in part_files(d, table)
+                   if isinstance(p, RemotePath))
     return ds.dataset(files, schema=SCHEMAS[table], format="parquet", filesystem=filesystem)
 
 

@@ -41,7 +41,7 @@ class TableWriter:
     runs) so their part names never collide.
     """
 
-    def __init__(self, directory: Path | str, table: str, *, writer_id: str | None = None,
+    def __init__(self, directory: Path | str | RemotePath, table: str, *, writer_id: str | None = None,
                  batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
@@ -52,7 +52,7 @@ class TableWriter:
         self.writer_id = writer_id or secrets.token_hex(4)
         self.batch_rows = batch_rows
         self.rows_written = 0
-        self.parts: list[Path] = []
+        self.parts: list[Path | RemotePath] = []
         self._buffer: list[Mapping[str, Any]] = []
 
     def write(self, row: Mapping[str, Any]) -> None:
@@ -140,13 +140,13 @@ class DatasetWriter:
         self.close()
 
 
-def discard_uncommitted(scan_dir: Path | str) -> list[Path]:
+def discard_uncommitted(scan_dir: Path | str | RemotePath) -> list[Path | RemotePath]:
     """Remove part files of batches whose ``domains`` part (the commit marker) is missing."""
-    scan_dir = location(scan_dir)
-    committed = {p.name for p in (scan_dir / "domains").glob("part-*.parquet")}
-    removed = []
+    where = location(scan_dir)
+    committed = {p.name for p in (where / "domains").glob("part-*.parquet")}
+    removed: list[Path | RemotePath] = []
     for table in TABLES:
-        directory = scan_dir / table
+        directory = where / table
         for path in directory.glob("*"):
             stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
             orphan = path.name.startswith("part-") and path.name not in committed
