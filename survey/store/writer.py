@@ -41,8 +41,8 @@ class TableWriter:
     runs) so their part names never collide.
     """
 
-    def __init__(self, directory: Path | str | RemotePath, table: str, *, writer_id: str | None = None,
-                 batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+    def __init__(self, directory: Path | str | RemotePath, table: str, *,
+                 writer_id: str | None = None, batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
         if batch_rows < 1:
