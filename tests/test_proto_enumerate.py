@@ -210,6 +210,61 @@ def test_mixed_preference_is_reported():
     )
 
 
+class Reversed(SuiteEnumeration):
+    """The hooks (module doc): offers reversed, the first found suite folded in at the end."""
+
+    def discovery_offer(self, chunk, chain):
+        return tuple(chunk[::-1]) + (tuple(self.found[:1]) if len(chain) == 1 else ())
+
+    def known_pick(self, suite, chain):
+        self.known_picks.append(suite)
+        return True
+
+    def settled_preference(self):
+        return "client" if self.known_picks else None
+
+    known_picks: list[int]
+
+
+@pytest.mark.parametrize("server_preference", [True, False])
+def test_the_hooks_shape_the_offers_and_the_machine_keeps_the_rest(server_preference):
+    one_chunk = CANDIDATES[:128]
+    mine = pick_suites(4, seed=3, pool=one_chunk)
+    e = Reversed(TLS12, one_chunk)
+    e.known_picks = []
+    server = FakeServer({TLS12: mine}, server_preference=server_preference)
+    run(e, server.answer)
+    r = e.result()
+    first = server.seen[0].suites
+    assert first == tuple(reversed(one_chunk))
+    assert [o for o, _ in e.history] == [o.suites for o in server.seen if o.purpose == "discover"
+                                         ][:len(e.history)]
+    if server_preference:   # the folded suite is its favourite: picked again, the chunk ends
+        assert e.known_picks == [mine[0]] and e.found == (mine[0],)
+        assert r.preference == "client" and r.complete
+    else:
+        assert e.known_picks == [] and set(r.suites) == set(mine) and r.complete
+
+
+def test_a_refused_offer_with_found_suites_stops():
+    mine = pick_suites(3, seed=4, pool=CANDIDATES[:100])
+
+    def answer(offer):
+        if offer.suites[-1] in mine:
+            return Refused("handshake_failure")   # the folded offer: contradicts the pick
+        pick = next((s for s in offer.suites if s in mine), None)
+        return Chosen(pick) if pick else Refused("handshake_failure")
+
+    class Folding(SuiteEnumeration):
+        def discovery_offer(self, chunk, chain):
+            return tuple(chunk) + tuple(chain)
+
+    e = Folding(TLS12, CANDIDATES[:128])
+    run(e, answer)
+    assert e.result().error == "refused_known_suites" and not e.result().complete
+    assert e.found == (next(s for s in CANDIDATES[:128] if s in mine),)
+
+
 def test_preference_with_single_suite_chains_needs_two_test_hellos():
     a, b = CANDIDATES[0], CANDIDATES[200]  # one suite in each chunk
     for pref, order in ((True, [b, a]), (True, [a, b]), (False, [a, b])):

@@ -48,6 +48,27 @@ Everything here is pure: ``SuiteEnumeration.next_offer()`` says what to send,
 ``record(outcome)`` takes what the server did, ``result()`` says what was
 found. The network layer builds the hello (``tlshello``), reads the answer,
 and turns it into an outcome with ``outcome_from_events``.
+
+Hooks
+-----
+A planner that knows more than the candidates (the scanner's guided
+enumeration, scan/plans.py: a hint from the starttls connection, what
+another version taught) subclasses ``SuiteEnumeration`` and overrides three
+public methods; the machine keeps the loop, the chunks, the budget and the
+stops:
+
+* ``discovery_offer(chunk, chain)``: the suites of the next discovery hello.
+  It holds every candidate of the chunk not found yet, in any order, and may
+  add suites already found (a refusal of such an offer contradicts what was
+  found and ends the enumeration as ``refused_known_suites``).
+* ``known_pick(suite, chain)``: the server picked a suite found before (only
+  an offer with found suites allows it); True (the default) ends the chunk's
+  discovery, False sends the next discovery offer.
+* ``settled_preference()``: the preference the discovery alone proved, or
+  None (the default) for the test hellos of step 2.
+
+The hooks read ``found`` (the suites found so far, all chunks, in discovery
+order) and ``history`` (every discovery hello: the offer and the pick).
 """
 
 from __future__ import annotations
@@ -69,6 +90,7 @@ __all__ = [
     "VersionResult",
     "outcome_from_events",
     "run",
+    "version_refusal",
 ]
 
 DEFAULT_CHUNK = 128
@@ -257,7 +279,8 @@ class SuiteEnumeration:
             return None
         return offer
 
-    def _ask(self, suites: Sequence[int], purpose: str) -> Generator[Offer, Outcome, Outcome]:
+    def _ask(self, suites: Sequence[int], purpose: str
+             ) -> Generator[Offer, Outcome, Chosen | Refused]:
         outcome = yield Offer(self.version, tuple(suites), purpose)
         if isinstance(outcome, Failed):
             raise _Stop(outcome.reason)
@@ -282,7 +305,6 @@ class SuiteEnumeration:
             self._ordered = False
 
     def _discover(self) -> Generator[Offer, Outcome, None]:
-        history: list[tuple[tuple[int, ...], int]] = []
         chunks = [
             list(self.candidates[i : i + self.chunk_size])
             for i in range(0, len(self.candidates), self.chunk_size)
@@ -291,20 +313,61 @@ class SuiteEnumeration:
             chain: list[int] = []
             self._chains.append(chain)  # filled in place: a later failure keeps what was found
             while chunk:
-                outcome = yield from self._ask(chunk, "discover")
+                offer = tuple(self.discovery_offer(chunk, chain))
+                outcome = yield from self._ask(offer, "discover")
                 if isinstance(outcome, Refused):
+                    if len(offer) > len(chunk):  # found suites in the offer, and no pick
+                        raise _Stop("refused_known_suites")
                     break
-                history.append((tuple(chunk), outcome.suite))
-                chain.append(outcome.suite)
-                chunk.remove(outcome.suite)
+                self._history.append((offer, outcome.suite))
+                if outcome.suite in chunk:
+                    chain.append(outcome.suite)
+                    chunk.remove(outcome.suite)
+                elif self.known_pick(outcome.suite, chain):
+                    break
             if not chain:
                 self._chains.pop()
-            if not history and isinstance(outcome, Refused) and _version_refusal(outcome):
+            if not self._history and isinstance(outcome, Refused) and version_refusal(outcome):
                 break  # the version itself is refused: the other chunks would be too
-        self._history = history
+
+    # hooks (module doc, "Hooks"): the plain machine's answers
+
+    @property
+    def found(self) -> tuple[int, ...]:
+        """The suites found so far, every chunk, in discovery order."""
+        return tuple(s for chain in self._chains for s in chain)
+
+    @property
+    def history(self) -> tuple[tuple[tuple[int, ...], int], ...]:
+        """Every discovery hello so far that got a pick: (the offer, the pick)."""
+        return tuple(self._history)
+
+    def discovery_offer(self, chunk: Sequence[int], chain: Sequence[int]) -> Sequence[int]:
+        """The next discovery hello: ``chunk`` (the candidates not found yet) as it is.
+
+        ``chain``: this chunk's picks so far. An override returns every suite of
+        ``chunk`` in any order, and may add suites of ``found``.
+        """
+        return chunk
+
+    def known_pick(self, suite: int, chain: Sequence[int]) -> bool:
+        """The server picked ``suite``, found before: True ends this chunk's discovery.
+
+        False goes on with the next ``discovery_offer``, which must then differ,
+        or the server picks the same again.
+        """
+        return True
+
+    def settled_preference(self) -> str | None:
+        """The preference the discovery proved by itself (None: send the test hellos)."""
+        return None
 
     def _detect_preference(self) -> Generator[Offer, Outcome, None]:
-        found = [s for chain in self._chains for s in chain]
+        settled = self.settled_preference()
+        if settled is not None:
+            self._preference = settled
+            return
+        found = list(self.found)
         if len(found) < 2:
             self._preference = "undefined"
             return
@@ -386,8 +449,11 @@ class SuiteEnumeration:
         return outcome.suite == a
 
 
-def _version_refusal(outcome: Refused) -> bool:
-    # RFC 8446 §6.2 / RFC 5246 §7.2.2 protocol_version, or a ServerHello for another version.
+def version_refusal(outcome: Refused) -> bool:
+    """Does ``outcome`` refuse the version itself, whatever the suites offered?
+
+    RFC 8446 §6.2 / RFC 5246 §7.2.2 protocol_version, or a ServerHello for another version.
+    """
     return outcome.reason == "protocol_version" or outcome.reason.startswith("version:")
 
 

@@ -54,23 +54,17 @@ server none.
 from __future__ import annotations
 
 import functools
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from survey.proto import ciphers
-
-# The discovery below replaces the machine's own and must stop the way its plan
-# expects (proto/enumerate.py: _Stop ends the plan, keeping what was found).
 from survey.proto.enumerate import (
     DEFAULT_CHUNK,
-    Failed,
-    Offer,
     Outcome,
     Refused,
     SuiteEnumeration,
     VersionResult,
-    _Stop,
-    _version_refusal,
+    version_refusal,
 )
 
 VERSIONS = ciphers.VERSIONS
@@ -113,7 +107,8 @@ class GuidedEnumeration(SuiteEnumeration):
     """``SuiteEnumeration`` with a hint, a prior and folded preference tests (module doc).
 
     ``prior``: ``client`` or ``server``, what another version of this server
-    did; ``hint``: the starttls connection's suite at this version.
+    did; ``hint``: the starttls connection's suite at this version. It
+    overrides the machine's hooks (proto/enumerate.py, "Hooks") and nothing else.
     """
 
     def __init__(self, version: str, candidates: Sequence[int], *, hint: int | None = None,
@@ -123,65 +118,39 @@ class GuidedEnumeration(SuiteEnumeration):
         self._client_proof = False
         super().__init__(version, candidates, chunk_size=chunk_size)
 
-    def _expect_client(self, history: list[tuple[tuple[int, ...], int]]) -> bool:
+    def _expect_client(self, history: Sequence[tuple[tuple[int, ...], int]]) -> bool:
         if self.prior is not None:
             return self.prior == "client"
         if self.hint is not None and history:
             return history[0][1] != self.hint
         return True
 
-    def _discover(self) -> Generator[Offer, Outcome, None]:
-        history: list[tuple[tuple[int, ...], int]] = []
-        found: set[int] = set()
-        chunks = [list(self.candidates[i:i + self.chunk_size])
-                  for i in range(0, len(self.candidates), self.chunk_size)]
-        outcome: Outcome | None = None
-        for chunk in chunks:
-            chain: list[int] = []
-            self._chains.append(chain)   # filled in place: a later failure keeps what was found
-            reverse = False
-            while chunk:
-                fold = (not self._client_proof and len(chain) >= 2
-                        and _consistent(history, found) and self._expect_client(history))
-                base = chunk[::-1] if reverse else list(chunk)
-                offer = tuple(base + (chain[::-1] if fold else []))
-                outcome = yield Offer(self.version, offer, "discover")
-                if isinstance(outcome, Failed):
-                    raise _Stop(outcome.reason)
-                if isinstance(outcome, Refused):
-                    if fold:
-                        raise _Stop("refused_known_suites")
-                    break
-                if outcome.suite not in offer:
-                    raise _Stop("suite_not_offered")
-                history.append((offer, outcome.suite))
-                if outcome.suite in chunk:
-                    chain.append(outcome.suite)
-                    found.add(outcome.suite)
-                    chunk.remove(outcome.suite)
-                    reverse = not reverse
-                elif outcome.suite == chain[-1]:
-                    self._client_proof = True   # client order, and nothing else in this chunk
-                    break
-                # else: a known suite other than the client's pick: server order; go on plainly
-            if not chain:
-                self._chains.pop()
-            if not history and isinstance(outcome, Refused) and _version_refusal(outcome):
-                break   # the version itself is refused: the other chunks would be too
-        self._history = history
+    def discovery_offer(self, chunk: Sequence[int], chain: Sequence[int]) -> Sequence[int]:
+        """Zigzag (every other offer reversed), the found suites folded in at the end."""
+        base = tuple(chunk[::-1]) if len(chain) % 2 else tuple(chunk)
+        history = self.history
+        fold = (not self._client_proof and len(chain) >= 2
+                and _consistent(history, set(self.found)) and self._expect_client(history))
+        return base + tuple(chain[::-1]) if fold else base
 
-    def _detect_preference(self) -> Generator[Offer, Outcome, None]:
-        found = {s for chain in self._chains for s in chain}
+    def known_pick(self, suite: int, chain: Sequence[int]) -> bool:
+        """The last found suite: client order, nothing else in this chunk; else server order."""
+        if suite == chain[-1]:
+            self._client_proof = True
+            return True
+        return False   # a known suite other than the client's pick: go on plainly
+
+    def settled_preference(self) -> str | None:
+        found = set(self.found)
         if len(found) >= 2 and self._client_proof:
-            self._preference = "client" if _consistent(self._history, found) else "mixed"
-            return
-        yield from super()._detect_preference()
+            return "client" if _consistent(self.history, found) else "mixed"
+        return None
 
 
 def needs_chunks(first: Outcome | None, candidates: int, chunk_size: int) -> bool:
     """Was the one-hello offer of every candidate refused in a way chunks might get past?"""
     return (candidates > DEFAULT_CHUNK and chunk_size > DEFAULT_CHUNK
-            and isinstance(first, Refused) and not _version_refusal(first))
+            and isinstance(first, Refused) and not version_refusal(first))
 
 
 # -- the hosts columns -------------------------------------------------------------------
