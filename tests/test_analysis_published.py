@@ -7,14 +7,17 @@ must equal every quota the profile states, exactly (count and denominator).
 
 from __future__ import annotations
 
+import random
 import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
 from survey import analysis as sa
+from survey.testbed.decks import Deck
 from survey.testbed.generator import ProfileError, generate, load_profile
-from survey.testbed.quotas import quotas
+from survey.testbed.quotas import Cohorts, quotas
 from tests.worlds import SURVEY, served_world
 
 BLOCK = 1000
@@ -80,3 +83,23 @@ def test_cohort_profiles_check_their_numbers():
     profile["cohorts"] = [{"count": 2, "colour": "red"}]
     with pytest.raises(ProfileError, match="unknown key 'colour'"):
         generate(2, profile=profile)
+
+
+def test_a_cohort_deck_answers_for_its_cohort_and_quotas_do_not_import_the_generator():
+    profile = {"name": "two", "cohorts": [{"count": 1, "cert_kind": "expired"},
+                                          {"count": 1, "cert_kind": {"self_signed": 1}}]}
+    cohorts = Cohorts(profile, 4, random.Random(0))
+    deck = cohorts.deck("cert_kind", Deck(random.Random(0), {"valid": 1}))
+    assert deck.draw() == "valid"   # no domain entered yet: the profile's shares
+    drawn = []
+    for i in range(4):
+        cohorts.enter(i)
+        drawn.append(deck.draw())
+    assert Counter(drawn) == {"expired": 2, "self_signed": 2}
+    with pytest.raises(ValueError, match="no cohort key"):
+        cohorts.deck("colour", deck)
+    generate(1000, seed=1, profile="published")   # raises if a cohort key has no deck
+    code = "import sys, survey.testbed.quotas; print('survey.testbed.generator' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A profile (``profiles/<name>.json``, or any path) gives the *shares* of each
 behaviour. Shares are not sampled independently: every categorical choice is
-dealt from a ``_Deck`` — a shuffled list holding each label in proportion to
+dealt from a ``Deck`` (decks.py) — a shuffled list holding each label in proportion to
 its share, at least once, refilled when empty. A deck of D cards guarantees
 every label once per D draws, which is how ``default`` can promise every
 behaviour in every 1,000 domains, and the observed shares match the profile
@@ -48,11 +48,12 @@ import json
 import random
 import string
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from survey.testbed.decks import Dealer, Deck, ProfileError, flag_deck
 from survey.testbed.legacy_tls import CATALOGUE, config_name
 from survey.testbed.model import (
     POLICY_BEHAVIOURS,
@@ -74,6 +75,7 @@ from survey.testbed.model import (
     World,
     paused_gc,
 )
+from survey.testbed.quotas import CIPHER_SET, COHORT_KEYS, Cohorts
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 RESOLVER_IP = "127.53.0.1"
@@ -127,10 +129,6 @@ BEHAVIOURS: tuple[str, ...] = (
 )
 
 
-class ProfileError(ValueError):
-    """A profile that cannot be used (unknown name, bad shares)."""
-
-
 @dataclass(frozen=True)
 class Scale:
     """The scanner settings a world assumes; timing behaviours derive from them."""
@@ -163,45 +161,6 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: not JSON: {exc}") from None
     profile.setdefault("name", path.stem)
     return profile
-
-
-class _Cards:
-    """Deals a fixed multiset of labels in a seeded order; refills when empty."""
-
-    def __init__(self, rng: random.Random, counts: Mapping[str, int]) -> None:
-        self._cards = [str(k) for k in sorted(counts) for _ in range(int(counts[k]))]
-        self._rng = rng
-        self._hand: list[str] = []
-
-    def draw(self) -> str:
-        if not self._hand:
-            self._hand = list(self._cards)
-            self._rng.shuffle(self._hand)
-        return self._hand.pop()
-
-
-class _Deck(_Cards):
-    """Deals labels in proportion to their shares, each at least once per deck."""
-
-    def __init__(self, rng: random.Random, shares: Mapping[str, float]) -> None:
-        positive = {k: float(v) for k, v in shares.items() if float(v) > 0}
-        if not positive:
-            raise ProfileError(f"no positive share in {dict(shares)}")
-        total = sum(positive.values())
-        size = max(len(positive), round(total / min(positive.values())))
-        exact = {k: v / total * size for k, v in positive.items()}
-        counts = {k: max(1, int(x)) for k, x in exact.items()}
-        # largest remainder up to the deck size (minimum one each may overshoot)
-        for k in sorted(exact, key=lambda k: exact[k] - int(exact[k]), reverse=True):
-            if sum(counts.values()) >= size:
-                break
-            counts[k] += 1
-        super().__init__(rng, counts)
-
-
-def _flag_deck(rng: random.Random, share: float) -> _Deck:
-    share = min(max(float(share), 0.0), 1.0)
-    return _Deck(rng, {"yes": share, "no": 1.0 - share})
 
 
 class _Ips:
@@ -286,57 +245,65 @@ class _Builder:
         self.host_traits: dict[str, set[str]] = defaultdict(set)   # mx host -> traits
         self.shareable_hosts: list[str] = []
         self.ipv6_names: list[str] = []
+        # exact quotas (quotas.py, profiles/published.json): the cohorts answer for decks
+        self.cohorts = Cohorts(profile, n, self.rng) if profile.get("cohorts") else None
         self._decks()
-        self.cohorts = None
-        if profile.get("cohorts"):   # exact quotas (quotas.py, profiles/published.json)
-            from survey.testbed.quotas import Cohorts
-            self.cohorts = Cohorts(self)
+        if self.cohorts is not None and self.cohorts.asked != {*COHORT_KEYS, CIPHER_SET}:
+            raise RuntimeError(f"cohort keys without a deck: "
+                               f"{sorted({*COHORT_KEYS, CIPHER_SET} - self.cohorts.asked)}")
 
     # -- decks ---------------------------------------------------------------------------
 
+    def _deck(self, key: str, deck: Dealer) -> Dealer:
+        """The deck of cohort key ``key`` (quotas.COHORT_KEYS): the cohort's, else ``deck``."""
+        return deck if self.cohorts is None else self.cohorts.deck(key, deck)
+
     def _decks(self) -> None:
         p, rng = self.profile, self.rng
+        cohort = self._deck
         try:
             own, sts, rpt = p["own"], p["mta_sts"], p["tlsrpt"]
             providers = p.get("providers", [])
             hosting = {f"provider:{i}": float(pr["share"]) for i, pr in enumerate(providers)}
             hosting["own"] = max(0.0, 1.0 - sum(hosting.values()))
-            self.d_hosting = _Deck(rng, hosting)
-            self.d_dns = _Deck(rng, p["dns_status"])
-            self.d_truncate = _flag_deck(rng, p.get("truncate", 0))
-            self.d_mx_kind = _Deck(rng, own["mx_kind"])
-            self.d_mx_count = _Deck(rng, own["mx_count"])
-            self.d_equal_pref = _flag_deck(rng, own.get("equal_preference", 0))
-            self.d_shared_host = _flag_deck(rng, own.get("shared_host", 0))
-            self.d_host = _Deck(rng, own["host"])
-            self.d_alias = _flag_deck(rng, own.get("cname_cert_alias", 0.5))
-            self.d_tlsa = _flag_deck(rng, own.get("tlsa", 0))
-            self.d_behaviour = _Deck(rng, own["behaviour"])
+            self.d_hosting = Deck(rng, hosting)
+            self.d_dns = cohort("dns_status", Deck(rng, p["dns_status"]))
+            self.d_truncate = cohort("truncate", flag_deck(rng, p.get("truncate", 0)))
+            self.d_mx_kind = cohort("mx_kind", Deck(rng, own["mx_kind"]))
+            self.d_mx_count = cohort("mx_count", Deck(rng, own["mx_count"]))
+            self.d_equal_pref = cohort("equal_preference",
+                                       flag_deck(rng, own.get("equal_preference", 0)))
+            self.d_shared_host = cohort("shared_host", flag_deck(rng, own.get("shared_host", 0)))
+            self.d_host = cohort("host", Deck(rng, own["host"]))
+            self.d_alias = flag_deck(rng, own.get("cname_cert_alias", 0.5))
+            self.d_tlsa = cohort("tlsa", flag_deck(rng, own.get("tlsa", 0)))
+            self.d_behaviour = cohort("behaviour", Deck(rng, own["behaviour"]))
             # seconds a slow_banner server waits (absent: a quarter of the greeting timeout)
             self.slow_banner_delay = own.get("slow_banner_delay")
-            self.d_versions = _Deck(rng, own["tls_versions"])
-            self.d_pref = _Deck(rng, own["server_preference"])
-            self.d_key = _Deck(rng, own["key_type"])
-            self.d_cert = _Deck(rng, own["cert_kind"])
+            self.d_versions = cohort("tls_versions", Deck(rng, own["tls_versions"]))
+            self.d_pref = cohort("server_preference", Deck(rng, own["server_preference"]))
+            self.d_key = cohort("key_type", Deck(rng, own["key_type"]))
+            self.d_cert = cohort("cert_kind", Deck(rng, own["cert_kind"]))
             legacy = own.get("legacy", {})
-            self.d_legacy = _flag_deck(rng, legacy.get("share", 0))
-            self.d_legacy_config = _Deck(rng, legacy.get("configs") or {"-": 1})
+            self.d_legacy = flag_deck(rng, legacy.get("share", 0))
+            self.d_legacy_config = Deck(rng, legacy.get("configs") or {"-": 1})
             self.cipher_sets = own["ciphers"]
-            self.d_cipher = {k: _Deck(rng, {str(i): 1 for i in range(len(v))})
+            self.d_cipher = {k: cohort(CIPHER_SET, Deck(rng, {str(i): 1 for i in range(len(v))}))
                              for k, v in own["ciphers"].items()}
-            self.d_sts = _Deck(rng, sts["txt"])
-            self.d_sts_other = _flag_deck(rng, sts.get("absent_other", 0))
-            self.d_sts_valid = _Deck(rng, sts["valid_shape"])
-            self.d_sts_invalid = _Deck(rng, sts["invalid_shape"])
-            self.d_policy = _Deck(rng, sts["policy"])
-            self.d_mode = _Deck(rng, sts["mode"])
-            self.d_mismatch = _flag_deck(rng, sts.get("mx_mismatch", 0))
-            self.d_wildcard = _flag_deck(rng, sts.get("wildcard", 0))
-            self.d_crlf = _flag_deck(rng, sts.get("crlf", 0.5))
+            self.d_sts = cohort("sts_txt", Deck(rng, sts["txt"]))
+            self.d_sts_other = cohort("sts_absent_other",
+                                      flag_deck(rng, sts.get("absent_other", 0)))
+            self.d_sts_valid = cohort("sts_valid_shape", Deck(rng, sts["valid_shape"]))
+            self.d_sts_invalid = cohort("sts_invalid_shape", Deck(rng, sts["invalid_shape"]))
+            self.d_policy = cohort("policy", Deck(rng, sts["policy"]))
+            self.d_mode = cohort("mode", Deck(rng, sts["mode"]))
+            self.d_mismatch = cohort("mx_mismatch", flag_deck(rng, sts.get("mx_mismatch", 0)))
+            self.d_wildcard = cohort("wildcard", flag_deck(rng, sts.get("wildcard", 0)))
+            self.d_crlf = cohort("crlf", flag_deck(rng, sts.get("crlf", 0.5)))
             self.max_ages = [int(x) for x in sts.get("max_age", [86400])]
-            self.d_rpt = _Deck(rng, rpt["txt"])
-            self.d_rpt_valid = _Deck(rng, rpt["valid_shape"])
-            self.d_rpt_invalid = _Deck(rng, rpt["invalid_shape"])
+            self.d_rpt = cohort("tlsrpt", Deck(rng, rpt["txt"]))
+            self.d_rpt_valid = cohort("tlsrpt_valid_shape", Deck(rng, rpt["valid_shape"]))
+            self.d_rpt_invalid = cohort("tlsrpt_invalid_shape", Deck(rng, rpt["invalid_shape"]))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ProfileError):
                 raise

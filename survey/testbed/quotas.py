@@ -1,6 +1,6 @@
 """Exact quotas: worlds built from cohorts of domains with stated configurations.
 
-A profile's shares are dealt from decks (generator.py): every label appears
+A profile's shares are dealt from decks (decks.py): every label appears
 in proportion, but which domain gets which combination is random, so a
 world's counts of joint properties ("an enforce-mode policy whose MX has a
 self-signed certificate") vary with the seed. A calibration world needs
@@ -10,11 +10,12 @@ names offer STARTTLS", and the analysis of its scan must say exactly that.
 Theory of operation
 -------------------
 A profile may carry ``cohorts``: a list of objects, each with a ``count`` and
-settings for the generator's decks (the keys of ``COHORT_DECKS``, plus
-``cipher_set``). The counts add up to the *block*; a world of N domains
+settings for the generator's decks (``COHORT_KEYS``, plus ``cipher_set``).
+The counts add up to the *block*; a world of N domains
 (N a multiple of the block) holds N / block copies of every cohort, in an
-order shuffled by the world's seed. While the builder makes a domain, each
-wrapped deck answers from the domain's cohort:
+order shuffled by the world's seed. The generator makes each of those decks
+through ``Cohorts.deck(key, its own deck)``; while the builder makes a
+domain, each such deck answers from the domain's cohort:
 
   * a string (or number): that label, however often it is drawn;
   * an object ``{label: count}`` (counts adding up to the cohort's count):
@@ -31,34 +32,26 @@ and the ground truth are built exactly as for any profile.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
-from survey.testbed.generator import ProfileError, _Cards
+from survey.testbed.decks import Cards, Dealer, ProfileError
 
-# cohort key -> the builder's deck it overrides
-COHORT_DECKS: dict[str, str] = {
-    "dns_status": "d_dns", "truncate": "d_truncate", "mx_kind": "d_mx_kind",
-    "mx_count": "d_mx_count", "equal_preference": "d_equal_pref",
-    "shared_host": "d_shared_host", "host": "d_host", "tlsa": "d_tlsa",
-    "behaviour": "d_behaviour", "tls_versions": "d_versions",
-    "server_preference": "d_pref", "key_type": "d_key", "cert_kind": "d_cert",
-    "sts_txt": "d_sts", "sts_absent_other": "d_sts_other", "sts_valid_shape": "d_sts_valid",
-    "sts_invalid_shape": "d_sts_invalid", "policy": "d_policy", "mode": "d_mode",
-    "mx_mismatch": "d_mismatch", "wildcard": "d_wildcard", "crlf": "d_crlf",
-    "tlsrpt": "d_rpt", "tlsrpt_valid_shape": "d_rpt_valid",
-    "tlsrpt_invalid_shape": "d_rpt_invalid",
-}
+# the generator's decks a cohort may set, by the name a profile gives them
+COHORT_KEYS: tuple[str, ...] = (
+    "dns_status", "truncate", "mx_kind", "mx_count", "equal_preference", "shared_host", "host",
+    "tlsa", "behaviour", "tls_versions", "server_preference", "key_type", "cert_kind",
+    "sts_txt", "sts_absent_other", "sts_valid_shape", "sts_invalid_shape", "policy", "mode",
+    "mx_mismatch", "wildcard", "crlf", "tlsrpt", "tlsrpt_valid_shape", "tlsrpt_invalid_shape",
+)
 CIPHER_SET = "cipher_set"   # overrides the per-key-type cipher decks (an index)
-
-
-_Exact = _Cards   # the fixed counts of a quota, dealt like the generator's decks
 
 
 class _CohortDeck:
     """Stands in for one of the builder's decks: the cohort's answer, else the deck's."""
 
-    def __init__(self, cohorts: Cohorts, key: str, fallback: Any) -> None:
+    def __init__(self, cohorts: Cohorts, key: str, fallback: Dealer) -> None:
         self.cohorts = cohorts
         self.key = key
         self.fallback = fallback
@@ -69,13 +62,12 @@ class _CohortDeck:
 
 
 class Cohorts:
-    """The cohorts of a profile, installed into a generator ``_Builder``."""
+    """The cohorts of a profile for a world of ``n`` domains, dealt with ``rng``."""
 
-    def __init__(self, builder: Any) -> None:
-        specs = builder.profile.get("cohorts")
+    def __init__(self, profile: Mapping[str, Any], n: int, rng: random.Random) -> None:
+        specs = profile.get("cohorts")
         if not isinstance(specs, list) or not specs:
             raise ProfileError("cohorts: a non-empty list of objects")
-        rng = builder.rng
         self.settings: list[dict[str, Any]] = []
         for k, spec in enumerate(specs):
             if not isinstance(spec, dict) or int(spec.get("count", 0)) < 1:
@@ -85,31 +77,36 @@ class Cohorts:
             for key, value in spec.items():
                 if key in ("count", "name", "note"):
                     continue
-                if key not in COHORT_DECKS and key != CIPHER_SET:
+                if key not in COHORT_KEYS and key != CIPHER_SET:
                     raise ProfileError(f"cohort {k}: unknown key {key!r} (known: "
-                                       f"{', '.join(sorted([*COHORT_DECKS, CIPHER_SET]))})")
+                                       f"{', '.join(sorted([*COHORT_KEYS, CIPHER_SET]))})")
                 if isinstance(value, dict):
                     if sum(int(v) for v in value.values()) != count:
                         raise ProfileError(f"cohort {k}: the counts of {key!r} add up to "
                                            f"{sum(int(v) for v in value.values())}, not {count}")
-                    settings[key] = _Exact(rng, value)
+                    settings[key] = Cards(rng, value)
                 else:
                     settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
             settings["_count"] = count
             self.settings.append(settings)
         self.block = sum(s["_count"] for s in self.settings)
-        if builder.n % self.block:
-            raise ProfileError(f"profile {builder.profile.get('name')!r} has exact quotas for "
+        if n % self.block:
+            raise ProfileError(f"profile {profile.get('name')!r} has exact quotas for "
                                f"blocks of {self.block} domains: --domains must be a multiple "
                                f"of {self.block}")
         order = [k for k, s in enumerate(self.settings) for _ in range(s["_count"])]
-        self.order = order * (builder.n // self.block)
+        self.order = order * (n // self.block)
         rng.shuffle(self.order)
         self.current: dict[str, Any] | None = None
-        for key, attribute in COHORT_DECKS.items():
-            setattr(builder, attribute, _CohortDeck(self, key, getattr(builder, attribute)))
-        builder.d_cipher = {kind: _CohortDeck(self, CIPHER_SET, deck)
-                            for kind, deck in builder.d_cipher.items()}
+        self.asked: set[str] = set()
+
+    def deck(self, key: str, fallback: Dealer) -> Dealer:
+        """The deck to draw ``key`` (``COHORT_KEYS`` or ``CIPHER_SET``) from: the cohort's
+        answer where it has one, else ``fallback`` (the profile's shares)."""
+        if key not in COHORT_KEYS and key != CIPHER_SET:
+            raise ValueError(f"no cohort key {key!r}")
+        self.asked.add(key)
+        return _CohortDeck(self, key, fallback)
 
     def enter(self, i: int) -> None:
         """The builder starts domain ``i``."""
@@ -121,7 +118,7 @@ class Cohorts:
         value = self.current.get(key)
         if value is None:
             return None
-        return value.draw() if isinstance(value, _Exact) else value
+        return value.draw() if isinstance(value, Cards) else value
 
 
 def quotas(profile: Mapping[str, Any]) -> list[dict[str, Any]]:
