@@ -23,10 +23,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Option errors in one line (the usage is one `--help` away), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from survey import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="survey",
         description="Measure email transport security: STARTTLS, TLS versions and "
         "cipher suites, certificates, MTA-STS (RFC 8461) and TLSRPT (RFC 8460).",
@@ -44,12 +51,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
-    return args._run(args)
+    from survey.interrupts import INTERRUPTED, interrupted
+
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
+        return args._run(args)
+    except BaseException as exc:
+        # A command handles its own Ctrl-C when it has more to say (scan: how to resume);
+        # any other ends here in one line, whatever task group wrapped it.
+        if interrupted(exc):
+            command = (argv if argv is not None else sys.argv[1:])[:1] or ["survey"]
+            print(f"\nsurvey {command[0]}: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        if isinstance(exc, BrokenPipeError):
+            # the reader went away (`survey score | head`): what it read was whole
+            _quiet_stdout()
+            return 0
+        raise
+    finally:
+        if argv is None:        # the program itself, not a caller in its own process
+            _late_ctrl_c_ignored()
+
+
+def _late_ctrl_c_ignored() -> None:
+    """The command has ended: a Ctrl-C now would only turn its exit status into -2."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import trio
 
+from survey.interrupts import INTERRUPTED, interrupted
 from survey.scan.config import ScanConfig, apply_world, load_world
 from survey.scan.progress import Progress
 from survey.scan.run import run_scan
@@ -74,9 +75,11 @@ def run(args: argparse.Namespace) -> int:
         print("survey demo: building the world failed (the reason is above)", file=sys.stderr)
     except (RuntimeError, OSError) as exc:
         print(f"survey demo: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
+    except BaseException as exc:        # trio wraps a Ctrl-C in exception groups
+        if not interrupted(exc):
+            raise
         print("\nsurvey demo: interrupted; the world's servers are stopped", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     return 2
 
 

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from survey.store.location import RemotePath, location
+from survey.store.location import RemotePath, location, location_arg
 
 DEFAULT_TIMEOUT = 600
 COMPARE_PREFIX = "06-"
@@ -410,12 +410,12 @@ def render(scan_dir: Path | str, out_dir: Path | str, **kwargs: Any) -> Path:
 # -- the command ------------------------------------------------------------------------------
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scan", type=location, metavar="SCAN_DIR",
+    parser.add_argument("scan", type=location_arg, metavar="SCAN_DIR",
                         help="a scan directory (a path or an fsspec URL)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="where to write report.html, figures/ and notebooks/ "
                              "(default: SCAN_DIR/report)")
-    parser.add_argument("--previous", type=location, metavar="SCAN_DIR",
+    parser.add_argument("--previous", type=location_arg, metavar="SCAN_DIR",
                         help="an earlier scan to compare with (runs the comparison notebook)")
     parser.add_argument("--notebooks", type=Path, metavar="DIR",
                         help="the notebooks to run (default: the source tree's notebooks/)")

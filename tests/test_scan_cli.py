@@ -26,7 +26,7 @@ def domains(tmp_path):
     (["{missing}", "--out", "{out}"], "cannot read input"),
     (["{list}", "--out", "{out}", "--shard", "5/4"], "--shard"),
     (["{list}", "--out", "{out}", "--resolver", "dns.example"], "bad resolver"),
-    (["{list}", "--out", "{out}", "--per-ip", "0"], "--per-ip must be at least 1"),
+    (["{list}", "--out", "{out}", "--per-ip", "0"], "--per-ip: 0 must be at least 1"),
     (["{list}", "--out", "{out}", "--ehlo-name", "two words"], "--ehlo-name"),
     (["{list}", "--out", "{out}", "--world", "{tmp}"], "no world.json"),
     (["{list}", "--out", "{out}", "--blocklist", "{missing}"], "cannot read blocklist"),

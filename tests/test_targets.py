@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from survey.scan.targets import (
+    MAX_LINE,
     InputError,
     estimate_count,
     normalize_domain,
@@ -62,11 +63,48 @@ def test_gzip_is_detected_by_content(tmp_path):
     assert [t.domain for t in read_targets(path)] == ["a.test", "b.test"]
 
 
-def test_undecodable_bytes_become_an_invalid_row_not_a_crash(tmp_path):
+def test_a_list_that_is_not_utf8_is_refused_up_front(tmp_path):
     path = tmp_path / "list.txt"
     path.write_bytes(b"ok.test\n\xff\xfe.test\n")
+    with pytest.raises(InputError, match="line 2 holds bytes that are not UTF-8"):
+        list(read_targets(path))
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00")
+    with pytest.raises(InputError, match="NUL bytes"):
+        list(read_targets(path))
+    path.write_bytes("a.test\n".encode("utf-16"))
+    with pytest.raises(InputError, match="UTF-16 text"):
+        list(read_targets(path))
+    path.write_bytes(gzip.compress(b"a.test\n\x00\n"))       # checked after gunzip
+    with pytest.raises(InputError, match="NUL bytes"):
+        list(read_targets(path))
+
+
+def test_undecodable_bytes_far_into_a_list_become_an_invalid_row_with_its_reason(tmp_path):
+    path = tmp_path / "list.txt"
+    filler = b"".join(b"n%d.test\n" % i for i in range(20_000))     # beyond the checked head
+    path.write_bytes("\ufeff".encode() + filler + b"\xff\xfe.test\nlast.test\n")
     targets = list(read_targets(path))
-    assert targets[0].valid and not targets[1].valid
+    assert targets[0].domain == "n0.test" and targets[-1].domain == "last.test"
+    bad = targets[-2]
+    assert not bad.valid and "\ufffd" in bad.input and bad.error
+
+
+def test_an_overlong_line_is_capped_as_it_is_read(tmp_path):
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"a.test\n" + b"x" * 5_000_000 + b"\nb.test\n")
+    targets = list(read_targets(path))
+    assert [t.domain for t in targets if t.valid] == ["a.test", "b.test"]
+    assert len(targets[1].input) <= MAX_LINE
+
+
+def test_a_fifo_or_directory_is_named_for_what_it_is(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(InputError, match="not a regular file"):
+        list(read_targets(tmp_path / "fifo"))
+    with pytest.raises(InputError, match="it is a directory"):
+        list(read_targets(tmp_path))
 
 
 def test_unreadable_input_is_one_clear_error(tmp_path):

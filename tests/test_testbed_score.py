@@ -179,10 +179,13 @@ def test_unreadable_inputs(tmp_path: Path, world_dir: Path) -> None:
     with pytest.raises(ScoreError):
         score(tmp_path / "scan", world_dir, profile="bogus")
     assert cli_main(["score", str(tmp_path / "scan"), "--world", str(tmp_path)]) == 2
+    with pytest.raises(ScoreError, match="no manifest"):
+        score(tmp_path / "scan", world_dir)      # a directory that is no scan: not "empty"
 
 
 def test_empty_scan_disagrees_everywhere(world_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "manifest.json").write_text("{}")
     result = score(tmp_path / "scan", world_dir)
     assert not result.ok
     assert result.tables["domains"].missing_rows == 150

@@ -131,7 +131,7 @@ def test_subprocess_stops_promptly_on_signal(tmp_path, signum) -> None:
         proc.send_signal(signum)
         rc = proc.wait(timeout=10)
         assert time.monotonic() - sent < 5
-        assert rc == 0, proc.stderr.read().decode()
+        assert rc == (130 if signum == signal.SIGINT else 0), proc.stderr.read().decode()
         assert json.loads((out / serve.WORLD_JSON).read_text())["state"] == "stopped"
     finally:
         if proc.poll() is None:

@@ -114,6 +114,13 @@ def system_nameservers() -> list[tuple[str, int]]:
             if isinstance(ip, str)] or [("127.0.0.1", 53)]
 
 
+SILENT_AFTER = 50          # lookups with no answer at all before a resolver is called dead
+
+
+class ResolverSilent(RuntimeError):
+    """The resolvers answered none of the first lookups (not one response of any kind)."""
+
+
 class _Answer(Exception):
     """A response that ends the lookup (raised out of the attempt loop)."""
 
@@ -127,7 +134,12 @@ class Resolver:
     timeout: float = DEFAULT_TIMEOUT
     lifetime: float = DEFAULT_LIFETIME
     rate: float | None = None                         # queries per second, all tasks together
+    # ResolverSilent once this many lookups in a row from the start got no response at all
+    # (None: never): a dead resolver would otherwise give an all-dns_timeout dataset
+    silent_after: int | None = None
     queries: int = 0
+    answered: int = 0                                 # lookups that got any response
+    unanswered: int = 0                               # lookups with none (dns_timeout)
     _servers: list[tuple[int, tuple[str, int]]] = field(init=False, repr=False)
     _pacer: Pacer = field(init=False, repr=False)
 
@@ -151,9 +163,20 @@ class Resolver:
         except DnsWireError as exc:
             return Lookup("invalid_input", detail=str(exc)[:300])
         # Belt and braces: the loop below keeps to the lifetime; trio enforces it too.
+        result = Lookup("dns_timeout")
         with trio.move_on_after(self.lifetime + 1):
-            return await self._resolve(wire, qid, name, rdtype, _FAST)
-        return Lookup("dns_timeout")
+            result = await self._resolve(wire, qid, name, rdtype, _FAST)
+        if result.status != "dns_timeout":
+            self.answered += 1
+        else:
+            self.unanswered += 1
+            if (self.silent_after is not None and not self.answered
+                    and self.unanswered >= self.silent_after):
+                servers = ", ".join(f"{ip}:{port}" for _, (ip, port) in self._servers)
+                raise ResolverSilent(
+                    f"the resolver ({servers or 'system'}) answered none of the first "
+                    f"{self.unanswered} queries; is it running and reachable?")
+        return result
 
     async def lookup_dnssec(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
         """(the lookup, the whole dnspython response or None) with DO and CD set."""

@@ -16,13 +16,16 @@ examples:
 from __future__ import annotations
 
 import argparse
+import math
+import shlex
 import sys
 from pathlib import Path
 
 import trio
 
 from survey.certs import CertError
-from survey.net.dns import parse_resolver
+from survey.interrupts import INTERRUPTED, interrupted, leaf
+from survey.net.dns import ResolverSilent, parse_resolver
 from survey.net.guard import PolicyError
 from survey.net.smtp import Timeouts
 from survey.scan.cluster.driver import run_distributed
@@ -31,7 +34,47 @@ from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 from survey.scan.progress import Progress
 from survey.scan.run import ScanError, run_scan
 from survey.scan.targets import InputError, parse_shard
-from survey.store.location import location
+from survey.store.location import location_arg
+from survey.store.lock import LockError
+
+
+def _number(text: str, kind: type, *, minimum: float, strict: bool) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    if value < minimum or (strict and value == minimum):
+        raise argparse.ArgumentTypeError(
+            f"{text} must be {'greater than' if strict else 'at least'} {minimum:g}")
+    return value
+
+
+def positive(text: str) -> float:
+    """Seconds or a rate: finite and > 0 (no 0-means-unlimited for politeness)."""
+    return _number(text, float, minimum=0, strict=True)
+
+
+def non_negative(text: str) -> float:
+    return _number(text, float, minimum=0, strict=False)
+
+
+def count(text: str) -> int:
+    """A count of at least 1."""
+    return int(_number(text, int, minimum=1, strict=False))
+
+
+def zero_or_more(text: str) -> int:
+    return int(_number(text, int, minimum=0, strict=False))
+
+
+def port(text: str) -> int:
+    value = int(_number(text, int, minimum=1, strict=False))
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (1-65535)")
+    return value
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -40,7 +83,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="domain list: one name a line, or Tranco 'rank,domain' CSV; "
                         "gzip is detected; '#' starts a comment (default with --world: "
                         "the world's list)")
-    p.add_argument("--out", type=location, required=True, metavar="DIR",
+    p.add_argument("--out", type=location_arg, required=True, metavar="DIR",
                    help="scan directory to write (new or empty; an existing scan only with "
                         "--resume): a path, or an fsspec URL such as s3://bucket/scans/x "
                         "(with that filesystem's package installed, e.g. s3fs)")
@@ -55,8 +98,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     where.add_argument("--resolver", action="append", metavar="IP[:PORT]",
                        help="DNS resolver (repeatable; default: the system's). Use a local "
                             "recursive resolver such as Unbound for large scans")
-    where.add_argument("--smtp-port", type=int, help="SMTP port (default 25)")
-    where.add_argument("--https-port", type=int, help="HTTPS port for MTA-STS (default 443)")
+    where.add_argument("--smtp-port", type=port, help="SMTP port (default 25)")
+    where.add_argument("--https-port", type=port, help="HTTPS port for MTA-STS (default 443)")
     where.add_argument("--ca-file", action="append", type=Path, default=[], metavar="PEM",
                        help="extra trust anchors (PEM), besides Mozilla's roots (repeatable)")
     where.add_argument("--blocklist", type=Path, metavar="FILE",
@@ -68,40 +111,50 @@ def configure(p: argparse.ArgumentParser) -> None:
                            "version, SSLv3..TLS 1.3. ciphers: plus every supported (version, "
                            "suite) pair and the server's preference, about one connection "
                            "per suite (default with --world: the world's own profile)")
-    what.add_argument("--budget", type=int,
+    what.add_argument("--budget", type=count,
                       help=f"connections per server for the versions/ciphers hellos, the "
                            f"starttls probe included (default {DEFAULT_BUDGET}); a server that "
                            f"needs more gets probe_status 'partial'")
     what.add_argument("--ehlo-name", help="name sent in EHLO; make it a host whose web page "
                       "explains the scan and how to opt out (default: this host's FQDN)")
-    what.add_argument("--limit", type=int, help="scan only the first N domains")
+    what.add_argument("--limit", type=count, help="scan only the first N domains")
     what.add_argument("--shard", help="scan shard K of N (K/N, 1-based, by a stable hash)")
     polite = p.add_argument_group("politeness")
-    polite.add_argument("--concurrency", type=int,
+    polite.add_argument("--concurrency", type=count,
                         help="domains in flight (default 200; 50 with --world)")
-    polite.add_argument("--per-ip", type=int,
+    polite.add_argument("--per-ip", type=count,
                         help="connections to one address at a time (default 1)")
-    polite.add_argument("--per-ip-spacing", type=float,
-                        help="seconds between connections to one address (default 1)")
-    polite.add_argument("--rate", type=float,
-                        help="new connections per second, all servers together (default 50)")
-    polite.add_argument("--dns-rate", type=float,
-                        help="DNS queries per second (default 200)")
-    polite.add_argument("--retries", type=int,
+    polite.add_argument("--per-ip-spacing", type=non_negative,
+                        help="seconds between connections to one address, enumeration "
+                             "hellos included (default 1; 0 only for a loopback lab: "
+                             "--testbed or --world)")
+    polite.add_argument("--rate", type=positive,
+                        help="new connections per second, all servers together (default 50; "
+                             "there is no unlimited)")
+    polite.add_argument("--dns-rate", type=positive,
+                        help="DNS queries per second (default 200; there is no unlimited)")
+    polite.add_argument("--retries", type=zero_or_more,
                         help="extra attempts after a temporary refusal (default 2)")
-    polite.add_argument("--retry-delay", type=float,
+    polite.add_argument("--retry-delay", type=positive,
                         help="seconds before the first retry, doubling (default 30)")
     timing = p.add_argument_group("timeouts (seconds)")
-    timing.add_argument("--connect-timeout", type=float, help="TCP connect (default 10)")
-    timing.add_argument("--greeting-timeout", type=float, help="the whole greeting (default 30)")
-    timing.add_argument("--command-timeout", type=float, help="each reply (default 30)")
-    timing.add_argument("--tls-timeout", type=float, help="the whole handshake (default 30)")
-    timing.add_argument("--dns-timeout", type=float, help="one DNS query (default 5)")
-    timing.add_argument("--policy-timeout", type=float,
+    timing.add_argument("--connect-timeout", type=positive, help="TCP connect (default 10)")
+    timing.add_argument("--greeting-timeout", type=positive, help="the whole greeting (default 30)")
+    timing.add_argument("--command-timeout", type=positive, help="each reply (default 30)")
+    timing.add_argument("--tls-timeout", type=positive, help="the whole handshake (default 30)")
+    timing.add_argument("--dns-timeout", type=positive,
+                        help="one DNS query (default 5); a lookup ends after three times this")
+    timing.add_argument("--policy-timeout", type=positive,
                         help="the whole MTA-STS policy fetch (default 60, RFC 8461 §3.3)")
     run = p.add_argument_group("running")
     run.add_argument("--resume", action="store_true",
-                     help="continue the scan in --out after a crash or Ctrl-C")
+                     help="continue the scan in --out after a crash or Ctrl-C; the input "
+                          "list and the settings that change rows (profile, shard, limit, "
+                          "budget, ports, trust anchors, timeouts, retries) must be the ones "
+                          "the scan started with")
+    run.add_argument("--force", action="store_true",
+                     help="with --resume: continue even where those settings differ (the "
+                          "manifest records every run and what changed)")
     run.add_argument("--dask", metavar="SCHEDULER",
                      help="run on a Dask cluster: a scheduler address (tcp://host:8786), or "
                           "local:N for N worker processes on this machine. Each server address "
@@ -109,7 +162,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                           "the cluster; --out must be a path every worker can write; "
                           "--concurrency and the rates are totals for the whole cluster")
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--batch-rows", type=int, default=5000,
+    run.add_argument("--batch-rows", type=count, default=5000,
                      help="rows per committed batch of part files (default 5000)")
 
 
@@ -121,6 +174,7 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
     profile = args.profile or (world["scanner"].get("profile") if world else None)
     config = ScanConfig(input=source, out=args.out, ca_files=list(args.ca_file),
                         profile=profile or ScanConfig.profile, resume=args.resume,
+                        force=args.force,
                         blocklist=args.blocklist, batch_rows=args.batch_rows)
     if world:
         apply_world(config, world)
@@ -137,15 +191,22 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
                 "per_ip_spacing": args.per_ip_spacing, "rate": args.rate,
                 "dns_rate": args.dns_rate, "retries": args.retries,
                 "retry_delay": args.retry_delay, "dns_timeout": args.dns_timeout,
+                # a lookup asks up to three times (the default 5 s query, 15 s lookup)
+                "dns_lifetime": None if args.dns_timeout is None else args.dns_timeout * 3,
                 "budget": args.budget,
                 "policy_timeout": args.policy_timeout}
     for name, value in explicit.items():
         if value is not None:
             setattr(config, name, value)
     t = config.timeouts
+
+    def given(value: float | None, default: float) -> float:
+        return default if value is None else value
+
     config.timeouts = Timeouts(
-        connect=args.connect_timeout or t.connect, greeting=args.greeting_timeout or t.greeting,
-        command=args.command_timeout or t.command, tls=args.tls_timeout or t.tls)
+        connect=given(args.connect_timeout, t.connect),
+        greeting=given(args.greeting_timeout, t.greeting),
+        command=given(args.command_timeout, t.command), tls=given(args.tls_timeout, t.tls))
     if args.shard:
         try:
             config.shard = parse_shard(args.shard)
@@ -155,6 +216,18 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
     return config
 
 
+KNOWN_ERRORS = (ConfigError, ScanError, InputError, PolicyError, CertError, LockError,
+                ResolverSilent)
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command that continues this scan: the same one with --resume."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in words:
+        words.append("--resume")
+    return "survey " + " ".join(shlex.quote(w) for w in words)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
@@ -162,19 +235,22 @@ def run(args: argparse.Namespace) -> int:
             manifest = run_distributed(config, args.dask, verbose=not args.quiet)
         else:
             manifest = trio.run(run_scan, config, Progress(enabled=not args.quiet))
-    except (ConfigError, ScanError, InputError, PolicyError, CertError) as exc:
-        print(f"survey scan: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:              # e.g. an --out that cannot be created or written
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"survey scan: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\nsurvey scan: interrupted; committed rows are kept. Continue with:\n"
-              f"  survey scan {args.input or ''} --out {args.out} --resume"
-              + (f" --world {args.world}" if args.world else "")
-              + (f" --dask {args.dask}" if args.dask else ""), file=sys.stderr)
-        return 130
+    except BaseException as exc:       # trio wraps what tasks raise in exception groups
+        if interrupted(exc):
+            print(f"\nsurvey scan: interrupted; committed rows are kept. Continue with:\n"
+                  f"  {resume_command()}", file=sys.stderr)
+            return INTERRUPTED
+        known = leaf(exc, KNOWN_ERRORS)
+        if known is not None:
+            print(f"survey scan: {known}", file=sys.stderr)
+            return 2
+        oserror = leaf(exc, OSError)
+        if isinstance(oserror, OSError) and not isinstance(oserror, BrokenPipeError):
+            # e.g. an --out that cannot be created or written
+            where = f": {oserror.filename}" if oserror.filename else ""
+            print(f"survey scan: {oserror.strerror or oserror}{where}", file=sys.stderr)
+            return 2
+        raise
     if not manifest["counts"]["domains"]:
         print(f"survey scan: warning: {config.input} held no domain to scan", file=sys.stderr)
     if not args.quiet:

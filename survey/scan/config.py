@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 from survey.net.smtp import Timeouts
 from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
+from survey.scan.targets import InputError, open_text
 
 
 class ConfigError(ValueError):
@@ -52,6 +54,7 @@ class ScanConfig:
     ehlo_name: str | None = None               # None: this host's FQDN, looked up in check()
     user_agent: str = "survey (email transport security research scanner)"
     resume: bool = False
+    force: bool = False                        # resume although row-changing settings differ
     shard: tuple[int, int] | None = None
     limit: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -64,8 +67,11 @@ class ScanConfig:
     world: dict[str, Any] | None = None        # world.json of a testbed world
 
     def check(self) -> None:
-        if not self.input.is_file():
-            raise ConfigError(f"cannot read input {self.input}: no such file")
+        try:
+            with open_text(self.input):      # a binary or non-UTF-8 list: refused here
+                pass
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown profile {self.profile!r}; profiles: {', '.join(PROFILES)}")
         if self.mode not in ("internet", "testbed"):
@@ -78,6 +84,27 @@ class ScanConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a port number")
         if self.retries < 0 or self.retry_delay < 0 or self.per_ip_spacing < 0:
             raise ConfigError("retries, delays and spacing must not be negative")
+        seconds = {"--connect-timeout": self.timeouts.connect,
+                   "--greeting-timeout": self.timeouts.greeting,
+                   "--command-timeout": self.timeouts.command,
+                   "--tls-timeout": self.timeouts.tls, "--dns-timeout": self.dns_timeout,
+                   "--policy-timeout": self.policy_timeout, "dns_lifetime": self.dns_lifetime,
+                   "--rate": self.rate, "--dns-rate": self.dns_rate}
+        for name, value in seconds.items():
+            # None: no limit, which only a testbed world sets (its servers are ours)
+            if value is None and name in ("--rate", "--dns-rate") and self.mode == "testbed":
+                continue
+            if value is None or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite number greater than 0, "
+                                  f"not {value}")
+        for name in ("per_ip_spacing", "retry_delay"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number")
+        if self.mode == "internet" and self.per_ip_spacing <= 0:
+            raise ConfigError("--per-ip-spacing must be greater than 0 on the Internet "
+                              "(0 only for a loopback lab: --testbed or --world)")
+        if self.force and not self.resume:
+            raise ConfigError("--force only goes with --resume")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("--limit must be at least 1")
         if self.ehlo_name is None:
@@ -119,7 +146,29 @@ def load_world(path: Path | str) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a world.json")
     if world.get("state") == "stopped":
         raise ConfigError(f"{path}: the world has stopped; start it again")
+    if not _alive(world.get("pid")):
+        raise ConfigError(f"{path}: the world's server (pid {world.get('pid')}) is gone; "
+                          "start it again with `survey world --serve`")
     return world
+
+
+def _alive(pid: object) -> bool:
+    """Whether a process of this machine is running (a world.json without a pid: assume so)."""
+    import os
+
+    if not isinstance(pid, int) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True           # someone else's process: it exists
+    try:                      # a killed process its parent has not reaped yet (Linux)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[:1] != ["Z"]
+    except OSError:
+        return True
 
 
 def apply_world(config: ScanConfig, world: dict[str, Any]) -> None:

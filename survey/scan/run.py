@@ -19,6 +19,7 @@ until the scan ends, then ``complete``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -34,6 +35,8 @@ import trio
 
 from survey import __version__
 from survey.certs import CertError, facts
+from survey.interrupts import interrupted, leaf
+from survey.net.dns import ResolverSilent
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
 from survey.scan.config import ScanConfig
@@ -53,6 +56,7 @@ from survey.store import (
     read_manifest,
     write_manifest,
 )
+from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.manifest import ManifestError
 
 
@@ -140,6 +144,88 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
     }
 
 
+# Settings that change what rows a scan writes: a resume must keep them (or --force).
+# Politeness (rates, concurrency, spacing) and the EHLO name change how fast, not what.
+ROW_SETTINGS = ("profile", "shard", "limit", "budget", "mode", "smtp_port", "https_port",
+                "mozilla_roots", "ca_files", "blocklist", "timeouts", "dns_timeout",
+                "dns_lifetime", "policy_timeout", "retries")
+# A world served again gets new ports (--any-ports): its identity is compared instead
+WORLD_SET = {"smtp_port", "https_port"}
+
+
+def scan_identity(manifest: dict) -> dict:
+    """What a resume must match, from a manifest (old manifests included)."""
+    config = manifest.get("config") or {}
+    world = manifest.get("world")
+    identity = {"input": (manifest.get("input") or {}).get("sha256")}
+    for name in ROW_SETTINGS:
+        if world and name in WORLD_SET:
+            continue
+        identity[name] = config.get(name)
+    if world:
+        identity["world"] = {k: world.get(k) for k in ("world_dir", "seed", "profile",
+                                                        "domains")}
+    return identity
+
+
+def differences(previous: dict, current: dict) -> list[str]:
+    """``name: before -> now`` for each setting that differs between two manifests."""
+    before, now_ = scan_identity(previous), scan_identity(current)
+    out = []
+    for name in sorted(set(before) | set(now_)):
+        if before.get(name) != now_.get(name):
+            label = "input list (sha256)" if name == "input" else name
+            a, b = before.get(name), now_.get(name)
+            if name == "input":
+                a, b = str(a)[:12], str(b)[:12]
+            out.append(f"{label}: {a} -> {b}")
+    return out
+
+
+def run_entry(manifest: dict, *, state: str, changed: list[str] | None = None) -> dict:
+    """One run of a scan as the manifest's ``runs`` list keeps it."""
+    entry = {"started_at": manifest.get("started_at"), "ended_at": manifest.get("ended_at"),
+             "state": state, "command_line": manifest.get("command_line"),
+             "tool_version": manifest.get("tool_version"),
+             "input_sha256": (manifest.get("input") or {}).get("sha256"),
+             "config": manifest.get("config")}
+    if changed:
+        entry["forced_changes"] = changed
+    return entry
+
+
+def earlier_runs(previous: dict | None) -> list[dict]:
+    """The runs an earlier manifest records (one synthesized for a manifest without ``runs``)."""
+    if not previous:
+        return []
+    runs = previous.get("runs")
+    if isinstance(runs, list):
+        return [r for r in runs if isinstance(r, dict)]
+    return [run_entry(previous, state=str(previous.get("state") or "unknown"))]
+
+
+def with_runs(manifest: dict, previous: dict | None, run_state: str,
+              changed: list[str] | None = None) -> dict:
+    """The manifest of this run with every earlier run kept, the first start kept."""
+    this = run_entry(manifest, state=run_state, changed=changed)
+    if previous and previous.get("started_at"):
+        manifest["started_at"] = previous["started_at"]
+    manifest["runs"] = [*earlier_runs(previous), this]
+    manifest["resumed_with_changes"] = bool(
+        changed or (previous or {}).get("resumed_with_changes"))
+    return manifest
+
+
+def check_resume(previous: dict, config: ScanConfig, current: dict) -> list[str]:
+    """The differences between a scan and its resume; ScanError unless --force."""
+    changed = differences(previous, current)
+    if changed and not config.force:
+        raise ScanError(f"{config.out} was scanned with other settings; --resume would mix "
+                        f"them ({'; '.join(changed)}). Resume with the same input and "
+                        "options, or add --force to mix them deliberately")
+    return changed
+
+
 class Scan:
     def __init__(self, config: ScanConfig, progress: Progress | None = None) -> None:
         config.check()
@@ -148,6 +234,8 @@ class Scan:
         self.tools = Toolkit(config, on_base=self._host_done, on_new_chain=self._write_certs)
         self.done = Done()
         self.writer: DatasetWriter | None = None
+        self.previous: dict | None = None     # the manifest of the run this one resumes
+        self.changed: list[str] = []          # settings a --force resume changed
 
     # -- rows of servers and certificates ---------------------------------------------
 
@@ -205,9 +293,11 @@ class Scan:
 
     # -- the whole scan -------------------------------------------------------------------
 
-    def _manifest(self, started: datetime, state: str, ended: datetime | None = None) -> dict:
-        return scan_manifest(self.config, self.scan_id, state, started, ended,
-                             tool_stats(self.tools))
+    def _manifest(self, started: datetime, state: str, ended: datetime | None = None,
+                  run_state: str | None = None) -> dict:
+        manifest = scan_manifest(self.config, self.scan_id, state, started, ended,
+                                 tool_stats(self.tools))
+        return with_runs(manifest, self.previous, run_state or state, self.changed)
 
     def _prepare(self) -> None:
         out = self.config.out
@@ -223,27 +313,50 @@ class Scan:
             if previous.get("cluster"):
                 raise ScanError(f"{out} was scanned on a Dask cluster; continue it with "
                                 "--resume and --dask")
+            self.changed = check_resume(previous, self.config, scan_manifest(
+                self.config, "", "partial", now(), None, {}))
+            self.previous = previous
             self.scan_id = previous.get("scan_id") or secrets.token_hex(8)
             discard_uncommitted(out)
             self.done = Done.read(out)
         else:
             self.scan_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
-            if out.exists() and any(out.iterdir()):
+            if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
                 raise ScanError(f"{out} is not empty and holds no scan; choose a new --out")
 
     async def run(self) -> dict:
+        with exclusive(self.config.out, "survey scan"):
+            return await self._run()
+
+    async def _run(self) -> dict:
         config = self.config
         self._prepare()
         config.out.mkdir(parents=True, exist_ok=True)
         started = now()
         write_manifest(config.out, self._manifest(started, "partial"))
+        try:
+            await self._scan_all(config)
+        except BaseException as exc:
+            # the writer has committed what it buffered: say how this run ended
+            state = "interrupted" if interrupted(exc) or isinstance(
+                exc, trio.Cancelled) else "failed"
+            with contextlib.suppress(Exception):
+                write_manifest(config.out, self._manifest(started, "partial", now(), state))
+            raise
+        manifest = self._manifest(started, "complete", now())
+        write_manifest(config.out, manifest)
+        self.progress.finish(manifest["counts"])
+        return manifest
+
+    async def _scan_all(self, config: ScanConfig) -> None:
         self.progress.start(total=estimate_count(config.input, shard=config.shard,
                                                  limit=config.limit),
                             already=len(self.done.domains))
         writer_id = f"{os.getpid()}-{secrets.token_hex(3)}"
         limiter = trio.CapacityLimiter(config.concurrency)
         with DatasetWriter(config.out, writer_id=writer_id,
-                           batch_rows=config.batch_rows) as self.writer:
+                           batch_rows=config.batch_rows) as self.writer, \
+                _discard_on(self.writer, ResolverSilent):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.progress.run)
                 async with trio.open_nursery() as domains:
@@ -254,16 +367,23 @@ class Scan:
                         await limiter.acquire_on_behalf_of(target)
                         domains.start_soon(self._one, target, limiter)
                 nursery.cancel_scope.cancel()
-        manifest = self._manifest(started, "complete", now())
-        write_manifest(config.out, manifest)
-        self.progress.finish(manifest["counts"])
-        return manifest
 
     async def _one(self, target: Target, limiter: trio.CapacityLimiter) -> None:
         try:
             await self.scan_domain(target)
         finally:
             limiter.release_on_behalf_of(target)
+
+
+@contextlib.contextmanager
+def _discard_on(writer: DatasetWriter, kind: type[BaseException]):
+    """Rows still buffered are not committed when ``kind`` ends the scan (they are wrong)."""
+    try:
+        yield
+    except BaseException as exc:
+        if leaf(exc, kind) is not None:
+            writer.discard()
+        raise
 
 
 async def run_scan(config: ScanConfig, progress: Progress | None = None) -> dict:

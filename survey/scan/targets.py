@@ -15,13 +15,17 @@ the same name lands in the same shard on every machine and every run.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
 import ipaddress
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import idna
 
@@ -85,19 +89,132 @@ def parse_line(line: str) -> tuple[int | None, str] | None:
     return None, text
 
 
-def open_text(path: Path | str) -> io.TextIOBase:
-    """Open a list, transparently gunzipping it; undecodable bytes become U+FFFD."""
+PEEK = 64 * 1024          # bytes checked up front for binary or non-UTF-8 content
+BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+        b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
+def check_readable(path: Path | str) -> Path:
+    """A list file that can be read as one: InputError saying what it is otherwise."""
     path = Path(path)
     try:
-        raw = open(path, "rb")
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"cannot read input {_show(path)}: no such file") from None
     except OSError as exc:
-        raise InputError(f"cannot read input {path}: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raw.close()
-        raise InputError(f"cannot read input {path}: it is a directory")
-    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=None)
+        raise InputError(f"cannot read input {_show(path)}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"cannot read input {_show(path)}: it is a directory")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"cannot read input {_show(path)}: not a regular file (a FIFO, "
+                         "socket or device); save the list to a file first")
+    return path
+
+
+def _show(path: Path) -> str:
+    """A path for a message, whatever bytes its name holds."""
+    return os.fsdecode(bytes(path)).encode("utf-8", "backslashreplace").decode("utf-8") \
+        if isinstance(path, Path) else str(path)
+
+
+class Lines:
+    """The lines of a list (gunzipped when gzip), each capped at MAX_LINE as it is read.
+
+    The first PEEK bytes are checked: NUL bytes (a binary file, or UTF-16 without a
+    BOM), a UTF-16/32 byte order mark, or bytes that are not UTF-8 refuse the file with
+    InputError. Beyond them an undecodable byte becomes U+FFFD and its name an
+    ``invalid_input`` row. A UTF-8 BOM is skipped.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = check_readable(path)
+        try:
+            raw = open(self.path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise InputError(f"cannot read input {_show(self.path)}: "
+                             f"{exc.strerror or exc}") from None
+        magic = raw.peek(2)[:2]
+        self.stream = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+        self.raw = raw
+        try:
+            head = self._read(PEEK)
+        except (OSError, EOFError) as exc:
+            self.close()
+            raise InputError(f"cannot read input {_show(self.path)}: {exc}") from None
+        try:
+            self._check(head)
+        except InputError:
+            self.close()
+            raise
+        self.head = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+
+    def _read(self, size: int) -> bytes:
+        return self.stream.read(size)
+
+    def _check(self, head: bytes) -> None:
+        name = _show(self.path)
+        for bom, encoding in BOMS.items():
+            if head.startswith(bom):
+                raise InputError(f"{name} is not a text list of domain names in UTF-8: it is "
+                                 f"{encoding} text; save it as UTF-8")
+        if b"\x00" in head:
+            raise InputError(f"{name} is not a text list of domain names (it holds NUL "
+                             "bytes: a binary file, or UTF-16 text)")
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError as exc:
+            line = head[:exc.start].count(b"\n") + 1
+            raise InputError(f"{name} is not a text list of domain names in UTF-8 (line "
+                             f"{line} holds bytes that are not UTF-8); save it as UTF-8"
+                             ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        buffer = io.BufferedReader(_Chain(self.head, self.stream), buffer_size=PEEK)
+        while True:
+            line = buffer.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if not line.endswith(b"\n"):
+                while True:                      # skip the rest of an overlong line
+                    rest = buffer.readline(PEEK)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+            yield line[:MAX_LINE].decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.stream.close()
+        self.raw.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Chain(io.RawIOBase):
+    """Bytes already read, then the rest of a stream (for one BufferedReader over both)."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        if self.head:
+            n = min(len(target), len(self.head))
+            target[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.stream.read(len(target))
+        target[:len(data)] = data
+        return len(data)
+
+
+def open_text(path: Path | str) -> Lines:
+    """Open a list, transparently gunzipping it (see ``Lines``)."""
+    return Lines(path)
 
 
 def shard_of(domain: str, shards: int) -> int:

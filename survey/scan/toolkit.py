@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
-from survey.net.dns import HostCache, Resolver
+from survey.net.dns import SILENT_AFTER, HostCache, Resolver
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.net.smtp import SmtpProbe
@@ -65,7 +65,8 @@ class Toolkit:
         self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
         self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
                                  lifetime=config.dns_lifetime,
-                                 rate=config.dns_rate / share if config.dns_rate else None)
+                                 rate=config.dns_rate / share if config.dns_rate else None,
+                                 silent_after=SILENT_AFTER)
         self.cache = HostCache(self.resolver)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate / share if config.rate else None)

@@ -123,7 +123,8 @@ def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool
 
 def invalid_input_row(target, probed_at: datetime) -> dict:
     return {"domain": target.domain, "input": target.input, "rank": target.rank,
-            "dns_status": "invalid_input", "probed_at": probed_at}
+            "dns_status": "invalid_input", "input_error": target.error,
+            "probed_at": probed_at}
 
 
 def host_row(probe: SmtpProbe, connections: int, chain_sha256: list[str] | None,

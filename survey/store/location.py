@@ -40,6 +40,16 @@ def location(where: str | os.PathLike | RemotePath) -> Path | RemotePath:
     return Path(where)
 
 
+def location_arg(where: str) -> Path | RemotePath:
+    """``location`` for argparse: a URL whose filesystem is missing names its package."""
+    import argparse
+
+    try:
+        return location(where)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 class RemotePath:
     """A path on an fsspec filesystem with the pathlib calls the store uses."""
 

@@ -64,6 +64,7 @@ DOMAINS = _schema("domains", [
     ("input", pa.string()),            # the name as it appeared in the input list
     ("rank", pa.int64()),
     ("dns_status", pa.string()),
+    ("input_error", pa.string()),      # why the input is not a host name (invalid_input)
     ("mx_kind", pa.string()),
     ("mx_hosts", STRINGS),             # MX targets in preference order
     ("mta_sts_txt_status", pa.string()),
@@ -185,6 +186,8 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "input": "the name as it appeared in the input list",
         "rank": "rank from a `rank,domain` list (Tranco); null for a plain list",
         "dns_status": "outcome of the MX lookup: `DnsStatus`",
+        "input_error": "why the input line is not a host name (IDNA2008/UTS-46 or RFC 1035 "
+                       "rule it breaks); null unless `dns_status` is `invalid_input`",
         "mx_kind": "how the domain receives mail: `MxKind`; null when the MX lookup failed",
         "mx_hosts": "MX targets in preference order ([] for `null_mx` and `none`)",
         "mta_sts_txt_status": "the `_mta-sts` TXT record set: `TxtStatus`",

@@ -126,6 +126,11 @@ class DatasetWriter:
         self._buffered = 0
         self.batches += 1
 
+    def discard(self) -> None:
+        """Drop the buffered rows (measurements known to be wrong, e.g. a dead resolver's)."""
+        self._buffers = {t: [] for t in TABLES}
+        self._buffered = 0
+
     def counts(self) -> dict[str, int]:
         """Rows committed so far, per table."""
         return dict(self._counts)

@@ -15,8 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from survey.store.lock import LockError
 from survey.testbed.generator import SCALES, ProfileError, behaviour_shares
 from survey.testbed.model import World
+
+MAX_DOMAINS = 2_000_000     # about 300 MB a million while built (the 10M world took 1.5 GB)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,14 +53,15 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     if args.domains is not None:
-        if args.domains < 0:
-            print("survey world: --domains must be >= 0", file=sys.stderr)
+        if not 0 <= args.domains <= MAX_DOMAINS:
+            print(f"survey world: --domains must be between 0 and {MAX_DOMAINS:,} (a world "
+                  "lives in one process's memory)", file=sys.stderr)
             return 2
         started = time.monotonic()
         try:
             world = serve.build_world(out, domains=args.domains, seed=args.seed,
                                       profile=args.profile, scale=args.scale)
-        except ProfileError as exc:
+        except (ProfileError, LockError) as exc:
             print(f"survey world: {exc}", file=sys.stderr)
             return 2
         print(f"survey world: {len(world.domains)} domains, {len(world.smtp_servers)} SMTP "

@@ -159,6 +159,8 @@ def load_profile(name_or_path: str | Path) -> dict[str, Any]:
         raise ProfileError(f"no profile {str(name_or_path)!r} (shipped: {known})") from None
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(profile, dict):
+        raise ProfileError(f"{path}: a profile is a JSON object, not {type(profile).__name__}")
     profile.setdefault("name", path.stem)
     return profile
 
@@ -921,9 +923,16 @@ def generate(n: int, seed: int = 0, profile: str | Path | dict[str, Any] = "defa
         sc = SCALES[scale]
     except KeyError:
         raise ProfileError(f"unknown scale {scale!r}; scales are {', '.join(SCALES)}") from None
-    builder = _Builder(n, seed, prof, sc, ports or Ports())
-    with paused_gc():
-        return builder.build()
+    try:
+        builder = _Builder(n, seed, prof, sc, ports or Ports())
+        with paused_gc():
+            return builder.build()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, ProfileError):
+            raise
+        # a hand-written profile with a missing key or a value of the wrong shape
+        raise ProfileError(f"profile {prof.get('name')!r} does not fit the generator: "
+                           f"{type(exc).__name__}: {exc}") from None
 
 
 def behaviour_shares(world: World) -> dict[str, float]:

@@ -194,6 +194,8 @@ def score(scan_dir: str | Path, world: str | Path, *, profile: str | None = None
     scan_dir = Path(scan_dir)
     if not scan_dir.is_dir():
         raise ScoreError(f"{scan_dir}: not a directory")
+    if not (scan_dir / "manifest.json").is_file():
+        raise ScoreError(f"{scan_dir}: no manifest (is this a scan directory?)")
     ref = locate_truth(world)
     profile = profile or _scan_profile(scan_dir) or ref.info.get("profile", "starttls")
     columns_by_profile = ref.info.get("columns", {})

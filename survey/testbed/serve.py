@@ -40,6 +40,8 @@ from typing import Any
 
 import trio
 
+from survey.interrupts import INTERRUPTED, leaf
+from survey.store.lock import LockError, exclusive
 from survey.testbed import truth as truth_mod
 from survey.testbed import zones
 from survey.testbed.dns_server import serve_dns
@@ -70,8 +72,18 @@ def _write_json_atomic(path: Path, data: Any) -> None:
 
 def build_world(out: str | Path, *, domains: int, seed: int = 0,
                 profile: str | Path = "default", scale: str = "default") -> World:
-    """Generate a world and write its directory (everything but world.json)."""
+    """Generate a world and write its directory (everything but world.json).
+
+    Holds the directory's lock (store/lock.py) while it writes: a world being
+    served or built elsewhere is refused with LockError, never overwritten.
+    """
     out = Path(out)
+    with exclusive(out, "survey world (building)"):
+        return _build_world(out, domains=domains, seed=seed, profile=profile, scale=scale)
+
+
+def _build_world(out: Path, *, domains: int, seed: int, profile: str | Path,
+                 scale: str) -> World:
     out.mkdir(parents=True, exist_ok=True)
     (out / WORLD_JSON).unlink(missing_ok=True)
     world = generate(domains, seed, profile, scale=scale)
@@ -140,6 +152,15 @@ async def run_world(world_dir: str | Path, *, dns_port: int | None = None,
     (None: listen.DEFAULT_MAX_CONNECTIONS; the slow-servers benchmark holds more).
     """
     world_dir = Path(world_dir)
+    with exclusive(world_dir, "survey world --serve"):
+        await _run_world(world_dir, dns_port=dns_port, smtp_port=smtp_port,
+                         https_port=https_port, max_connections=max_connections,
+                         task_status=task_status)
+
+
+async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | None,
+                     https_port: int | None, max_connections: int | None,
+                     task_status) -> None:
     (world_dir / WORLD_JSON).unlink(missing_ok=True)
     world = World.load(world_dir / SPEC)
     # The world is millions of long-lived objects: keep the cyclic GC from walking
@@ -204,7 +225,9 @@ async def _server_task(serve: Any, world: World, port: int, pki: Any, connlog: A
 
 
 async def _serve_until_signal(world_dir: Path, ports: dict[str, int | None],
-                              announce: bool) -> None:
+                              announce: bool) -> int | None:
+    """Serve until SIGINT or SIGTERM; the signal that stopped the world."""
+    stopped_by = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             info = await nursery.start(lambda task_status=trio.TASK_STATUS_IGNORED: run_world(
@@ -215,8 +238,10 @@ async def _serve_until_signal(world_dir: Path, ports: dict[str, int | None],
                 if announce:
                     print(f"survey world: {signal.Signals(signum).name}, stopping",
                           file=sys.stderr, flush=True)
+                stopped_by = signum
                 nursery.cancel_scope.cancel()
                 break
+    return stopped_by
 
 
 def _summary(info: dict[str, Any]) -> str:
@@ -238,23 +263,17 @@ def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
     ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port,
              "max_connections": max_connections}
     try:
-        trio.run(_serve_until_signal, Path(world_dir), ports, announce)
-    except (OSError, BaseExceptionGroup) as exc:
-        oserror = _find_oserror(exc)
+        stopped_by = trio.run(_serve_until_signal, Path(world_dir), ports, announce)
+    except (OSError, LockError, BaseExceptionGroup) as exc:
+        held = leaf(exc, LockError)
+        if held is not None:
+            print(f"survey world: {held}", file=sys.stderr)
+            return 2
+        oserror = leaf(exc, OSError)
         if oserror is None:
             raise
         print(f"survey world: cannot start: {oserror} (try --any-ports, or ports >= 1024 "
               "when not root)", file=sys.stderr)
         return 1
-    return 0
-
-
-def _find_oserror(exc: BaseException) -> OSError | None:
-    if isinstance(exc, OSError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _find_oserror(inner)
-            if found is not None:
-                return found
-    return None
+    # Ctrl-C ends a command with 130 (as a shell reports it); SIGTERM is the orderly stop
+    return INTERRUPTED if stopped_by == signal.SIGINT else 0

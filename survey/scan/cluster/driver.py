@@ -35,10 +35,11 @@ from survey import __version__
 from survey.scan.cluster import tasks
 from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickle
 from survey.scan.config import ScanConfig
-from survey.scan.run import ScanError, scan_manifest
+from survey.scan.run import ScanError, check_resume, scan_manifest, with_runs
 from survey.scan.targets import estimate_count, read_targets
 from survey.scan.toolkit import now
 from survey.store import read_manifest, write_manifest
+from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.manifest import ManifestError
 
 MIN_SHARD, MAX_SHARD = 50, 20_000    # domains per DNS/join task, the preferred range
@@ -81,6 +82,8 @@ class DistributedScan:
         self.address = address
         self.verbose = verbose
         self.states: dict[str, dict[str, int]] = {}
+        self.previous: dict | None = None     # the manifest of the run this one resumes
+        self.changed: list[str] = []          # settings a --force resume changed
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -104,10 +107,13 @@ class DistributedScan:
             if not previous.get("cluster"):
                 raise ScanError(f"{out} holds a single-process scan; continue it with "
                                 "--resume and without --dask")
+            self.changed = check_resume(previous, self.config, scan_manifest(
+                self.config, "", "partial", now(), None, {}))
+            self.previous = previous
             self.scan_id = previous["scan_id"]
-            self.started = datetime.fromisoformat(previous["started_at"])
+            self.started = now()
             return
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
             raise ScanError(f"{out} is not empty and holds no scan; choose a new --out")
         self.scan_id = now().strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
         self.started = now()
@@ -172,7 +178,7 @@ class DistributedScan:
                                  self._stats() if plan else {})
         manifest["cluster"] = {**cluster, "plan": plan.__dict__ if plan else None,
                                "phases": self.states}
-        return manifest
+        return with_runs(manifest, self.previous, state, self.changed)
 
     def _stats(self) -> dict:
         totals: dict[str, int] = {}
@@ -190,6 +196,10 @@ class DistributedScan:
                 yield done_summary(out, path.stem) or {}
 
     def run(self) -> dict:
+        with exclusive(self.config.out, "survey scan --dask"):
+            return self._run()
+
+    def _run(self) -> dict:
         config, out = self.config, self.config.out
         self._prepare()
         out.mkdir(parents=True, exist_ok=True)
