@@ -324,3 +324,35 @@ def test_score_into_a_closed_pipe_is_quiet(world, tmp_path):
         " ".join(SURVEY) + f" score {out} --world {world} | head -c 10", shell=True,
         capture_output=True, text=True, timeout=120, check=False)
     assert "Traceback" not in pipeline.stderr and "BrokenPipe" not in pipeline.stderr
+
+
+# -- politeness as the server sees it ------------------------------------------------------------
+
+def test_the_spacing_holds_between_every_connection_in_the_servers_log(world, tmp_path):
+    """The world's own connection log: per address, each connection starts at least the
+    spacing after the last one ended, the enumeration's hellos included; and the host rows
+    count every SMTP connection the server saw (SNI checks aside, counted in the stats)."""
+    from survey.testbed.listen import read_connection_log
+
+    spacing = 0.3
+    out = tmp_path / "scan"
+    started = time.time()
+    result = survey("scan", "--world", world, "--out", out, "--profile", "versions",
+                    "--limit", "25", "--per-ip-spacing", str(spacing), "--quiet")
+    assert result.returncode == 0, result.stderr
+    ended = time.time()
+    info = json.loads((world / "world.json").read_text())
+    log = [r for r in read_connection_log(world / "connections.jsonl")
+           if started <= r.start <= ended and r.port == info["smtp"]["port"]]
+    by_ip: dict[str, list] = {}
+    for r in sorted(log, key=lambda r: r.start):
+        by_ip.setdefault(r.ip, []).append(r)
+    gaps = [b.start - a.end for rs in by_ip.values() for a, b in zip(rs, rs[1:])]
+    assert gaps and max(len(rs) for rs in by_ip.values()) >= 4      # hellos were made
+    # the server notes an end when its handler finishes, a little after the client left
+    assert min(gaps) >= spacing - 0.05, sorted(gaps)[:5]
+    hosts = read_pandas(out, "hosts")
+    stats = read_manifest(out)["stats"]
+    assert stats["connections"] - stats["policy_fetches"] >= len(log) - 0
+    assert int(hosts["connections"].sum()) + stats["sni_probes"] * 3 >= len(log)
+    assert int(hosts["connections"].sum()) <= len(log)

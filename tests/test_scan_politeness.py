@@ -59,3 +59,27 @@ async def test_the_global_rate(autojump_clock):
 def test_bad_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         Politeness(**kwargs)
+
+
+async def test_spacing_holds_between_one_at_a_time_users(autojump_clock):
+    """An enumeration asks one hello after another: nobody waits while one is open, so
+    the address's next-free time must outlive its last user (issue 20: Exim saw two
+    connections a second under a one-second spacing)."""
+    polite, log = Politeness(per_ip=1, spacing=1.0), []
+    for _ in range(5):
+        await hold(polite, "127.0.0.2", 0.1, log)
+    starts = [t for e, _, t in log if e == "start"]
+    ends = [t for e, _, t in log if e == "end"]
+    assert all(s >= e + 1.0 - 1e-9 for s, e in zip(starts[1:], ends))
+    assert starts[-1] - starts[0] >= 4 * 1.1 - 1e-9
+
+
+async def test_idle_state_is_forgotten_once_its_spacing_has_passed(autojump_clock):
+    polite, log = Politeness(per_ip=1, spacing=1.0), []
+    for i in range(1000):                   # a thousand addresses, one connection each
+        await hold(polite, f"127.0.{i // 250}.{i % 250 + 1}", 0.01, log)
+    # only the addresses used within the last second are still known
+    assert polite.tracked <= 1.0 / 0.01 + 2
+    await trio.sleep(1.0)
+    await hold(polite, "127.9.0.1", 0.0, log)
+    assert polite.tracked == 1 and len(polite._idle) <= 1
