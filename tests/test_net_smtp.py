@@ -14,7 +14,7 @@ import trio
 from survey.certs import TrustStore, evaluate
 from survey.net.guard import DestinationPolicy
 from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
-from survey.testbed.generator import generate
+from survey.testbed.generator import generate, load_profile, server_traits
 from survey.testbed.listen import ConnectionLog
 from survey.testbed.pki import Pki
 from survey.testbed.smtp_server import serve_smtp
@@ -115,3 +115,34 @@ async def test_a_refused_destination_gets_no_packet(mode, ip):
     result = await probe_starttls(ip, 25, policy=DestinationPolicy(mode), ehlo_name="x.test",
                                   sni=None, timeouts=TIMEOUTS)
     assert result.status == "blocked_by_policy" and result.transcript == []
+
+
+ANON_WORLD = generate(60, seed=5, scale="fast",
+                      profile={**load_profile("default"),
+                               "own": {**load_profile("default")["own"], "anon_preferred": 0.5}})
+
+
+@pytest.fixture
+async def anon_smtp(nursery, pki):
+    return await nursery.start(lambda task_status: serve_smtp(
+        ANON_WORLD, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
+
+
+async def test_a_server_preferring_anonymous_suites_still_shows_its_chain(anon_smtp, pki):
+    # Postfix's default lists keep aNULL; with its own order at TLS 1.0-1.2 it would pick
+    # an anonymous suite for a client offering one, and the probe would see no certificate.
+    servers = [s for s in ANON_WORLD.smtp_servers.values()
+               if s.behaviour == "normal" and "pref:anon" in server_traits(s)
+               and s.tls.engine == "openssl"]
+    assert servers
+    for server in servers[:3]:
+        truth = host_truth(server, ANON_WORLD)
+        with trio.fail_after(S.greeting_timeout * 4 + S.tls_timeout):
+            result = await probe_starttls(server.ip, anon_smtp, policy=TESTBED,
+                                          ehlo_name="scanner.survey.test",
+                                          sni=server.tls.names[0], timeouts=TIMEOUTS)
+        assert result.status == "ok", result.transcript
+        assert "_anon_" not in result.cipher_suite
+        assert result.cipher_suite == truth.cipher_suite
+        assert result.chain, "the certificate probe offers no aNULL suite"
+        assert any("_anon_" in s["name"] for s in truth.cipher_suites)

@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from survey.testbed import generator, truth
+from survey.testbed import generator, legacy_tls, truth
 from survey.testbed.generator import BEHAVIOURS, CIPHERS, ProfileError, behaviour_shares, generate
 from survey.testbed.legacy_tls import starttls_outcome
 from survey.testbed.model import World
@@ -239,7 +239,7 @@ def _handshake(server_ctx: ssl.SSLContext, sni: str) -> tuple[str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         client.minimum_version = ssl.TLSVersion.TLSv1
-    client.set_ciphers("ALL:@SECLEVEL=0")
+    client.set_ciphers(legacy_tls.STARTTLS_CLIENT_CIPHERS)   # the scanner's stated client
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
     c = client.wrap_bio(c_in, c_out, server_hostname=sni)
     s = server_ctx.wrap_bio(s_in, s_out, server_side=True)

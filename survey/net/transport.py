@@ -42,20 +42,30 @@ async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.Socket
     return trio.SocketStream(sock)
 
 
+# What the certificate probe offers: every suite this OpenSSL has, except those that
+# carry no certificate (anonymous aNULL) or need a shared secret (PSK, SRP) -- what a
+# sender that verifies certificates offers (Postfix at its verify/secure/dane levels and
+# under MTA-STS excludes aNULL), so a server that prefers an anonymous suite still shows
+# the chain it would show such a sender. Anonymous suites are measured by the versions
+# and ciphers enumeration (hand-built hellos), not here.
+CERTIFICATE_PROBE_CIPHERS = "ALL:COMPLEMENTOFALL:!aNULL:!PSK:!SRP:@SECLEVEL=0"
+
+
 @functools.cache
 def client_context() -> ssl.SSLContext:
-    """Speak whatever the server speaks; judge certificates later (survey.certs), not here.
+    """Speak whatever the server speaks with a certificate; judge it later (survey.certs).
 
     One context serves every connection of a scan (building one costs more
     than a handshake's worth of CPU). ``@SECLEVEL=0``: OpenSSL 3 otherwise
-    refuses TLS 1.0/1.1 and would report them as unsupported.
+    refuses TLS 1.0/1.1 and would report them as unsupported. No anonymous,
+    PSK or SRP suites (``CERTIFICATE_PROBE_CIPHERS``).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     context.maximum_version = ssl.TLSVersion.TLSv1_3
-    context.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    context.set_ciphers(CERTIFICATE_PROBE_CIPHERS)
     return context
 
 

@@ -98,7 +98,12 @@ CIPHERS: dict[str, tuple[str, str, bool]] = {
     "ECDHE-RSA-AES256-SHA": ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "rsa", False),
     "AES128-SHA": ("TLS_RSA_WITH_AES_128_CBC_SHA", "rsa", False),
     "AES256-GCM-SHA384": ("TLS_RSA_WITH_AES_256_GCM_SHA384", "rsa", True),
+    # anonymous (no certificate): what Postfix's default cipher lists still hold
+    "AECDH-AES256-SHA": ("TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "any", False),
+    "ADH-AES256-GCM-SHA384": ("TLS_DH_anon_WITH_AES_256_GCM_SHA384", "any", True),
 }
+# The suites an anon_preferred server puts first (with its own order enforced).
+ANON_FIRST = ("AECDH-AES256-SHA", "ADH-AES256-GCM-SHA384")
 # OpenSSL's default TLS 1.3 suites, in its default order (not configurable from
 # Python 3.11's ssl, so every TLS 1.3 server has exactly these).
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
@@ -116,7 +121,7 @@ BEHAVIOURS: tuple[str, ...] = (
     + tuple(f"smtp:{b}" for b in SMTP_BEHAVIOURS)
     + tuple(f"tls:{v}" for v in ("SSLv3",) + TLS_VERSIONS)
     + tuple(f"legacy:{name}" for name in CATALOGUE)
-    + ("pref:server", "pref:client", "key:ec", "key:rsa")
+    + ("pref:server", "pref:client", "pref:anon", "key:ec", "key:rsa")
     + tuple(f"cert:{k}" for k in ("valid", "expired", "not_yet_valid", "self_signed",
                                     "wrong_name", "untrusted", "missing_intermediate",
                                     "sni_dependent", "name_mismatch_cname"))
@@ -236,6 +241,7 @@ class _Builder:
         self.scale = scale
         self.ports = ports
         self.rng = random.Random(f"survey-world:{seed}:{profile['name']}")
+        self.anon_rng = random.Random(f"survey-world:{seed}:{profile['name']}:anon")
         self.ips = _Ips()
         self.records: dict[str, list[DnsRecord]] = defaultdict(list)
         self.faults: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -286,6 +292,8 @@ class _Builder:
             self.d_pref = cohort("server_preference", Deck(rng, own["server_preference"]))
             self.d_key = cohort("key_type", Deck(rng, own["key_type"]))
             self.d_cert = cohort("cert_kind", Deck(rng, own["cert_kind"]))
+            # its own random stream, so worlds of older profiles stay the same
+            self.d_anon = flag_deck(self.anon_rng, own.get("anon_preferred", 0))
             legacy = own.get("legacy", {})
             self.d_legacy = flag_deck(rng, legacy.get("share", 0))
             self.d_legacy_config = Deck(rng, legacy.get("configs") or {"-": 1})
@@ -420,8 +428,15 @@ class _Builder:
         legacy = bool({"TLSv1.0", "TLSv1.1"} & set(versions))
         if legacy and all(CIPHERS[c][2] for c in suites):
             suites.append("ECDHE-ECDSA-AES128-SHA" if key == "ec" else "ECDHE-RSA-AES128-SHA")
+        preference = self.d_pref.draw() == "true"
+        if self.d_anon.draw() == "yes":
+            # prefers anonymous suites (no TLS 1.3, which has none): a sender that verifies
+            # certificates offers none and still gets the chain
+            suites = [*ANON_FIRST, *suites]
+            preference = True
+            versions = tuple(v for v in versions if v != "TLSv1.3") or ("TLSv1.2",)
         return TlsSpec(versions=versions, ciphers=":".join(suites),
-                       server_preference=self.d_pref.draw() == "true",
+                       server_preference=preference,
                        cert_kind=self.d_cert.draw(), key_type=key)
 
     # the only behaviours after which the TLS setup matters
@@ -906,6 +921,8 @@ def server_traits(server: SmtpServerSpec) -> set[str]:
         tls = server.tls
         traits |= {f"tls:{v}" for v in tls.versions}
         traits.add("pref:server" if tls.server_preference else "pref:client")
+        if tls.ciphers.split(":", 1)[0] in ANON_FIRST:
+            traits.add("pref:anon")
         traits.add(f"key:{tls.key_type}")
         traits.add(f"cert:{tls.cert_kind}")
         if tls.engine == "tlslite":

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from survey.proto import ciphers as registry
 from survey.testbed.model import ALL_TLS_VERSIONS, TlsSpec, VersionSuites
 
-STARTTLS_CLIENT_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+STARTTLS_CLIENT_CIPHERS = "ALL:COMPLEMENTOFALL:!aNULL:!PSK:!SRP:@SECLEVEL=0"
 
 # registry cipher (and key bits) -> tlslite-ng cipher name; registry mac -> tlslite mac name;
 # (kx, auth) -> tlslite key exchange name. What tlslite-ng 0.8 can serve with a certificate.

@@ -430,7 +430,8 @@ def _set_versions(ctx: ssl.SSLContext, wanted: set[str], ordered: list[str]) -> 
 
 
 def cipher_string(ciphers: str | None, versions: Iterable[str]) -> str:
-    """The OpenSSL cipher string to set, with ``@SECLEVEL=0`` when TLS 1.0/1.1 are on.
+    """The OpenSSL cipher string to set, with ``@SECLEVEL=0`` when TLS 1.0/1.1 (or an
+    anonymous suite, refused from level 1) are on.
 
     OpenSSL 3 refuses TLS 1.0/1.1 (their MD5/SHA-1 handshake signatures) at
     the default security level, so a server that is meant to offer them must
@@ -438,6 +439,7 @@ def cipher_string(ciphers: str | None, versions: Iterable[str]) -> str:
     """
     base = ciphers or "DEFAULT"
     legacy = bool({"TLSv1.0", "TLSv1.1"} & set(versions))
-    if legacy and "@SECLEVEL" not in base:
+    anonymous = any(part.startswith(("ADH", "AECDH", "aNULL")) for part in base.split(":"))
+    if (legacy or anonymous) and "@SECLEVEL" not in base:
         base += ":@SECLEVEL=0"
     return base

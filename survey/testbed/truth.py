@@ -128,6 +128,11 @@ CONVENTIONS: dict[str, str] = {
                   f"'{legacy_tls.STARTTLS_CLIENT_CIPHERS}', TLS 1.0-1.3 (no SSLv3, RC4, 3DES "
                   "or TLS 1.3 CCM): highest common version, then the server's first suite "
                   "the client offers; no common version or suite -> tls_handshake_failed",
+    "anonymous suites": "a server that puts anonymous suites first (trait pref:anon, TLS "
+                        "1.0-1.2, its order enforced) gets the first suite with a "
+                        "certificate from the starttls probe, which offers no aNULL, PSK or "
+                        "SRP suite (a verifying sender's offer): its chain is judged as "
+                        "any other; the anonymous suites are in cipher_suites",
     "versions_supported / cipher_suites / server_preference": "versions and ciphers "
         "profiles: from the server's TLS spec whenever STARTTLS got a 220 from a server that "
         "speaks TLS, even when the scanner's own client could not complete a handshake "
@@ -241,7 +246,8 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
         else:
             per_version = {v: _suites(tls.ciphers, v) for v in versions}
             version = versions[-1]
-            offered_suites = per_version[version]
+            # the certificate probe offers no anonymous suite (survey.net.transport)
+            offered_suites = [n for n in per_version[version] if "_anon_" not in n]
             if tls.server_preference or len(offered_suites) == 1:
                 cipher = offered_suites[0]
             else:
