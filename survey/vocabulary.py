@@ -318,9 +318,9 @@ class CertReason(Vocabulary):
     UNKNOWN_CRITICAL_EXTENSION = ("unknown_critical_extension", ("a critical extension the "
                                                                  "verifier does not know "
                                                                  "(34)"))
-    WEAK_KEY = ("weak_key", ("a key below security level 2 (112 bits: RSA < 2048) on the "
+    WEAK_KEY = ("weak_key", ("a key below security level 1 (80 bits: RSA < 1024) on the "
                              "path (66, 67)"))
-    WEAK_SIGNATURE = ("weak_signature", ("a signature below security level 2 (SHA-1, MD5), "
+    WEAK_SIGNATURE = ("weak_signature", ("a signature below security level 1 (SHA-1, MD5), "
                                          "the anchor's own excepted (68)"))
     SIGNATURE_INVALID = "signature_invalid", "a signature that does not verify (7)"
     CHAIN_TOO_LONG = "chain_too_long", "a path of more than 10 certificates (22)"

@@ -17,7 +17,7 @@ from ``survey.certs``. Three users:
 
 A chain is described by ``CertSpec`` values from the anchor down to the leaf
 (``ChainSpec``); ``build`` signs them, with a small shared pool of keys
-(``Keys``: EC P-256 keys by role, one RSA-2048 and one RSA-1024 key), so
+(``Keys``: EC P-256 keys by role, RSA keys of 2048, 1024 and 768 bits), so
 building a chain costs a few signatures. SHA-1 and MD5 signatures, which
 ``cryptography`` refuses to make, are made by signing the to-be-signed bytes
 directly (RSA keys only).
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -60,18 +61,61 @@ class Keys:
     def __init__(self) -> None:
         self._keys: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # signed certificates by (spec, issuer DER, now): the same spec under the same
+        # issuer is the same certificate in every chain (one "root" in a shared trust store)
+        self.signed: dict[tuple, x509.Certificate] = {}
 
     def get(self, name: str) -> Any:
         with self._lock:
             key = self._keys.get(name)
             if key is None:
-                if name.startswith("rsa"):
+                if name.startswith("rsa") and int(name[3:]) < 1024:
+                    key = _small_rsa_key(int(name[3:]))
+                elif name.startswith("rsa"):
                     key = rsa.generate_private_key(public_exponent=65537,
                                                    key_size=int(name[3:]))
                 else:
                     key = ec.generate_private_key(ec.SECP256R1())
                 self._keys[name] = key
             return key
+
+
+def _probable_prime(bits: int, rng: random.Random) -> int:
+    while True:
+        n = rng.getrandbits(bits) | (1 << (bits - 1)) | (1 << (bits - 2)) | 1
+        if all(n % p for p in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)) and \
+                all(_miller_rabin(n, rng.randrange(2, n - 2)) for _ in range(24)):
+            return n
+
+
+def _miller_rabin(n: int, a: int) -> bool:
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    x = pow(a, d, n)
+    if x in (1, n - 1):
+        return True
+    for _ in range(r - 1):
+        x = pow(x, 2, n)
+        if x == n - 1:
+            return True
+    return False
+
+
+def _small_rsa_key(bits: int) -> rsa.RSAPrivateKey:
+    """An RSA key below 1024 bits (``cryptography`` makes none): a weak key for the
+    verifier to refuse. Not for anything but tests."""
+    rng = random.Random()
+    e = 65537
+    while True:
+        p, q = _probable_prime(bits // 2, rng), _probable_prime(bits // 2, rng)
+        phi = (p - 1) * (q - 1)
+        if p != q and phi % e:
+            break
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(e, p * q))
+    return numbers.private_key(unsafe_skip_rsa_key_validation=True)
 
 
 @functools.cache
@@ -215,12 +259,18 @@ def build(chain: ChainSpec, now: dt.datetime, keys: Keys | None = None) -> Built
             return done
         spec = chain.certs[i]
         key = own_keys[i]
+        parent_der = b""
         if spec.issuer is None or spec.issuer == i:
             issuer_name, issuer_key = _name(spec.issuer_name or spec.name), key
         else:
             parent = make(spec.issuer)
+            parent_der = parent.public_bytes(serialization.Encoding.DER)
             issuer_name = _name(spec.issuer_name) if spec.issuer_name else parent.subject
             issuer_key = own_keys[spec.issuer]
+        memo = (spec, parent_der, now)
+        if memo in keys.signed:
+            built[i] = keys.signed[memo]
+            return keys.signed[memo]
         signer = keys.get(spec.signer_key) if spec.signer_key else issuer_key
         subject = _name(spec.name)
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
@@ -268,7 +318,9 @@ def build(chain: ChainSpec, now: dt.datetime, keys: Keys | None = None) -> Built
         cert = builder.sign(signer, digest)
         if spec.hash in _WEAK_OID:
             cert = _weak_sign(cert, signer, spec.hash)
-        built[i] = cert
+        if len(keys.signed) > 4096:
+            keys.signed.clear()
+        built[i] = keys.signed[memo] = cert
         return cert
 
     for i in range(len(chain.certs)):
@@ -375,9 +427,12 @@ def kinds(host: str) -> tuple[Kind, ...]:
         Kind("weak_signature", _simple(
             leaf("leaf", 1, hash="sha1"), CertSpec("inter", issuer=0, key="rsa2048")), False,
             "weak_signature", note="the leaf signed with SHA-1"),
-        Kind("weak_key", _simple(leaf("leaf", 1), CertSpec("inter", issuer=0, key="rsa1024")),
-             False, "weak_key", note="an RSA-1024 intermediate"),
-        Kind("weak_leaf_key", _simple(leaf("leaf", 1, key="rsa1024")), False, "weak_key"),
+        Kind("weak_key", _simple(leaf("leaf", 1), CertSpec("inter", issuer=0, key="rsa768")),
+             False, "weak_key", note="an RSA-768 intermediate"),
+        Kind("weak_leaf_key", _simple(leaf("leaf", 1, key="rsa768")), False, "weak_key"),
+        Kind("rsa1024_intermediate", _simple(
+            leaf("leaf", 1), CertSpec("inter", issuer=0, key="rsa1024")), True, None,
+            note="80 bits: enough at security level 1 (Debian 12's Postfix client)"),
         Kind("sha1_root_self_signature", _simple(
             leaf("leaf", 1), CertSpec("sha1 inter", issuer=0, key="inter"),
             CertSpec("sha1 root", key="rsa2048", hash="sha1")), True, None,

@@ -40,6 +40,11 @@ AGREEMENT: dict[tuple[str, str], tuple[str, str, str]] = {}
 
 
 def pytest_terminal_summary(terminalreporter):
+    finger = sys.modules.get("tests.interop.test_posttls_finger")
+    if finger is not None and finger.TABLE:
+        terminalreporter.section("interop: posttls-finger vs survey's certificate verdicts")
+        for line in finger.pytest_terminal_summary_lines():
+            terminalreporter.write_line(line)
     if not AGREEMENT:
         return
     write = terminalreporter.write_line

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from tests.interop.lab import (
+    ANON_CIPHERS,
     LEGACY_CIPHERS,
     LISTENERS,
     POSTFIX_MEDIUM,
@@ -81,6 +82,10 @@ def configured(listener: Listener) -> Configured | None:
         tls12 = openssl_suites(RESTRICTED_TLS12, "TLSv1.2", auths)
         return Configured(("TLSv1.2", "TLSv1.3"),
                           {"TLSv1.2": tls12, "TLSv1.3": tuple(RESTRICTED_TLS13.split(":"))},
+                          server_order=True)
+    if listener.tls == "anon":
+        versions = ("TLSv1.0", "TLSv1.1", "TLSv1.2")
+        return Configured(versions, {v: openssl_suites(ANON_CIPHERS, v, auths) for v in versions},
                           server_order=True)
     versions = ("TLSv1.2", "TLSv1.3") if listener.tls == "modern" else ALL_VERSIONS
     cipher_list = LEGACY_CIPHERS if listener.tls == "legacy" else POSTFIX_MEDIUM

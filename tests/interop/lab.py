@@ -56,6 +56,11 @@ LEGACY_CIPHERS = POSTFIX_MEDIUM + ":@SECLEVEL=0"
 RESTRICTED_TLS12 = ("ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
                     "DHE-RSA-AES256-GCM-SHA384:AES256-SHA")
 RESTRICTED_TLS13 = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"
+# The anon listener: anonymous suites first, its own order, no TLS 1.3 (which has none) --
+# it picks an anonymous suite for a client that offers one. TLS 1.2 stays on: Debian 12's
+# Postfix client (security level 2) cannot do TLS 1.0/1.1 at all, so posttls-finger could
+# not reach a listener capped lower.
+ANON_CIPHERS = "aNULL:HIGH:MEDIUM:!PSK:!SRP:@SECLEVEL=0"
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,9 @@ class Listener:
 
     label: str
     ip: str
-    tls: str                # none | default | modern | legacy | restricted | reject
-    cert: str | None        # valid | expired | self_signed | untrusted (None: no TLS)
+    tls: str                # none | default | modern | legacy | restricted | reject | anon
+    cert: str | None        # valid | expired | self_signed | untrusted | chain:KIND (None:
+                            # no TLS)
     extra_names: tuple[str, ...] = ()
     key_types: tuple[str, ...] = ("rsa",)   # ("rsa", "ec"): a dual-certificate server
 
@@ -87,8 +93,24 @@ LISTENERS = (
     Listener("expired", "127.77.1.6", "default", "expired"),
     Listener("untrusted", "127.77.1.7", "default", "untrusted"),
     Listener("reject", "127.77.1.8", "reject", "valid"),
+    Listener("anon", "127.77.1.9", "anon", "valid"),
 )
 BY_LABEL = {listener.label: listener for listener in LISTENERS}
+
+
+def _chain_listeners() -> tuple[Listener, ...]:
+    """One listener per chain kind of survey.testbed.chains, on 127.77.3.x, each serving
+    that kind's chain for its own host (``<kind>.chains.interop.test``)."""
+    from survey.testbed.chains import KIND_NAMES
+
+    return tuple(Listener(f"{name.replace('_', '-')}.chains", f"127.77.3.{i + 1}", "default",
+                          f"chain:{name}") for i, name in enumerate(KIND_NAMES))
+
+
+# Not in LISTENERS: the peers (testssl.sh, sslscan) and the cipher tests leave them alone;
+# tests/interop/test_posttls_finger.py asks Postfix's own client about each one.
+CHAIN_LISTENERS = _chain_listeners()
+ALL_LISTENERS = LISTENERS + CHAIN_LISTENERS
 
 
 def _smtpd_options(listener: Listener, lab_dir: Path, served: list[Served]) -> list[str]:
@@ -110,6 +132,9 @@ def _smtpd_options(listener: Listener, lab_dir: Path, served: list[Served]) -> l
                  "tls_config_name=restricted"]
     elif listener.tls == "reject":
         opts += ["smtpd_delay_reject=no", "smtpd_client_restrictions=reject"]
+    elif listener.tls == "anon":
+        opts += ["smtpd_tls_protocols=<=TLSv1.2", "smtpd_tls_mandatory_protocols=<=TLSv1.2",
+                 f"tls_medium_cipherlist={ANON_CIPHERS}", "tls_preempt_cipherlist=yes"]
     return opts
 
 
@@ -173,6 +198,7 @@ DOMAIN_RECORDS = [
     ("untrusted", "MX", f"10 {BY_LABEL['untrusted'].host}."),
     ("_mta-sts.untrusted", "TXT", STS_TXT),
     ("reject", "MX", f"10 {BY_LABEL['reject'].host}."),
+    ("anon", "MX", f"10 {BY_LABEL['anon'].host}."),
     ("nullmx", "MX", "0 ."),
     ("implicit", "A", BY_LABEL["modern"].ip),
     ("alias", "MX", f"10 alias.mx.{ZONE}."),
@@ -205,9 +231,14 @@ SCAN_DOMAINS = sorted({owner for owner, _, _ in DOMAIN_RECORDS
                        if "." not in owner and not owner.startswith("_")} | {"missing"})
 
 
+CHAIN_DOMAINS = [listener.label for listener in CHAIN_LISTENERS]   # under ZONE
+
+
 def zone_records() -> list[tuple[str, str, str]]:
     records = list(DOMAIN_RECORDS)
     records += [(f"{listener.label}.mx", "A", listener.ip) for listener in LISTENERS]
+    records += [(listener.label, "MX", f"10 {listener.host}.") for listener in CHAIN_LISTENERS]
+    records += [(f"{listener.label}.mx", "A", listener.ip) for listener in CHAIN_LISTENERS]
     records += [(f"mta-sts.{p.domain.removesuffix('.' + ZONE)}", "A", HTTPS_IP)
                 for p in POLICY_HOSTS]
     return records
@@ -387,7 +418,7 @@ disable_dns_lookups = yes
 
     def postfix_master_cf(self) -> str:
         lines = []
-        for listener in LISTENERS:
+        for listener in ALL_LISTENERS:
             files = [self.pki.issue(listener.label, listener.names, listener.cert, key)
                      for key in listener.key_types] if listener.cert else []
             lines.append(f"{listener.ip}:{self.smtp_port} inet n - n - - smtpd")
@@ -408,7 +439,7 @@ disable_dns_lookups = yes
         (d / "queue").mkdir(mode=0o755)
         (d / "data").mkdir(mode=0o700)
         shutil.chown(d / "data", "postfix", "postfix")
-        self.smtp_port = free_port([listener.ip for listener in LISTENERS])
+        self.smtp_port = free_port([listener.ip for listener in ALL_LISTENERS])
         (conf / "main.cf").write_text(self.postfix_main_cf())
         (conf / "master.cf").write_text(self.postfix_master_cf())
         (conf / "openssl-restricted.cnf").write_text(
@@ -423,7 +454,7 @@ disable_dns_lookups = yes
         if started.returncode:
             raise LabError(f"postfix start: {started.stdout}{started.stderr}\n"
                            f"{_tail(d / 'maillog')}")
-        for listener in LISTENERS:
+        for listener in ALL_LISTENERS:
             _wait(lambda ip=listener.ip: smtp_greeting(ip, self.smtp_port)[:1] in (b"2", b"5"),
                   f"postfix {listener.label}", d / "maillog")
 

@@ -132,6 +132,7 @@ class LabPki:
                                                  serialization.PrivateFormat.PKCS8,
                                                  serialization.NoEncryption())
                          for kind, key in self.keys.items()}
+        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self.ca_file = directory / "ca.pem"
         self.ca_file.write_bytes(self.ca.pem)
         self.key_files = {}
@@ -141,9 +142,12 @@ class LabPki:
 
     def issue(self, label: str, names: list[str], kind: str = "valid",
               key: str = "rsa") -> Served:
-        """A leaf of ``kind`` (valid, expired, self_signed, untrusted) and its files."""
+        """A leaf of ``kind`` (valid, expired, self_signed, untrusted, or ``chain:NAME``, a
+        chain kind of survey.testbed.chains) and its files."""
         now = dt.datetime.now(dt.UTC)
         leaf_key = self.keys[key]
+        if kind.startswith("chain:"):
+            return self._issue_chain(label, names[0], kind.removeprefix("chain:"))
         if kind == "valid":
             chain = [leaf(names, leaf_key, self.ca)]
         elif kind == "expired":
@@ -161,3 +165,25 @@ class LabPki:
         combined = self.directory / f"{label}-{key}.combined.pem"
         combined.write_bytes(self.key_pems[key] + pem)
         return Served(self.key_files[key], path, combined)
+
+    def _issue_chain(self, label: str, host: str, name: str) -> Served:
+        """A chain kind (built, with its verdicts, by survey.testbed.chains: construction
+        only, never survey.certs); its anchors join the lab's CA file."""
+        from survey.testbed import chains
+
+        built = chains.build(chains.kind(name, host).spec, self.now)
+        for anchor in built.anchors:
+            pem = _pem(anchor)
+            if pem not in self.ca_file.read_bytes():
+                with self.ca_file.open("ab") as f:
+                    f.write(pem)
+        key_pem = built.leaf_key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption())
+        key_file = self.directory / f"{label}.key"
+        key_file.write_bytes(key_pem)
+        path = self.directory / f"{label}.pem"
+        path.write_bytes(built.sent_pem())
+        combined = self.directory / f"{label}.combined.pem"
+        combined.write_bytes(key_pem + built.sent_pem())
+        return Served(key_file, path, combined)

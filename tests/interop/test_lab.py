@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import warnings
 
 import dns.message
 import dns.query
@@ -84,6 +85,26 @@ def test_postfix_restricted_listener_prefers_its_own_order(lab):
         assert sock.recv(4096).startswith(b"220")
         with context.wrap_socket(sock) as tls:
             assert tls.cipher()[0] == "ECDHE-RSA-CHACHA20-POLY1305"
+
+
+def test_postfix_anon_listener_prefers_an_anonymous_suite(lab):
+    """What a client offering aNULL gets (the certificate probe offers none)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    listener = BY_LABEL["anon"]
+    with socket.create_connection((listener.ip, lab.smtp_port), timeout=5) as sock:
+        sock.recv(4096)
+        ehlo(sock)
+        sock.sendall(b"STARTTLS\r\n")
+        assert sock.recv(4096).startswith(b"220")
+        with context.wrap_socket(sock) as tls:
+            assert tls.version() == "TLSv1.2"
+            assert tls.cipher()[0].startswith(("AECDH", "ADH")), tls.cipher()
+            assert tls.getpeercert(binary_form=True) is None
 
 
 def fetch_policy(lab, host: str) -> bytes:

@@ -99,6 +99,8 @@ MX = {
     ("legacy", BY_LABEL["legacy"].host): {"host_status": "ok", **VALID,
                                           "sts_verdict": "no_policy"},
     ("restricted", BY_LABEL["restricted"].host): {"host_status": "ok", **VALID},
+    # prefers anonymous suites: the certificate probe offers none and sees the chain
+    ("anon", BY_LABEL["anon"].host): {"host_status": "ok", **VALID},
     ("implicit", d("implicit")): {"ip": "127.77.1.2", "preference": 0, **VALID},
     ("alias", f"alias.mx.{ZONE}"): {"ip": "127.77.1.2", "cert_status": "name_mismatch",
                                     "cert_trusted": True, "cert_name_match": False},
