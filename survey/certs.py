@@ -81,7 +81,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from survey.proto.names import PROFILE_DEFAULT, cert_name_matches
-from survey.vocabulary import CertReason
+from survey.vocabulary import CertReason, CertStatus
 
 MAX_PATH_LENGTH = 10     # certificates on a path, leaf and anchor included (Postfix: depth 9)
 MAX_PRESENTED = 16       # a server sending more is not helped by our reading them all
@@ -669,7 +669,7 @@ class PathResult:
     path: tuple[_Info, ...]        # leaf first; ends at an anchor when trusted
     trusted: bool
     reason: CertReason | None      # the first failure, None when trusted
-    time_state: str | None         # None, "expired" or "not_yet_valid" (on the checked part)
+    time_state: CertStatus | None  # None, EXPIRED or NOT_YET_VALID (on the checked part)
     time_sensitive: bool           # the issuer choice depended on the verification time
 
 
@@ -814,18 +814,18 @@ def _signatures_and_time(path: Sequence[_Info], store: TrustStore, at: datetime
     return reason, _time_state_of(path, at)
 
 
-def _time_state_of(path: Sequence[_Info], at: datetime) -> str | None:
-    states: set[str] = set()
+def _time_state_of(path: Sequence[_Info], at: datetime) -> CertStatus | None:
+    states: set[CertStatus] = set()
     for info in _time_checked(path):
         _time_of(info, at, states)
-    return "expired" if "expired" in states else next(iter(states), None)
+    return CertStatus.EXPIRED if CertStatus.EXPIRED in states else next(iter(states), None)
 
 
-def _time_of(info: _Info, at: datetime, states: set[str]) -> None:
+def _time_of(info: _Info, at: datetime, states: set[CertStatus]) -> None:
     if at < info.not_before:
-        states.add("not_yet_valid")
+        states.add(CertStatus.NOT_YET_VALID)
     elif at >= info.not_after:
-        states.add("expired")
+        states.add(CertStatus.EXPIRED)
 
 
 def _check_name_constraints(path: Sequence[_Info]) -> CertReason | None:
@@ -884,16 +884,16 @@ def find_path(chain: Sequence[x509.Certificate], store: TrustStore,
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str
+    status: CertStatus
     trusted: bool | None
     time_valid: bool | None
     name_match: bool | None
     reason: str | None = None       # CertReason when not trusted
 
 
-NO_CERT = Verdict("no_cert", None, None, None)
+NO_CERT = Verdict(CertStatus.NO_CERT, None, None, None)
 # a chain we cannot read earns no trust
-UNPARSABLE = Verdict("untrusted", False, None, None, CertReason.MALFORMED.value)
+UNPARSABLE = Verdict(CertStatus.UNTRUSTED, False, None, None, CertReason.MALFORMED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,7 +901,7 @@ class ChainJudgement:
     """What a chain says independently of the name it was reached by (judged once per chain)."""
 
     trusted: bool
-    time_state: str | None          # None (valid), "expired" or "not_yet_valid"
+    time_state: CertStatus | None   # None (valid), EXPIRED or NOT_YET_VALID
     self_signed: bool
     san_dns: tuple[str, ...]
     subject_cn: str | None
@@ -962,13 +962,14 @@ def verdict_for(judgement: ChainJudgement | None, host: str, *,
     name_match = cert_name_matches(host, list(judgement.san_dns), judgement.subject_cn,
                                    profile=profile)
     if not judgement.trusted:
-        status = "self_signed" if judgement.reason == CertReason.SELF_SIGNED else "untrusted"
+        status = (CertStatus.SELF_SIGNED if judgement.reason == CertReason.SELF_SIGNED
+                  else CertStatus.UNTRUSTED)
     elif judgement.time_state:
         status = judgement.time_state
     elif not name_match:
-        status = "name_mismatch"
+        status = CertStatus.NAME_MISMATCH
     else:
-        status = "valid"
+        status = CertStatus.VALID
     return Verdict(status, judgement.trusted, judgement.time_state is None, name_match,
                    judgement.reason)
 

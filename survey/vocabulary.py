@@ -225,8 +225,14 @@ class StsPolicyError(Vocabulary):
     MISSING_MAX_AGE = "missing_max_age", "no `max_age` field"
 
 
-STS_FETCH_ERRORS: tuple[StsPolicyError, ...] = tuple(StsPolicyError)[:11]
-STS_BODY_ERRORS: tuple[StsPolicyError, ...] = tuple(StsPolicyError)[11:]
+# before an HTTP response exists (survey/net/https.py)
+STS_TRANSPORT_ERRORS = (StsPolicyError.DNS, StsPolicyError.BLOCKED, StsPolicyError.CONNECT,
+                        StsPolicyError.TLS, StsPolicyError.CERTIFICATE, StsPolicyError.HTTP)
+# the response breaks RFC 8461 §3.3 (survey/proto/mtasts.py)
+STS_HTTP_ERRORS = (StsPolicyError.REDIRECT, StsPolicyError.HTTP_STATUS,
+                   StsPolicyError.CONTENT_TYPE, StsPolicyError.TIMEOUT, StsPolicyError.TOO_LARGE)
+STS_FETCH_ERRORS = STS_TRANSPORT_ERRORS + STS_HTTP_ERRORS       # -> fetch_error
+STS_BODY_ERRORS = tuple(e for e in StsPolicyError if e not in STS_FETCH_ERRORS)  # -> invalid
 
 
 class StsMode(Vocabulary):

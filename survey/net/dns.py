@@ -56,6 +56,7 @@ from survey.net.pacing import Pacer
 from survey.net.singleflight import SingleFlight
 from survey.proto import dnswire
 from survey.proto.dnswire import DnsWireError
+from survey.vocabulary import DnsStatus
 
 DEFAULT_TIMEOUT = 5.0       # per query to one server
 DEFAULT_LIFETIME = 15.0     # per lookup, retries included
@@ -64,12 +65,12 @@ MAX_BACKOFF = 2.0
 # (providers); the rest are asked by one domain, within seconds. 20,000 answers are about
 # 8 MB (100,000 were 40 MB of a large scan's peak, mostly one-off names).
 DEFAULT_CACHE = 20_000
-_ERROR_CODES = {dnswire.SERVFAIL: "servfail", dnswire.REFUSED: "dns_refused"}
+_ERROR_CODES = {dnswire.SERVFAIL: DnsStatus.SERVFAIL, dnswire.REFUSED: DnsStatus.DNS_REFUSED}
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    status: str                         # ok, nxdomain, no_data, servfail, dns_refused, dns_timeout
+    status: DnsStatus
     records: tuple = ()                 # rdata objects of the asked type
     canonical_name: str | None = None   # the name after following CNAMEs
     detail: str | None = None
@@ -78,7 +79,7 @@ class Lookup:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == DnsStatus.OK
 
 
 def parse_resolver(text: str) -> tuple[str, int]:
@@ -161,12 +162,12 @@ class Resolver:
         try:
             wire = dnswire.build_query(qid, name, rdtype)
         except DnsWireError as exc:
-            return Lookup("invalid_input", detail=str(exc)[:300])
+            return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300])
         # Belt and braces: the loop below keeps to the lifetime; trio enforces it too.
-        result = Lookup("dns_timeout")
+        result = Lookup(DnsStatus.DNS_TIMEOUT)
         with trio.move_on_after(self.lifetime + 1):
             result = await self._resolve(wire, qid, name, rdtype, _FAST)
-        if result.status != "dns_timeout":
+        if result.status != DnsStatus.DNS_TIMEOUT:
             self.answered += 1
         else:
             self.unanswered += 1
@@ -186,11 +187,11 @@ class Resolver:
         try:
             query = _dnssec_query(qid, name, rdtype)
         except DnsWireError as exc:
-            return Lookup("invalid_input", detail=str(exc)[:300]), None
+            return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), None
         with trio.move_on_after(self.lifetime + 1):
             result = await self._resolve(query.to_wire(), qid, name, rdtype, _DNSSEC)
             return result if isinstance(result, tuple) else (result, None)
-        return Lookup("dns_timeout"), None
+        return Lookup(DnsStatus.DNS_TIMEOUT), None
 
     async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str, codec) -> Lookup:
         deadline = trio.current_time() + self.lifetime
@@ -201,7 +202,7 @@ class Resolver:
             for server in list(servers):
                 now = trio.current_time()
                 if now >= deadline:
-                    return Lookup("dns_timeout")
+                    return Lookup(DnsStatus.DNS_TIMEOUT)
                 try:
                     error = await self._ask(server, wire, qid, name, rdtype,
                                             min(now + self.timeout, deadline), codec)
@@ -213,13 +214,15 @@ class Resolver:
             if servers:
                 pause = min(backoff, deadline - trio.current_time())
                 if pause <= 0:
-                    return Lookup("dns_timeout")
+                    return Lookup(DnsStatus.DNS_TIMEOUT)
                 await trio.sleep(pause)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         statuses = {e for e in errors if e is not None}
         if not statuses:
-            return Lookup("dns_timeout")    # no server answered at all
-        return Lookup("dns_refused" if statuses == {"dns_refused"} else "servfail")
+            return Lookup(DnsStatus.DNS_TIMEOUT)    # no server answered at all
+        if statuses == {DnsStatus.DNS_REFUSED}:
+            return Lookup(DnsStatus.DNS_REFUSED)
+        return Lookup(DnsStatus.SERVFAIL)
 
     async def _ask(self, server, wire: bytes, qid: int, name: str, rdtype: str,
                    deadline: float, codec) -> str | None:
@@ -235,7 +238,7 @@ class Resolver:
                 raise _Answer(codec.settle(response, name, rdtype))
             return "timeout"
         except DnsWireError:
-            return "servfail"               # a malformed answer over TCP
+            return DnsStatus.SERVFAIL       # a malformed answer over TCP
         except _ServerError as exc:
             return exc.status
         except (OSError, RuntimeError):     # unreachable, refused port, reset
@@ -267,15 +270,15 @@ class Resolver:
             return codec.parse(await _recv_exactly(sock, length), qid, name, rdtype)
 
 
-def _rcode_status(rcode: int) -> str | None:
+def _rcode_status(rcode: int) -> DnsStatus | None:
     """The lookup status an rcode settles (None: NOERROR, read the answer); raises for
     the rcodes that drop the server."""
     if rcode == dnswire.NXDOMAIN:
-        return "nxdomain"
+        return DnsStatus.NXDOMAIN
     if rcode == dnswire.YXDOMAIN:
-        return "servfail"
+        return DnsStatus.SERVFAIL
     if rcode != dnswire.NOERROR:
-        raise _ServerError(_ERROR_CODES.get(rcode, "servfail"))
+        raise _ServerError(_ERROR_CODES.get(rcode, DnsStatus.SERVFAIL))
     return None
 
 
@@ -292,8 +295,8 @@ class _FastCodec:
                           else None)
         canonical, records = response.answer(name, rdtype)
         if not records:
-            return Lookup("no_data", canonical_name=canonical)
-        return Lookup("ok", records, canonical)
+            return Lookup(DnsStatus.NO_DATA, canonical_name=canonical)
+        return Lookup(DnsStatus.OK, records, canonical)
 
 
 class _DnssecResponse(NamedTuple):
@@ -347,13 +350,13 @@ class _DnssecCodec:
     def settle(response: _DnssecResponse, name: str, rdtype: str) -> tuple[Lookup, Any]:
         message = response.message
         if message is None:         # truncated even over TCP
-            raise _ServerError("servfail")
+            raise _ServerError(DnsStatus.SERVFAIL)
         status = _rcode_status(message.rcode())
         canonical, records = answer_records(message, name, rdtype)
         if status is None:
-            status = "ok" if records else "no_data"
-        lookup = Lookup(status, tuple(records) if status == "ok" else (),
-                        canonical if status != "nxdomain" else None)
+            status = DnsStatus.OK if records else DnsStatus.NO_DATA
+        lookup = Lookup(status, tuple(records) if status == DnsStatus.OK else (),
+                        canonical if status != DnsStatus.NXDOMAIN else None)
         return lookup, message
 
 
@@ -382,7 +385,7 @@ _DNSSEC = _DnssecCodec()
 
 
 class _ServerError(Exception):
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: DnsStatus) -> None:
         self.status = status
 
 

@@ -43,13 +43,14 @@ from survey.proto.mtasts import (
     evaluate_fetch,
 )
 from survey.proto.names import PROFILE_MTA_STS
+from survey.vocabulary import STS_TRANSPORT_ERRORS, CertStatus, PolicyStatus, StsPolicyError
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_HEAD_BYTES = 16 * 1024
 READ_SIZE = 16 * 1024
 DEFAULT_USER_AGENT = "survey (email transport security research scanner)"
 # Failures before an HTTP response exists, beside mtasts.FETCH_ERRORS.
-TRANSPORT_ERRORS = ("dns", "blocked", "connect", "tls", "certificate", "http")
+TRANSPORT_ERRORS = STS_TRANSPORT_ERRORS
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,18 @@ class PolicyFetch:
     elapsed_s: float | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> PolicyStatus:
         """``mta_sts_policy_status``: ok, fetch_error (no usable response) or invalid."""
         if self.result.error in TRANSPORT_ERRORS:
             return STATUS_FETCH_ERROR
         return self.result.status
 
     @property
-    def error(self) -> str | None:
+    def error(self) -> StsPolicyError | None:
         return self.result.error
 
 
-def failed(category: str, detail: str, **facts) -> PolicyFetch:
+def failed(category: StsPolicyError, detail: str, **facts) -> PolicyFetch:
     return PolicyFetch(FetchResult(valid=False, error=category, detail=detail[:300]), **facts)
 
 
@@ -126,34 +127,34 @@ async def fetch_policy(domain: str, ip: str, port: int = 443, *, policy: Destina
             try:
                 stream = await open_tcp(ip, port, policy)
             except Blocked as blocked:
-                return failed("blocked", str(blocked), **facts)
+                return failed(StsPolicyError.BLOCKED, str(blocked), **facts)
             except OSError as exc:
-                return failed("connect", f"{type(exc).__name__}: {exc}", **facts)
+                return failed(StsPolicyError.CONNECT, f"{type(exc).__name__}: {exc}", **facts)
             tls = trio.SSLStream(stream, context_factory(), server_hostname=host)
             stream = tls
             try:
                 await tls.do_handshake()
             except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
                 cause = exc.__cause__ or exc
-                return failed("tls", f"{type(cause).__name__}: {cause}", **facts)
+                return failed(StsPolicyError.TLS, f"{type(cause).__name__}: {cause}", **facts)
             chain = peer_chain(ssl_object(tls))
             verdict = evaluate(chain, host, probed_at, store, profile=PROFILE_MTA_STS)
             facts["cert_status"] = verdict.status
-            if verdict.status != "valid":
-                return failed("certificate", f"{host}: {verdict.status}", **facts)
+            if verdict.status != CertStatus.VALID:
+                return failed(StsPolicyError.CERTIFICATE, f"{host}: {verdict.status}", **facts)
             try:
                 response, body = await _exchange(tls, host, user_agent)
             except h11.RemoteProtocolError as exc:
-                return failed("http", f"malformed HTTP response: {exc}", **facts)
+                return failed(StsPolicyError.HTTP, f"malformed HTTP response: {exc}", **facts)
             except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-                return failed("http", f"connection lost: {exc or type(exc).__name__}",
+                return failed(StsPolicyError.HTTP, f"connection lost: {exc or type(exc).__name__}",
                               **facts)
         elapsed = trio.current_time() - start
         if deadline.cancelled_caught:
-            return failed("timeout", f"no complete policy within {timeout:g} s",
+            return failed(StsPolicyError.TIMEOUT, f"no complete policy within {timeout:g} s",
                           elapsed_s=elapsed, **facts)
         if response is None:
-            return failed("http", "the connection closed before a response", **facts)
+            return failed(StsPolicyError.HTTP, "the connection closed before a response", **facts)
         content_type = _header(response, b"content-type")
         result = evaluate_fetch(response.status_code, content_type, False, body, elapsed)
         return PolicyFetch(result, http_status=response.status_code,

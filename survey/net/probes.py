@@ -57,6 +57,7 @@ from survey.proto.tlshello import (
     ServerHelloParser,
     TLSProtocolError,
 )
+from survey.vocabulary import HostStatus
 
 READ_SIZE = 4096
 MAX_ANSWER_BYTES = 64 * 1024
@@ -74,7 +75,7 @@ class HelloAnswer:
     ``closed``, ``reset``, ``timeout`` or ``overflow``.
     """
 
-    status: str
+    status: HostStatus
     detail: str | None = None
     events: tuple[Event, ...] = ()
     error: TLSProtocolError | None = None
@@ -84,7 +85,7 @@ class HelloAnswer:
     @property
     def sent(self) -> bool:
         """The preamble worked and the hello went out."""
-        return self.status == "ok"
+        return self.status == HostStatus.OK
 
     @property
     def spoke_tls(self) -> bool:
@@ -147,15 +148,15 @@ async def hello_probe(ip: str, port: int, hello: bytes, *, policy: DestinationPo
             try:
                 await stream.send_all(hello)
             except (trio.BrokenResourceError, OSError) as exc:
-                return HelloAnswer("ok", f"hello not sent: {exc}", transport="reset")
+                return HelloAnswer(HostStatus.OK, f"hello not sent: {exc}", transport="reset")
             result = await _read_answer(stream, max_bytes)
         if result is None:
-            return HelloAnswer("ok", f"no decision within {timeouts.tls:g} s",
+            return HelloAnswer(HostStatus.OK, f"no decision within {timeouts.tls:g} s",
                                transport="timeout")
         events, error, transport, received = result
         if transport is None:
             await _hang_up(stream, min(HANG_UP_TIMEOUT, timeouts.tls))
-        return HelloAnswer("ok", None, tuple(events), error, transport, received)
+        return HelloAnswer(HostStatus.OK, None, tuple(events), error, transport, received)
 
 
 async def _hang_up(stream: trio.SocketStream, timeout: float) -> None:

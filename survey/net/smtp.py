@@ -69,12 +69,12 @@ from survey.proto.smtp import (
     parse_ehlo,
     starttls_refusal_status,
 )
+from survey.vocabulary import RETRYABLE, HostStatus
 
 READ_SIZE = 4096
 MAX_SESSION_BYTES = 1 << 20        # a whole session never reads more than 1 MiB
 MAX_TRANSCRIPT_CHARS = 64 * 1024
 QUIT_TIMEOUT = 2.0
-RETRYABLE = frozenset({"rate_limited", "smtp_reject_4xx"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class SmtpProbe:
 
     ip: str
     port: int
-    status: str = "ok"
+    status: HostStatus = HostStatus.OK
     detail: str | None = None
     banner: str | None = None
     ehlo: list[str] | None = None           # EHLO reply lines after the first, as sent
@@ -117,21 +117,21 @@ class SmtpProbe:
 class _End(Exception):
     """Ends the dialogue with a status; the probe keeps what it learnt."""
 
-    def __init__(self, status: str, detail: str | None = None) -> None:
+    def __init__(self, status: HostStatus, detail: str | None = None) -> None:
         super().__init__(status)
         self.status, self.detail = status, detail
 
 
-def _connect_status(exc: OSError) -> str:
+def _connect_status(exc: OSError) -> HostStatus:
     if isinstance(exc, ConnectionRefusedError):
-        return "connection_refused"
+        return HostStatus.CONNECTION_REFUSED
     if isinstance(exc, ConnectionResetError):
-        return "reset"
+        return HostStatus.RESET
     if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
-        return "network_unreachable"
+        return HostStatus.NETWORK_UNREACHABLE
     if exc.errno == errno.ETIMEDOUT:
-        return "connect_timeout"
-    return "network_unreachable"
+        return HostStatus.CONNECT_TIMEOUT
+    return HostStatus.NETWORK_UNREACHABLE
 
 
 class _Session:
@@ -148,7 +148,7 @@ class _Session:
         try:
             await self.stream.send_all(line.encode("ascii") + b"\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise _End("reset", f"connection lost while sending {line.split()[0]}: {exc}") from exc
+            raise _End(HostStatus.RESET, f"connection lost while sending {line.split()[0]}: {exc}") from exc
 
     async def reply(self, what: str):
         """The next complete reply; the caller bounds the time."""
@@ -156,25 +156,27 @@ class _Session:
             try:
                 event = self.parser.next_event()
             except SMTPProtocolError as exc:
-                raise _End("protocol_error", f"{what}: {exc.kind}: {exc}") from exc
+                raise _End(HostStatus.PROTOCOL_ERROR, f"{what}: {exc.kind}: {exc}") from exc
             if event is not NEED_DATA:
                 if event is CLOSED:   # a clean end of stream
-                    raise _End("protocol_error", f"{what}: the server closed the connection")
+                    raise _End(HostStatus.PROTOCOL_ERROR,
+                               f"{what}: the server closed the connection")
                 self.probe.note("S", event.raw.decode("utf-8", "replace").rstrip("\r\n"))
                 return event
             try:
                 data = await self.stream.receive_some(READ_SIZE)
             except (trio.BrokenResourceError, OSError) as exc:
-                raise _End("reset", f"{what}: {exc or type(exc).__name__}") from exc
+                raise _End(HostStatus.RESET, f"{what}: {exc or type(exc).__name__}") from exc
             self.received += len(data)
             if self.received > MAX_SESSION_BYTES:
-                raise _End("protocol_error", f"{what}: more than {MAX_SESSION_BYTES} bytes")
+                raise _End(HostStatus.PROTOCOL_ERROR,
+                           f"{what}: more than {MAX_SESSION_BYTES} bytes")
             self.parser.feed(data)
 
     async def reply_within(self, timeout: float, what: str):
         with trio.move_on_after(timeout):
             return await self.reply(what)
-        raise _End("read_timeout", f"no complete {what} reply within {timeout:g} s")
+        raise _End(HostStatus.READ_TIMEOUT, f"no complete {what} reply within {timeout:g} s")
 
     async def command(self, line: str, timeout: float, what: str):
         await self.send(line)
@@ -197,7 +199,7 @@ async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
     probe.starttls_offered = bool(capabilities and capabilities.starttls)
     if not probe.starttls_offered:
         await _quit(session)
-        raise _End("no_starttls")
+        raise _End(HostStatus.NO_STARTTLS)
 
     ready = await session.command("STARTTLS", timeouts.command, "STARTTLS")
     if ready.code != 220:
@@ -206,7 +208,7 @@ async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
     try:
         session.parser.start_tls()
     except SMTPProtocolError as exc:
-        raise _End("protocol_error", f"STARTTLS: {exc.kind}: plaintext after the 220") from exc
+        raise _End(HostStatus.PROTOCOL_ERROR, f"STARTTLS: {exc.kind}: plaintext after the 220") from exc
 
 
 async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
@@ -219,9 +221,9 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
             await tls.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
             cause = exc.__cause__ or exc
-            raise _End("tls_handshake_failed", f"{type(cause).__name__}: {cause}"[:300]) from exc
+            raise _End(HostStatus.TLS_HANDSHAKE_FAILED, f"{type(cause).__name__}: {cause}"[:300]) from exc
     if scope.cancelled_caught:
-        raise _End("tls_handshake_failed", f"handshake not done within {timeouts.tls:g} s")
+        raise _End(HostStatus.TLS_HANDSHAKE_FAILED, f"handshake not done within {timeouts.tls:g} s")
     probe.tls_version, probe.cipher_suite = negotiated(ssl_object(tls))
     probe.chain = peer_chain(ssl_object(tls))
 
@@ -237,11 +239,11 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
     await _quit(session)
 
 
-def _refusal(reply) -> str:
+def _refusal(reply) -> HostStatus:
     try:
         return classify_refusal(reply)
     except ValueError:
-        return "protocol_error"
+        return HostStatus.PROTOCOL_ERROR
 
 
 async def _quit(session: _Session) -> None:
@@ -295,7 +297,7 @@ async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, eh
         except _End as end:
             probe.status, probe.detail = end.status, end.detail
         except Blocked as blocked:
-            probe.status, probe.detail = "blocked_by_policy", str(blocked)
+            probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
         except OSError as exc:
             probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
         yield upgrade
@@ -308,7 +310,7 @@ async def _connect(ip: str, port: int, policy: DestinationPolicy,
                    timeouts: Timeouts) -> trio.SocketStream:
     with trio.move_on_after(timeouts.connect):
         return await open_tcp(ip, port, policy)
-    raise _End("connect_timeout", f"no connection within {timeouts.connect:g} s")
+    raise _End(HostStatus.CONNECT_TIMEOUT, f"no connection within {timeouts.connect:g} s")
 
 
 async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_name: str,
@@ -334,7 +336,7 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
     except _End as end:
         probe.status, probe.detail = end.status, end.detail
     except Blocked as blocked:
-        probe.status, probe.detail = "blocked_by_policy", str(blocked)
+        probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
     except OSError as exc:
         probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
     finally:

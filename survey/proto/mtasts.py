@@ -67,13 +67,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from survey.proto.names import match_presented, normalise_reference
+from survey.vocabulary import (
+    STS_BODY_ERRORS,
+    STS_HTTP_ERRORS,
+    PolicyStatus,
+    StsMode,
+    StsPolicyError,
+    StsVerdict,
+)
 
 MAX_POLICY_BYTES = 65536  # RFC 8461 §3.3: "64 kilobytes" suggested
 FETCH_TIMEOUT_S = 60  # RFC 8461 §3.3: "one minute" suggested
 MAX_AGE_CAP = 31557600  # RFC 8461 §3.2 (erratum 7282: clamp, do not reject)
 
 VERSION = "STSv1"
-MODES = ("enforce", "testing", "none")
+MODES: tuple[StsMode, ...] = tuple(StsMode)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 FIELD_VERSION = "version"
@@ -82,27 +90,19 @@ FIELD_MX = "mx"
 FIELD_MAX_AGE = "max_age"
 SINGLE_FIELDS = (FIELD_VERSION, FIELD_MODE, FIELD_MAX_AGE)
 
-# Error categories: the first five mean "fetch_error", the rest "invalid".
-FETCH_ERRORS = ("redirect", "http_status", "content_type", "timeout", "too_large")
-BODY_ERRORS = (
-    "syntax",
-    "invalid_version",
-    "invalid_mode",
-    "invalid_mx",
-    "invalid_max_age",
-    "missing_version",
-    "missing_mode",
-    "missing_mx",
-    "missing_max_age",
-)
+# Error categories (survey.vocabulary.StsPolicyError): FETCH_ERRORS mean "fetch_error",
+# BODY_ERRORS "invalid".
+FETCH_ERRORS = STS_HTTP_ERRORS
+BODY_ERRORS = STS_BODY_ERRORS
+ACTIVE_MODES = (StsMode.ENFORCE, StsMode.TESTING)
 
-STATUS_OK = "ok"
-STATUS_FETCH_ERROR = "fetch_error"
-STATUS_INVALID = "invalid"
+STATUS_OK = PolicyStatus.OK
+STATUS_FETCH_ERROR = PolicyStatus.FETCH_ERROR
+STATUS_INVALID = PolicyStatus.INVALID
 
-VERDICT_DELIVER = "deliver"
-VERDICT_FAIL = "fail"
-VERDICT_NO_POLICY = "no_policy"
+VERDICT_DELIVER = StsVerdict.DELIVER
+VERDICT_FAIL = StsVerdict.FAIL
+VERDICT_NO_POLICY = StsVerdict.NO_POLICY
 
 _EXT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")  # bounded: no backtracking blow-up
 _WSP = " \t"
@@ -115,7 +115,8 @@ class PolicyError(ValueError):
     """A policy body (or fetch) that is not a valid policy; ``category`` is one of
     FETCH_ERRORS or BODY_ERRORS, ``line`` the 1-based body line when known."""
 
-    def __init__(self, category: str, detail: str = "", line: int | None = None) -> None:
+    def __init__(self, category: StsPolicyError, detail: str = "",
+                 line: int | None = None) -> None:
         super().__init__(f"{category}: {detail}" if detail else category)
         self.category = category
         self.detail = detail
@@ -149,11 +150,11 @@ class FetchResult:
 
     valid: bool
     policy: Policy | None = None
-    error: str | None = None
+    error: StsPolicyError | None = None
     detail: str = ""
 
     @property
-    def status(self) -> str:
+    def status(self) -> PolicyStatus:
         """The dataset's ``mta_sts_policy_status``: ok, fetch_error or invalid."""
         if self.valid:
             return STATUS_OK
@@ -166,7 +167,7 @@ class FetchResult:
 def _split_lines(text: str) -> list[str]:
     """Lines without their terms; a syntax error for blank lines or a second final term."""
     if not text:
-        raise PolicyError("syntax", "empty body", 1)
+        raise PolicyError(StsPolicyError.SYNTAX, "empty body", 1)
     parts = text.split("\n")  # not splitlines(): U+0085, U+2028... are not line ends here
     if parts[-1] == "":
         parts.pop()  # the one optional final sts-policy-term
@@ -176,7 +177,7 @@ def _split_lines(text: str) -> list[str]:
         if ended_by_lf and part.endswith("\r"):
             part = part[:-1]  # CRLF
         if not part:
-            raise PolicyError("syntax", "blank line", number)
+            raise PolicyError(StsPolicyError.SYNTAX, "blank line", number)
         lines.append(part)
     return lines
 
@@ -216,11 +217,11 @@ def _parse_max_age(value: str) -> int | None:
 def parse_policy(body: bytes) -> Policy:
     """Parse a policy body; raises PolicyError with a BODY_ERRORS category (or too_large)."""
     if len(body) > MAX_POLICY_BYTES:
-        raise PolicyError("too_large", f"{len(body)} octets > {MAX_POLICY_BYTES}")
+        raise PolicyError(StsPolicyError.TOO_LARGE, f"{len(body)} octets > {MAX_POLICY_BYTES}")
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PolicyError("syntax", f"not UTF-8 at octet {exc.start}") from None
+        raise PolicyError(StsPolicyError.SYNTAX, f"not UTF-8 at octet {exc.start}") from None
     # Pass 1: grammar.
     known: list[tuple[int, str, str]] = []  # (line, name, value) to check in pass 2
     seen: set[str] = set()
@@ -228,12 +229,13 @@ def parse_policy(body: bytes) -> Policy:
     for number, line in enumerate(_split_lines(text), start=1):
         name, colon, rest = line.partition(":")
         if not colon:
-            raise PolicyError("syntax", "no ':' in line", number)
+            raise PolicyError(StsPolicyError.SYNTAX, "no ':' in line", number)
         if not _EXT_NAME.fullmatch(name):
-            raise PolicyError("syntax", f"bad field name {name[:40]!r}", number)
+            raise PolicyError(StsPolicyError.SYNTAX, f"bad field name {name[:40]!r}", number)
         value = rest.lstrip(_WSP).rstrip(_WSP)
         if not _is_ext_value(value):  # every known value is also a valid ext-value
-            raise PolicyError("syntax", f"empty value or control character in {name!r}", number)
+            raise PolicyError(StsPolicyError.SYNTAX,
+                              f"empty value or control character in {name!r}", number)
         if name == FIELD_MX or (name in SINGLE_FIELDS and name not in seen):
             known.append((number, name, value))
         elif name not in seen and name not in SINGLE_FIELDS:
@@ -244,27 +246,27 @@ def parse_policy(body: bytes) -> Policy:
     mx: list[str] = []
     for number, name, value in known:
         if name == FIELD_VERSION and value != VERSION:
-            raise PolicyError("invalid_version", f"{value[:40]!r}", number)
+            raise PolicyError(StsPolicyError.INVALID_VERSION, f"{value[:40]!r}", number)
         if name == FIELD_MODE and value not in MODES:
-            raise PolicyError("invalid_mode", f"{value[:40]!r}", number)
+            raise PolicyError(StsPolicyError.INVALID_MODE, f"{value[:40]!r}", number)
         if name == FIELD_MX:
             if not is_mx_pattern(value):
-                raise PolicyError("invalid_mx", f"{value[:80]!r}", number)
+                raise PolicyError(StsPolicyError.INVALID_MX, f"{value[:80]!r}", number)
             mx.append(value)
             continue
         if name == FIELD_MAX_AGE:
             max_age = _parse_max_age(value)
             if max_age is None:
-                raise PolicyError("invalid_max_age", f"{value[:40]!r}", number)
+                raise PolicyError(StsPolicyError.INVALID_MAX_AGE, f"{value[:40]!r}", number)
             fields[name] = max_age
             continue
         fields[name] = value
     # Pass 3: presence.
     for name in SINGLE_FIELDS:
         if name not in fields:
-            raise PolicyError(f"missing_{name}", f"no {name!r} field")
-    if not mx and fields[FIELD_MODE] != "none":
-        raise PolicyError("missing_mx", "no 'mx' field and mode is not none")
+            raise PolicyError(StsPolicyError(f"missing_{name}"), f"no {name!r} field")
+    if not mx and fields[FIELD_MODE] != StsMode.NONE:
+        raise PolicyError(StsPolicyError.MISSING_MX, "no 'mx' field and mode is not none")
     return Policy(
         version=str(fields[FIELD_VERSION]),
         mode=str(fields[FIELD_MODE]),
@@ -297,17 +299,18 @@ def evaluate_fetch(
     was read, which the fetcher caps at MAX_POLICY_BYTES + 1 octets so that an
     over-long body shows as too_large; ``elapsed_s`` is the time the whole GET took.
     """
-    error, detail = None, ""
+    error: StsPolicyError | None = None
+    detail = ""
     if redirect or status in REDIRECT_STATUSES:
-        error, detail = "redirect", f"status {status}"
+        error, detail = StsPolicyError.REDIRECT, f"status {status}"
     elif status != 200:
-        error, detail = "http_status", f"status {status}"
+        error, detail = StsPolicyError.HTTP_STATUS, f"status {status}"
     elif media_type(content_type) != "text/plain":
-        error, detail = "content_type", repr(content_type)[:80]
+        error, detail = StsPolicyError.CONTENT_TYPE, repr(content_type)[:80]
     elif not elapsed_s <= FETCH_TIMEOUT_S:  # NaN counts as too slow
-        error, detail = "timeout", f"{elapsed_s} s"
+        error, detail = StsPolicyError.TIMEOUT, f"{elapsed_s} s"
     elif len(body) > MAX_POLICY_BYTES:
-        error, detail = "too_large", f"{len(body)} octets"
+        error, detail = StsPolicyError.TOO_LARGE, f"{len(body)} octets"
     if error is not None:
         return FetchResult(valid=False, error=error, detail=detail)
     try:
@@ -345,24 +348,24 @@ def policy_matches(policy: Policy, mx_host: str) -> bool:
 # --- sender verdicts (docs/design.md "Verdict definitions") -------------------------------
 
 
-def sts_verdict(mode: str | None, session_ok: bool) -> str:
+def sts_verdict(mode: str | None, session_ok: bool) -> StsVerdict:
     """What a sender without a cached policy does with one (MX, IP) (RFC 8461 §5).
 
     ``mode`` is None without a valid policy. ``session_ok`` means the MX matched
     the policy, STARTTLS worked and the certificate was valid for the MX host.
     """
-    if mode not in ("enforce", "testing"):
+    if mode not in ACTIVE_MODES:
         return VERDICT_NO_POLICY
-    if mode == "testing" or session_ok:
+    if mode == StsMode.TESTING or session_ok:
         return VERDICT_DELIVER
     return VERDICT_FAIL
 
 
-def sts_domain_verdict(mode: str | None, sessions_ok: Iterable[bool]) -> str:
+def sts_domain_verdict(mode: str | None, sessions_ok: Iterable[bool]) -> StsVerdict:
     """Would a sender deliver to the domain through some MX? (``sts_domain_verdict``)."""
     verdicts = {sts_verdict(mode, ok) for ok in sessions_ok}
-    if mode not in ("enforce", "testing"):
+    if mode not in ACTIVE_MODES:
         return VERDICT_NO_POLICY
-    if mode == "testing" or VERDICT_DELIVER in verdicts:
+    if mode == StsMode.TESTING or VERDICT_DELIVER in verdicts:
         return VERDICT_DELIVER
     return VERDICT_FAIL  # enforce, and no MX (or none at all) could be used

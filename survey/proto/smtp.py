@@ -112,6 +112,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from survey.proto.sentinels import CLOSED, NEED_DATA, Sentinel
+from survey.vocabulary import HostStatus
 
 __all__ = [
     "CLOSED",
@@ -536,7 +537,6 @@ def parse_ehlo(reply: Reply) -> Ehlo | None:
 
 GreetingClass = Literal["accepted", "rejected", "unexpected"]
 StarttlsClass = Literal["ready", "temporary_failure", "rejected", "unexpected"]
-RefusalStatus = Literal["rate_limited", "smtp_reject_4xx", "smtp_reject_5xx"]
 
 
 def classify_greeting(reply: Reply) -> GreetingClass:
@@ -618,25 +618,27 @@ def names_rate_limit(text: str) -> bool:
     return _RATE_LIMIT.search(text) is not None
 
 
-def classify_refusal(reply: Reply) -> RefusalStatus:
+def classify_refusal(reply: Reply) -> HostStatus:
     """The server status (``hosts.status``) for a 4xx/5xx reply at greeting, EHLO or STARTTLS.
 
     A 4xx that names a connection or rate limit is ``rate_limited``, any other
     4xx (421 included) ``smtp_reject_4xx``, any 5xx ``smtp_reject_5xx``. A
-    refusal that clears on a later retry is promoted to ``rate_limited`` by the
-    scanner, which owns retries; this function sees one reply.
+    refusal that clears on a later retry ends ``ok`` (the scanner owns retries:
+    survey.vocabulary.FINAL_STATUS_RULE); this function sees one reply.
     """
     if reply.is_transient:
-        return "rate_limited" if names_rate_limit(reply.text) else "smtp_reject_4xx"
+        if names_rate_limit(reply.text):
+            return HostStatus.RATE_LIMITED
+        return HostStatus.SMTP_REJECT_4XX
     if reply.is_permanent:
-        return "smtp_reject_5xx"
+        return HostStatus.SMTP_REJECT_5XX
     raise ValueError(f"a {reply.code} reply is not a refusal")
 
 
-def starttls_refusal_status(reply: Reply) -> Literal["rate_limited", "starttls_rejected"]:
+def starttls_refusal_status(reply: Reply) -> HostStatus:
     """Server status when STARTTLS was offered and the reply to it was not 220."""
     if reply.code == 220:
         raise ValueError("a 220 to STARTTLS is not a refusal")
     if reply.is_transient and names_rate_limit(reply.text):
-        return "rate_limited"
-    return "starttls_rejected"
+        return HostStatus.RATE_LIMITED
+    return HostStatus.STARTTLS_REJECTED

@@ -52,7 +52,9 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Union
+
+from survey.vocabulary import TxtStatus
 
 __all__ = [
     "MAX_RECORD_OCTETS",
@@ -91,7 +93,6 @@ INVALID_RUA = "invalid_rua"
 # RFC 8460 §3: "supported schemes" for rua are mailto and https.
 SUPPORTED_RUA_SCHEMES = frozenset({"mailto", "https"})
 
-TxtStatus = Literal["absent", "valid", "invalid", "multiple"]
 
 # One TXT record: already joined, or its character-strings in order.
 Chunk = Union[bytes, bytearray, memoryview, str]
@@ -135,12 +136,12 @@ def txt_status(result: StsRecord | TlsrptRecord) -> TxtStatus:
     ``dns_error`` is not decided here: only the I/O layer knows the lookup failed.
     """
     if result.valid:
-        return "valid"
+        return TxtStatus.VALID
     if result.error == NO_RECORD:
-        return "absent"
+        return TxtStatus.ABSENT
     if result.error == MULTIPLE_RECORDS:
-        return "multiple"
-    return "invalid"
+        return TxtStatus.MULTIPLE
+    return TxtStatus.INVALID
 
 
 # --------------------------------------------------------------------------- joining

@@ -66,11 +66,12 @@ from survey.proto.enumerate import (
 from survey.proto.tlshello import HelloSpec, build_client_hello
 from survey.scan import plans
 from survey.scan.access import ServerAccess
+from survey.vocabulary import HostStatus, ProbeStatus, Profile
 
-PROFILES = ("starttls", "versions", "ciphers")
-ENUMERATED = ("versions", "ciphers")
+PROFILES: tuple[Profile, ...] = tuple(Profile)
+ENUMERATED = (Profile.VERSIONS, Profile.CIPHERS)
 # Statuses after which hellos make sense: the server said 220 to STARTTLS.
-ENUMERABLE = frozenset({"ok", "tls_handshake_failed"})
+ENUMERABLE = frozenset({HostStatus.OK, HostStatus.TLS_HANDSHAKE_FAILED})
 DEFAULT_BUDGET = 200
 
 
@@ -78,7 +79,7 @@ DEFAULT_BUDGET = 200
 class Enumeration:
     """The enumeration columns of a hosts row, and what it cost."""
 
-    probe_status: str
+    probe_status: ProbeStatus
     versions_supported: list[str] | None = None
     cipher_suites: list[dict[str, Any]] | None = None
     server_preference: list[dict[str, Any]] | None = None
@@ -93,7 +94,7 @@ class Enumeration:
                 "server_preference": self.server_preference}
 
 
-NOT_RUN = Enumeration("not_run")
+NOT_RUN = Enumeration(ProbeStatus.NOT_RUN)
 
 
 class _OutOfBudget(Exception):
@@ -130,7 +131,7 @@ class Enumerator:
         server = _Server(self, base, used)
         result = await server.run()
         self.hellos += result.connections
-        self.partial += result.probe_status == "partial"
+        self.partial += result.probe_status == ProbeStatus.PARTIAL
         return result
 
 
@@ -143,7 +144,7 @@ class _Server:
         self.used = used
         self.connections = 0
         self.backoffs = 0
-        self.spoke_tls = base.status == "ok"
+        self.spoke_tls = base.status == HostStatus.OK
         self.results: dict[str, VersionResult] = {}
         self.decided: dict[str, bool | None] = {}   # versions profile: supported?
         self.pending_chunks: list[str] = []
@@ -182,7 +183,7 @@ class _Server:
     async def run(self) -> Enumeration:
         interrupted = None
         try:
-            if self.owner.profile == "versions":
+            if self.owner.profile == Profile.VERSIONS:
                 await self._versions()
             else:
                 await self._ciphers()
@@ -191,32 +192,34 @@ class _Server:
         except _Gone as gone:
             interrupted = f"the server stopped answering: {gone}"[:300]
         except _Aborted as aborted:
-            return Enumeration("failed", connections=self.connections, backoffs=self.backoffs,
-                               detail=f"no TLS answer: {aborted}"[:300])
-        if self.owner.profile == "versions":
+            return Enumeration(ProbeStatus.FAILED, connections=self.connections,
+                               backoffs=self.backoffs, detail=f"no TLS answer: {aborted}"[:300])
+        if self.owner.profile == Profile.VERSIONS:
             supported = [v for v, ok in self.decided.items() if ok]
             complete = all(ok is not None for ok in self.decided.values())
             complete = complete and len(self.decided) == len(ciphers.VERSIONS)
             versions = [v for v in ciphers.VERSIONS if v in supported]
-            enumeration = Enumeration("ok", versions_supported=versions)
+            enumeration = Enumeration(ProbeStatus.OK, versions_supported=versions)
         else:
             results = list(self.results.values())
             complete = (len(results) == len(ciphers.VERSIONS)
                         and all(r.complete and r.supported is not None for r in results))
-            enumeration = Enumeration("ok", versions_supported=plans.versions_supported(results),
+            enumeration = Enumeration(ProbeStatus.OK,
+                                      versions_supported=plans.versions_supported(results),
                                       cipher_suites=plans.cipher_suites(results),
                                       server_preference=plans.server_preference(results))
-        status = "ok" if complete and interrupted is None else "partial"
+        ok = complete and interrupted is None
+        status = ProbeStatus.OK if ok else ProbeStatus.PARTIAL
         undecided = sorted([v for v, r in self.results.items() if not r.complete]
                            + [v for v, ok in self.decided.items() if ok is None])
         detail = interrupted or (f"undecided: {', '.join(undecided)}" if undecided else None)
         return Enumeration(status, enumeration.versions_supported, enumeration.cipher_suites,
                            enumeration.server_preference, self.connections, self.backoffs,
-                           detail if status != "ok" else None)
+                           None if ok else detail)
 
     def _negotiated(self) -> tuple[str | None, int | None]:
         """The starttls handshake's version and suite code (the hint), when it worked."""
-        if self.base.status != "ok" or self.base.tls_version not in ciphers.VERSIONS:
+        if self.base.status != HostStatus.OK or self.base.tls_version not in ciphers.VERSIONS:
             return None, None
         suite = ciphers.by_iana_name(self.base.cipher_suite or "")
         return self.base.tls_version, suite.code if suite is not None else None

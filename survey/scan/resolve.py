@@ -31,19 +31,20 @@ from survey.proto.txtrecords import (
     txt_status,
 )
 from survey.scan.targets import Target
+from survey.vocabulary import DnsStatus, MxKind, TxtStatus
 
 
 @dataclass(frozen=True)
 class MxTarget:
     host: str
     preference: int
-    status: str                 # mx_status: ok, or why the host has no address
+    status: DnsStatus           # mx_status: ok, or why the host has no address
     ips: tuple[str, ...]        # A then AAAA, each sorted, canonical text
 
 
 @dataclass(frozen=True)
 class TxtResult:
-    status: str                 # absent, valid, invalid, multiple, dns_error
+    status: TxtStatus
     texts: list[str] | None     # every record, joined, sorted; None on a DNS error
     sts: StsRecord | None = None
     tlsrpt: TlsrptRecord | None = None
@@ -52,8 +53,8 @@ class TxtResult:
 @dataclass(frozen=True)
 class DomainDns:
     target: Target
-    dns_status: str
-    mx_kind: str | None
+    dns_status: DnsStatus
+    mx_kind: MxKind | None
     mx: tuple[MxTarget, ...]
     mta_sts: TxtResult
     tlsrpt: TxtResult
@@ -62,7 +63,7 @@ class DomainDns:
     def mx_hosts(self) -> list[str] | None:
         if self.mx_kind is None:
             return None
-        return [m.host for m in self.mx] if self.mx_kind == "mx" else []
+        return [m.host for m in self.mx] if self.mx_kind == MxKind.MX else []
 
 
 def canonical_ip(text: str) -> str:
@@ -76,14 +77,14 @@ def _name(rdata_name) -> str:
     return rdata_name.to_text(omit_final_dot=True).lower()
 
 
-def host_status(a: Lookup, aaaa: Lookup) -> str:
+def host_status(a: Lookup, aaaa: Lookup) -> DnsStatus:
     """One mx_status from the two address lookups: ok if either has addresses."""
     if a.ok or aaaa.ok:
-        return "ok"
+        return DnsStatus.OK
     for lookup in (a, aaaa):
-        if lookup.status != "no_data":
+        if lookup.status != DnsStatus.NO_DATA:
             return lookup.status
-    return "no_data"
+    return DnsStatus.NO_DATA
 
 
 async def resolve_host(cache: HostCache, host: str, preference: int) -> MxTarget:
@@ -96,12 +97,12 @@ async def resolve_host(cache: HostCache, host: str, preference: int) -> MxTarget
 
 async def read_txt(resolver: Resolver, name: str, kind: str) -> TxtResult:
     lookup = await resolver.lookup(name, "TXT")
-    if lookup.status in ("nxdomain", "no_data"):
+    if lookup.status in (DnsStatus.NXDOMAIN, DnsStatus.NO_DATA):
         records: list[bytes] = []
     elif lookup.ok:
         records = [b"".join(r.strings) for r in lookup.records]
     else:
-        return TxtResult("dns_error", None)
+        return TxtResult(TxtStatus.DNS_ERROR, None)
     texts = sorted(record_text(r) for r in records)
     if kind == "mta-sts":
         sts = parse_mta_sts_txt(records)
@@ -131,23 +132,23 @@ async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -
             for i, (name, preference) in enumerate(refs):
                 inner.start_soon(host, i, name, preference)
 
-    dns_status = "no_data" if mx_lookup.status == "no_data" else mx_lookup.status
+    dns_status = mx_lookup.status
     return DomainDns(target, dns_status, kind, tuple(hosts), results["mta-sts"],
                      results["tlsrpt"])
 
 
 async def _mx_targets(domain: str, lookup: Lookup, cache: HostCache
-                      ) -> tuple[str | None, list[tuple[str, int]]]:
+                      ) -> tuple[MxKind | None, list[tuple[str, int]]]:
     """(mx_kind, [(host, preference)]) from the MX lookup."""
     if lookup.ok:
         refs = sorted({(int(r.preference), _name(r.exchange)) for r in lookup.records})
         real = [(name, pref) for pref, name in refs if name not in ("", ".")]
         if not real:
-            return "null_mx", []      # RFC 7505: the single record "0 ."
-        return "mx", real
-    if lookup.status != "no_data":
+            return MxKind.NULL_MX, []      # RFC 7505: the single record "0 ."
+        return MxKind.MX, real
+    if lookup.status != DnsStatus.NO_DATA:
         return None, []
     a, aaaa = await cache.addresses(domain)
     if a.ok or aaaa.ok:
-        return "implicit", [(domain, 0)]
-    return "none", []
+        return MxKind.IMPLICIT, [(domain, 0)]
+    return MxKind.NONE, []

@@ -58,6 +58,7 @@ from survey.store import (
 )
 from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.manifest import ManifestError
+from survey.vocabulary import DnsStatus
 
 
 class ScanError(Exception):
@@ -267,7 +268,7 @@ class Scan:
     async def scan_domain(self, target: Target) -> None:
         if not target.valid:
             self.writer.write("domains", invalid_input_row(target, now()))
-            self.progress.domain("invalid_input")
+            self.progress.domain(DnsStatus.INVALID_INPUT)
             return
         dns = await resolve_domain(target, self.tools.resolver, self.tools.cache)
         probes: dict[tuple[str, str], SmtpProbe] = {}

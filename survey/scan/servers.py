@@ -48,6 +48,7 @@ from survey.net.singleflight import SingleFlight
 from survey.net.smtp import SmtpProbe, probe_starttls
 from survey.scan.access import ServerAccess
 from survey.scan.enumeration import NOT_RUN, Enumeration, Enumerator
+from survey.vocabulary import HostStatus
 
 
 @dataclass(slots=True)
@@ -78,7 +79,7 @@ class ServerProber:
     async def for_name(self, ip: str, name: str) -> SmtpProbe:
         base = await self._base.get(ip, lambda: self._probe_base(ip, name))
         probe = base.probe
-        if probe.status != "ok" or not probe.chain or name == self._first_name[ip]:
+        if probe.status != HostStatus.OK or not probe.chain or name == self._first_name[ip]:
             return probe
         per_name = await self._per_name_sni.get(ip, lambda: self._decide(ip, name, probe))
         if not per_name:
@@ -101,7 +102,7 @@ class ServerProber:
         """Does this server choose its certificate by SNI? One probe with another name."""
         self.sni_probes += 1
         other = await self._by_name.get((ip, name), lambda: self._attempt(ip, name))
-        return other.probe.status == "ok" and other.probe.chain != base.chain
+        return other.probe.status == HostStatus.OK and other.probe.chain != base.chain
 
     async def _attempt(self, ip: str, sni: str) -> Attempted:
         if self.access.policy.check(ip) is not None:   # refused: no slot, no wait, no packet

@@ -27,6 +27,7 @@ from survey.scan.politeness import Politeness
 from survey.scan.resolve import DomainDns, canonical_ip
 from survey.scan.servers import Attempted, ServerProber
 from survey.scan.verdicts import domain_row, mx_row
+from survey.vocabulary import HostStatus, StsPolicyError, TxtStatus
 
 
 def now() -> datetime:
@@ -92,7 +93,7 @@ class Toolkit:
     def outcome(self, probe: SmtpProbe | None) -> ServerOutcome | None:
         if probe is None:
             return None
-        if probe.status != "ok":
+        if probe.status != HostStatus.OK:
             return ServerOutcome(probe, None, None)
         key, judgement = self.judge(probe.chain)
         return ServerOutcome(probe, key, judgement)
@@ -100,7 +101,7 @@ class Toolkit:
     async def fetch_at(self, domain: str, ip: str) -> PolicyFetch:
         """One fetch attempt at one address, inside its politeness slot."""
         if reason := self.policy.check(ip):
-            return failed("blocked", reason, ip=ip)
+            return failed(StsPolicyError.BLOCKED, reason, ip=ip)
         self.policy_fetches += 1
         async with self.politeness.slot(ip):
             return await fetch_policy(domain, ip, self.config.https_port, policy=self.policy,
@@ -110,7 +111,7 @@ class Toolkit:
 
     async def fetch_policy(self, dns: DomainDns) -> PolicyFetch | None:
         """RFC 8461 §3.3 fetch from the first address of ``mta-sts.<domain>`` that connects."""
-        if dns.mta_sts.status != "valid":
+        if dns.mta_sts.status != TxtStatus.VALID:
             return None
         ips, fetch = await policy_addresses(self.cache, dns.target.domain)
         for ip in ips:
@@ -125,7 +126,7 @@ async def policy_addresses(cache: HostCache, domain: str) -> tuple[list[str], Po
     host = f"mta-sts.{domain}"
     a, aaaa = await cache.addresses(host)
     ips = [canonical_ip(r.address) for r in a.records + aaaa.records]
-    return ips, failed("dns", f"{host}: A {a.status}, AAAA {aaaa.status}")
+    return ips, failed(StsPolicyError.DNS, f"{host}: A {a.status}, AAAA {aaaa.status}")
 
 
 def tries_next_address(fetch: PolicyFetch) -> bool:

@@ -14,17 +14,26 @@ from survey.certs import Verdict
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
 from survey.proto.mtasts import Policy, policy_matches, sts_domain_verdict, sts_verdict
-from survey.proto.tlsrpt import ResultType
 from survey.scan.enumeration import NOT_RUN, Enumeration
 from survey.scan.resolve import DomainDns
+from survey.vocabulary import (
+    CertStatus,
+    DnsStatus,
+    HostStatus,
+    PolicyStatus,
+    ResultType,
+    StsMode,
+    StsPolicyError,
+    TxtStatus,
+)
 
-STARTTLS_NOT_SUPPORTED = ("no_starttls", "starttls_rejected")
-CERT_RESULT_TYPES = {
-    "self_signed": ResultType.CERTIFICATE_NOT_TRUSTED,
-    "untrusted": ResultType.CERTIFICATE_NOT_TRUSTED,
-    "expired": ResultType.CERTIFICATE_EXPIRED,
-    "not_yet_valid": ResultType.CERTIFICATE_EXPIRED,
-    "name_mismatch": ResultType.CERTIFICATE_HOST_MISMATCH,
+STARTTLS_NOT_SUPPORTED = (HostStatus.NO_STARTTLS, HostStatus.STARTTLS_REJECTED)
+CERT_RESULT_TYPES: dict[str, ResultType] = {
+    CertStatus.SELF_SIGNED: ResultType.CERTIFICATE_NOT_TRUSTED,
+    CertStatus.UNTRUSTED: ResultType.CERTIFICATE_NOT_TRUSTED,
+    CertStatus.EXPIRED: ResultType.CERTIFICATE_EXPIRED,
+    CertStatus.NOT_YET_VALID: ResultType.CERTIFICATE_EXPIRED,
+    CertStatus.NAME_MISMATCH: ResultType.CERTIFICATE_HOST_MISMATCH,
 }
 
 
@@ -41,9 +50,9 @@ def session_result_type(mx_match: bool | None, host_status: str | None,
         return None
     if host_status in STARTTLS_NOT_SUPPORTED:
         return ResultType.STARTTLS_NOT_SUPPORTED
-    if host_status == "tls_handshake_failed":
+    if host_status == HostStatus.TLS_HANDSHAKE_FAILED:
         return ResultType.VALIDATION_FAILURE
-    if host_status != "ok":
+    if host_status != HostStatus.OK:
         return None                                 # never reached TLS: nothing to report
     return CERT_RESULT_TYPES.get(cert_status or "")
 
@@ -51,16 +60,16 @@ def session_result_type(mx_match: bool | None, host_status: str | None,
 def tlsrpt_result_type(dns: DomainDns, fetch: PolicyFetch | None, mx_match: bool | None,
                        host_status: str | None, cert_status: str | None,
                        has_ip: bool) -> str | None:
-    if dns.mta_sts.status != "valid":
+    if dns.mta_sts.status != TxtStatus.VALID:
         return None
-    if fetch is None or fetch.status == "fetch_error":
-        if fetch is not None and fetch.error == "certificate":
+    if fetch is None or fetch.status == PolicyStatus.FETCH_ERROR:
+        if fetch is not None and fetch.error == StsPolicyError.CERTIFICATE:
             return ResultType.STS_WEBPKI_INVALID
         return ResultType.STS_POLICY_FETCH_ERROR
-    if fetch.status == "invalid":
+    if fetch.status == PolicyStatus.INVALID:
         return ResultType.STS_POLICY_INVALID
     policy = policy_of(fetch)
-    if policy is None or policy.mode == "none":
+    if policy is None or policy.mode == StsMode.NONE:
         return None
     return session_result_type(mx_match, host_status, cert_status, has_ip)
 
@@ -71,25 +80,25 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
            probed_at: datetime) -> tuple[dict, bool]:
     """(the mx row, did a sender's session to this (MX, IP) succeed under the policy)."""
     row = {"domain": dns.target.domain, "mx_host": mx_host, "preference": preference,
-           "mx_status": mx_status if ip is None else "ok", "ip": ip,
+           "mx_status": mx_status if ip is None else DnsStatus.OK, "ip": ip,
            "probed_at": probed_at}
     cert_status = None
     if ip is not None and probe is not None:
         row.update(port=port, host_status=probe.status, sni=probe.sni)
-        if probe.status == "ok" and verdict is not None:
+        if probe.status == HostStatus.OK and verdict is not None:
             cert_status = verdict.status
             row.update(cert_status=verdict.status, cert_trusted=verdict.trusted,
                        cert_time_valid=verdict.time_valid, cert_name_match=verdict.name_match,
                        cert_untrusted_reason=verdict.reason,
                        chain_sha256=chain_sha256)
         else:
-            cert_status = "no_cert"
-            row.update(cert_status="no_cert")
+            cert_status = CertStatus.NO_CERT
+            row.update(cert_status=CertStatus.NO_CERT)
     policy = policy_of(fetch)
     mx_match = policy_matches(policy, mx_host) if policy is not None else None
     host_status = row.get("host_status")
-    session_ok = bool(ip is not None and host_status == "ok" and cert_status == "valid"
-                      and mx_match)
+    session_ok = bool(ip is not None and host_status == HostStatus.OK
+                      and cert_status == CertStatus.VALID and mx_match)
     row.update(sts_mx_match=mx_match,
                sts_verdict=sts_verdict(policy.mode if policy else None, session_ok),
                tlsrpt_result_type=tlsrpt_result_type(dns, fetch, mx_match, host_status,
@@ -107,7 +116,7 @@ def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool
         "dns_status": dns.dns_status, "mx_kind": dns.mx_kind, "mx_hosts": dns.mx_hosts,
         "mta_sts_txt_status": sts.status, "mta_sts_txt": sts.texts,
         "mta_sts_id": sts.sts.id if sts.sts is not None and sts.sts.valid else None,
-        "mta_sts_policy_status": "not_attempted" if fetch is None else fetch.status,
+        "mta_sts_policy_status": PolicyStatus.NOT_ATTEMPTED if fetch is None else fetch.status,
         "mta_sts_policy_error": None if fetch is None else fetch.error,
         "mta_sts_mode": policy.mode if policy else None,
         "mta_sts_max_age": policy.max_age if policy else None,
@@ -123,7 +132,7 @@ def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool
 
 def invalid_input_row(target, probed_at: datetime) -> dict:
     return {"domain": target.domain, "input": target.input, "rank": target.rank,
-            "dns_status": "invalid_input", "input_error": target.error,
+            "dns_status": DnsStatus.INVALID_INPUT, "input_error": target.error,
             "probed_at": probed_at}
 
 

@@ -48,6 +48,17 @@ from survey.testbed.model import (
     World,
     paused_gc,
 )
+from survey.vocabulary import (
+    CertStatus,
+    DnsStatus,
+    HostStatus,
+    PolicyStatus,
+    ResultType,
+    StsMode,
+    StsPolicyError,
+    StsVerdict,
+    TxtStatus,
+)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -186,7 +197,7 @@ def name_matches(name: str, pattern: str) -> bool:
 
 @dataclass(frozen=True)
 class HostTruth:
-    status: str
+    status: HostStatus
     banner: str | None
     ehlo: list[str] | None
     ehlo_tls: list[str] | None
@@ -204,32 +215,33 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
     s = world.scanner
     b = server.behaviour
     status = {
-        "tarpit": "read_timeout", "banner_421_rate_limit": "rate_limited",
-        "banner_421": "smtp_reject_4xx", "banner_554": "smtp_reject_5xx",
-        "ehlo_4xx": "smtp_reject_4xx", "starttls_454": "starttls_rejected",
-        "starttls_500": "starttls_rejected", "drop_after_starttls": "tls_handshake_failed",
-        "reset": "reset", "no_starttls": "no_starttls", "endless_banner": "protocol_error",
-        "long_line": "protocol_error", "garbage": "protocol_error",
-        "tls_truncated": "tls_handshake_failed",
-    }.get(b, "ok")
+        "tarpit": HostStatus.READ_TIMEOUT, "banner_421_rate_limit": HostStatus.RATE_LIMITED,
+        "banner_421": HostStatus.SMTP_REJECT_4XX, "banner_554": HostStatus.SMTP_REJECT_5XX,
+        "ehlo_4xx": HostStatus.SMTP_REJECT_4XX, "starttls_454": HostStatus.STARTTLS_REJECTED,
+        "starttls_500": HostStatus.STARTTLS_REJECTED,
+        "drop_after_starttls": HostStatus.TLS_HANDSHAKE_FAILED,
+        "reset": HostStatus.RESET, "no_starttls": HostStatus.NO_STARTTLS,
+        "endless_banner": HostStatus.PROTOCOL_ERROR, "long_line": HostStatus.PROTOCOL_ERROR,
+        "garbage": HostStatus.PROTOCOL_ERROR, "tls_truncated": HostStatus.TLS_HANDSHAKE_FAILED,
+    }.get(b, HostStatus.OK)
     if b == "greylist" and server.limit > s.retries:
-        status = "rate_limited"
+        status = HostStatus.RATE_LIMITED
     if b == "per_ip_limit" and server.limit < s.per_ip_connections:
-        status = "rate_limited"
-    if status == "ok" and server.tls is None:
-        status = "no_starttls"
+        status = HostStatus.RATE_LIMITED
+    if status == HostStatus.OK and server.tls is None:
+        status = HostStatus.NO_STARTTLS
     legacy = None
-    reached_tls = status == "ok" and server.tls is not None
+    reached_tls = status == HostStatus.OK and server.tls is not None
     if reached_tls and server.tls is not None and server.tls.engine == "tlslite":
         legacy = legacy_tls.starttls_outcome(server.tls)
         if legacy is None:
-            status = "tls_handshake_failed"
+            status = HostStatus.TLS_HANDSHAKE_FAILED
     banner = None if b in NO_GREETING else server.greeting.render()
-    ehlo_answered = status in ("ok", "no_starttls", "starttls_rejected",
-                               "tls_handshake_failed")
+    ehlo_answered = status in (HostStatus.OK, HostStatus.NO_STARTTLS,
+                               HostStatus.STARTTLS_REJECTED, HostStatus.TLS_HANDSHAKE_FAILED)
     ehlo = sorted(server.ehlo) if ehlo_answered else None
     offered = ("STARTTLS" in server.ehlo) if ehlo_answered else None
-    tls_ok = status == "ok" and server.tls is not None
+    tls_ok = status == HostStatus.OK and server.tls is not None
     ehlo_tls = sorted(server.ehlo_tls) if tls_ok else None
     version = cipher = None
     known = True
@@ -337,7 +349,8 @@ def _build_truth(world: World) -> Truth:
     mx_rows: list[dict[str, Any]] = []
     cert_rows: list[dict[str, Any]] = []
     for d in world.domains:
-        policy = world.policy_hosts.get(d.name) if d.mta_sts.status == "valid" else None
+        policy = (world.policy_hosts.get(d.name) if d.mta_sts.status == TxtStatus.VALID
+                  else None)
         p_status, p_error, mode, max_age, patterns = _policy_truth(d, policy)
         rows = []
         for mx_host, preference in _mx_targets(d):
@@ -347,10 +360,11 @@ def _build_truth(world: World) -> Truth:
                                     p_error, mode, patterns, policy, cert_rows))
         mx_rows.extend(rows)
         sessions_ok = [r.pop("_session_ok") for r in rows]
-        if p_status == "ok" and mode in ("enforce", "testing"):
-            verdict = "deliver" if mode == "testing" or any(sessions_ok) else "fail"
+        if p_status == PolicyStatus.OK and mode in (StsMode.ENFORCE, StsMode.TESTING):
+            verdict = (StsVerdict.DELIVER if mode == StsMode.TESTING or any(sessions_ok)
+                       else StsVerdict.FAIL)
         else:
-            verdict = "no_policy"
+            verdict = StsVerdict.NO_POLICY
         domain_rows.append({
             "domain": d.name, "input": d.name, "rank": d.rank, "dns_status": d.dns_status,
             "mx_kind": d.mx_kind,
@@ -358,13 +372,13 @@ def _build_truth(world: World) -> Truth:
                          [m.host for m in sorted(d.mx, key=lambda m: (m.preference, m.host))]),
             "mta_sts_txt_status": d.mta_sts.status,
             "mta_sts_txt": _list(d.mta_sts.txt),
-            "mta_sts_id": d.mta_sts.id if d.mta_sts.status == "valid" else None,
+            "mta_sts_id": d.mta_sts.id if d.mta_sts.status == TxtStatus.VALID else None,
             "mta_sts_policy_status": p_status, "mta_sts_policy_error": p_error,
             "mta_sts_mode": mode, "mta_sts_max_age": max_age,
             "mta_sts_mx_patterns": patterns,
             "sts_domain_verdict": verdict,
             "tlsrpt_status": d.tlsrpt.status, "tlsrpt_txt": _list(d.tlsrpt.txt),
-            "tlsrpt_rua": _list(d.tlsrpt.rua) if d.tlsrpt.status == "valid" else None,
+            "tlsrpt_rua": _list(d.tlsrpt.rua) if d.tlsrpt.status == TxtStatus.VALID else None,
             "probed_at": EPOCH,
         })
     host_rows = []
@@ -382,7 +396,7 @@ def _build_truth(world: World) -> Truth:
             unknown.append({"table": "hosts", "key": [ip, port], "column": "cipher_suite",
                             "why": "client-preference server: the choice follows the "
                                    "client's order"})
-        if world.smtp_servers[ip].behaviour in NO_GREETING and ht.status != "reset":
+        if world.smtp_servers[ip].behaviour in NO_GREETING and ht.status != HostStatus.RESET:
             unknown.append({"table": "hosts", "key": [ip, port], "column": "banner",
                             "why": "a never-ending or broken greeting: what part is kept "
                                    "is the scanner's choice"})
@@ -404,17 +418,17 @@ def _mx_targets(d: DomainSpec) -> list[tuple[str, int]]:
 
 def _policy_truth(d: DomainSpec, policy: PolicyHostSpec | None
                   ) -> tuple[str, str | None, str | None, int | None, list[str] | None]:
-    if d.mta_sts.status != "valid":
-        return "not_attempted", None, None, None, None
+    if d.mta_sts.status != TxtStatus.VALID:
+        return PolicyStatus.NOT_ATTEMPTED, None, None, None, None
     if policy is None:  # a valid record with no host at all: the name does not resolve
-        return "fetch_error", "dns", None, None, None
+        return PolicyStatus.FETCH_ERROR, StsPolicyError.DNS, None, None, None
     if policy.behaviour == "ok":
         assert policy.policy is not None
         p = policy.policy
-        return "ok", None, p.mode, min(p.max_age, 31557600), sorted(p.mx)
+        return PolicyStatus.OK, None, p.mode, min(p.max_age, 31557600), sorted(p.mx)
     if policy.behaviour.startswith(("invalid_", "missing_")) or policy.behaviour == "syntax":
-        return "invalid", policy.error, None, None, None
-    return "fetch_error", policy.error, None, None, None
+        return PolicyStatus.INVALID, policy.error, None, None, None
+    return PolicyStatus.FETCH_ERROR, policy.error, None, None, None
 
 
 def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: str | None,
@@ -422,28 +436,28 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
             patterns: list[str] | None, policy: PolicyHostSpec | None,
             cert_rows: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {"domain": d.name, "mx_host": spec.name, "preference": preference,
-                           "mx_status": spec.status if ip is None else "ok", "ip": ip,
+                           "mx_status": spec.status if ip is None else DnsStatus.OK, "ip": ip,
                            "port": None, "host_status": None, "probed_at": EPOCH}
     cert_status = None
     if ip is not None:
         ht = host(ip)
         row.update(port=port, host_status=ht.status)
-        if ht.status == "ok":
+        if ht.status == HostStatus.OK:
             server = world.smtp_servers[ip]
             assert server.tls is not None
             kind = server.tls.cert_kind
             trusted, time_valid = _CERT_BOOLS[kind]
             names, name_match = leaf(ip, server, spec.name)
             if kind == "self_signed":
-                cert_status = "self_signed"
+                cert_status = CertStatus.SELF_SIGNED
             elif not trusted:
-                cert_status = "untrusted"
+                cert_status = CertStatus.UNTRUSTED
             elif not time_valid:
-                cert_status = kind  # expired / not_yet_valid
+                cert_status = CertStatus(kind)  # expired / not_yet_valid
             elif not name_match:
-                cert_status = "name_mismatch"
+                cert_status = CertStatus.NAME_MISMATCH
             else:
-                cert_status = "valid"
+                cert_status = CertStatus.VALID
             row.update(cert_status=cert_status, cert_trusted=trusted,
                        cert_time_valid=time_valid, cert_name_match=name_match,
                        cert_untrusted_reason=_CERT_REASON.get(kind))
@@ -453,28 +467,29 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
                 "key_bits": 2048 if server.tls.key_type == "rsa" else 256,
                 "probed_at": EPOCH})
         else:
-            cert_status = "no_cert"
-            row.update(cert_status="no_cert")
+            cert_status = CertStatus.NO_CERT
+            row.update(cert_status=CertStatus.NO_CERT)
     # MTA-STS (RFC 8461 §4) and TLSRPT (RFC 8460 §4.3)
     mx_match = None
-    if p_status == "ok":
+    if p_status == PolicyStatus.OK:
         assert patterns is not None
         mx_match = any(name_matches(spec.name, p) for p in patterns)
     host_status = row["host_status"]
-    session_ok = bool(ip is not None and host_status == "ok" and cert_status == "valid"
-                      and mx_match)
-    if p_status == "ok" and mode in ("enforce", "testing"):
-        verdict = "deliver" if (session_ok or mode == "testing") else "fail"
+    session_ok = bool(ip is not None and host_status == HostStatus.OK
+                      and cert_status == CertStatus.VALID and mx_match)
+    if p_status == PolicyStatus.OK and mode in (StsMode.ENFORCE, StsMode.TESTING):
+        verdict = (StsVerdict.DELIVER if (session_ok or mode == StsMode.TESTING)
+                   else StsVerdict.FAIL)
     else:
-        verdict = "no_policy"
-    rtype = None
-    if d.mta_sts.status == "valid":
-        if p_status == "fetch_error":
-            rtype = "sts-webpki-invalid" if p_error == "certificate" else \
-                "sts-policy-fetch-error"
-        elif p_status == "invalid":
-            rtype = "sts-policy-invalid"
-        elif mode != "none":
+        verdict = StsVerdict.NO_POLICY
+    rtype: str | None = None
+    if d.mta_sts.status == TxtStatus.VALID:
+        if p_status == PolicyStatus.FETCH_ERROR:
+            rtype = (ResultType.STS_WEBPKI_INVALID if p_error == StsPolicyError.CERTIFICATE
+                     else ResultType.STS_POLICY_FETCH_ERROR)
+        elif p_status == PolicyStatus.INVALID:
+            rtype = ResultType.STS_POLICY_INVALID
+        elif mode != StsMode.NONE:
             rtype = _session_type(mx_match, ip, host_status, cert_status)
     row.update(sts_mx_match=mx_match, sts_verdict=verdict, tlsrpt_result_type=rtype,
                _session_ok=session_ok)
@@ -484,18 +499,21 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
 def _session_type(mx_match: bool | None, ip: str | None, host_status: str | None,
                   cert_status: str | None) -> str | None:
     if not mx_match:
-        return "validation-failure"
+        return ResultType.VALIDATION_FAILURE
     if ip is None:
         return None
-    if host_status in ("no_starttls", "starttls_rejected"):
-        return "starttls-not-supported"
-    if host_status == "tls_handshake_failed":
-        return "validation-failure"
-    if host_status != "ok":
+    if host_status in (HostStatus.NO_STARTTLS, HostStatus.STARTTLS_REJECTED):
+        return ResultType.STARTTLS_NOT_SUPPORTED
+    if host_status == HostStatus.TLS_HANDSHAKE_FAILED:
+        return ResultType.VALIDATION_FAILURE
+    if host_status != HostStatus.OK:
         return None
-    return {"self_signed": "certificate-not-trusted", "untrusted": "certificate-not-trusted",
-            "expired": "certificate-expired", "not_yet_valid": "certificate-expired",
-            "name_mismatch": "certificate-host-mismatch"}.get(cert_status or "")
+    return {CertStatus.SELF_SIGNED: ResultType.CERTIFICATE_NOT_TRUSTED,
+            CertStatus.UNTRUSTED: ResultType.CERTIFICATE_NOT_TRUSTED,
+            CertStatus.EXPIRED: ResultType.CERTIFICATE_EXPIRED,
+            CertStatus.NOT_YET_VALID: ResultType.CERTIFICATE_EXPIRED,
+            CertStatus.NAME_MISMATCH: ResultType.CERTIFICATE_HOST_MISMATCH,
+            }.get(CertStatus(cert_status)) if cert_status else None
 
 
 def write_truth(world: World, directory: str | Path) -> dict[str, Any]:

@@ -57,6 +57,7 @@ from survey.scan.toolkit import (
 from survey.scan.verdicts import host_row, invalid_input_row
 from survey.store.location import Location
 from survey.store.writer import write_part
+from survey.vocabulary import TxtStatus
 
 Order = tuple[int, int]       # (shard, position in the shard): the input order
 
@@ -128,7 +129,7 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
             return
         dns = await resolve_domain(target, tools.resolver, tools.cache)
         fetch = None
-        if dns.mta_sts.status == "valid":
+        if dns.mta_sts.status == TxtStatus.VALID:
             ips, fetch = await policy_addresses(tools.cache, target.domain)
             if ips:
                 fetch = FetchRequest(target.domain, s, tuple(ips))
