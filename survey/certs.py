@@ -799,7 +799,7 @@ def _time_checked(path: Sequence[_Info]) -> Sequence[_Info]:
 
 
 def _signatures_and_time(path: Sequence[_Info], store: TrustStore, at: datetime
-                         ) -> tuple[CertReason | None, str | None]:
+                         ) -> tuple[CertReason | None, CertStatus | None]:
     """internal_verify: signatures top-down with the issuer's key, and each one's time."""
     top = path[-1]
     reason: CertReason | None = None

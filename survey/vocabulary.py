@@ -45,6 +45,11 @@ class Vocabulary(StrEnum):
         return member
 
     @classmethod
+    def of(cls, value: str) -> Self:
+        """The member whose value is ``value``; ValueError for any other string."""
+        return cls(value)  # type: ignore[call-arg]  # members are looked up by value alone
+
+    @classmethod
     def values(cls) -> tuple[str, ...]:
         """The values as plain strings, in declaration order."""
         return tuple(m.value for m in cls)

@@ -48,7 +48,8 @@ Definitions (repeated in the notebooks):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from survey.vocabulary import (
     CertStatus,
@@ -105,7 +106,7 @@ RANK_BUCKETS: tuple[tuple[str, int], ...] = (("top 1k", 1_000), ("top 10k", 10_0
                                              ("top 100k", 100_000), ("top 1M", 1_000_000))
 
 
-def missing(mapping: Mapping[str, object], vocabulary: Iterable[str]) -> list[str]:
+def missing(mapping: Collection[Any], vocabulary: Iterable[str]) -> list[str]:
     """The vocabulary's values the mapping does not cover."""
     return [v for v in vocabulary if v not in mapping]
 

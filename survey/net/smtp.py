@@ -148,7 +148,8 @@ class _Session:
         try:
             await self.stream.send_all(line.encode("ascii") + b"\r\n")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise _End(HostStatus.RESET, f"connection lost while sending {line.split()[0]}: {exc}") from exc
+            raise _End(HostStatus.RESET,
+                       f"connection lost while sending {line.split()[0]}: {exc}") from exc
 
     async def reply(self, what: str):
         """The next complete reply; the caller bounds the time."""
@@ -208,7 +209,8 @@ async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
     try:
         session.parser.start_tls()
     except SMTPProtocolError as exc:
-        raise _End(HostStatus.PROTOCOL_ERROR, f"STARTTLS: {exc.kind}: plaintext after the 220") from exc
+        raise _End(HostStatus.PROTOCOL_ERROR,
+                   f"STARTTLS: {exc.kind}: plaintext after the 220") from exc
 
 
 async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni: str | None,
@@ -221,9 +223,11 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
             await tls.do_handshake()
         except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
             cause = exc.__cause__ or exc
-            raise _End(HostStatus.TLS_HANDSHAKE_FAILED, f"{type(cause).__name__}: {cause}"[:300]) from exc
+            raise _End(HostStatus.TLS_HANDSHAKE_FAILED,
+                       f"{type(cause).__name__}: {cause}"[:300]) from exc
     if scope.cancelled_caught:
-        raise _End(HostStatus.TLS_HANDSHAKE_FAILED, f"handshake not done within {timeouts.tls:g} s")
+        raise _End(HostStatus.TLS_HANDSHAKE_FAILED,
+                   f"handshake not done within {timeouts.tls:g} s")
     probe.tls_version, probe.cipher_suite = negotiated(ssl_object(tls))
     probe.chain = peer_chain(ssl_object(tls))
 

@@ -264,7 +264,7 @@ def parse_policy(body: bytes) -> Policy:
     # Pass 3: presence.
     for name in SINGLE_FIELDS:
         if name not in fields:
-            raise PolicyError(StsPolicyError(f"missing_{name}"), f"no {name!r} field")
+            raise PolicyError(StsPolicyError.of(f"missing_{name}"), f"no {name!r} field")
     if not mx and fields[FIELD_MODE] != StsMode.NONE:
         raise PolicyError(StsPolicyError.MISSING_MX, "no 'mx' field and mode is not none")
     return Policy(

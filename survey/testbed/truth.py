@@ -453,7 +453,7 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
             elif not trusted:
                 cert_status = CertStatus.UNTRUSTED
             elif not time_valid:
-                cert_status = CertStatus(kind)  # expired / not_yet_valid
+                cert_status = CertStatus.of(kind)  # expired / not_yet_valid
             elif not name_match:
                 cert_status = CertStatus.NAME_MISMATCH
             else:
@@ -513,7 +513,7 @@ def _session_type(mx_match: bool | None, ip: str | None, host_status: str | None
             CertStatus.EXPIRED: ResultType.CERTIFICATE_EXPIRED,
             CertStatus.NOT_YET_VALID: ResultType.CERTIFICATE_EXPIRED,
             CertStatus.NAME_MISMATCH: ResultType.CERTIFICATE_HOST_MISMATCH,
-            }.get(CertStatus(cert_status)) if cert_status else None
+            }.get(CertStatus.of(cert_status)) if cert_status else None
 
 
 def write_truth(world: World, directory: str | Path) -> dict[str, Any]:
