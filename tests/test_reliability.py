@@ -356,3 +356,45 @@ def test_the_spacing_holds_between_every_connection_in_the_servers_log(world, tm
     assert stats["connections"] - stats["policy_fetches"] >= len(log) - 0
     assert int(hosts["connections"].sum()) + stats["sni_probes"] * 3 >= len(log)
     assert int(hosts["connections"].sum()) <= len(log)
+
+
+# -- the report reads the committed dataset only ------------------------------------------------
+
+def _small_scan(directory: Path, state: str, names=("a.example", "b.example", "c.example")):
+    from datetime import UTC, datetime
+
+    from survey.store import DatasetWriter, write_manifest
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    with DatasetWriter(directory, writer_id="w", batch_rows=2) as writer:
+        for i, name in enumerate(names):
+            writer.write_group([
+                ("hosts", {"ip": f"192.0.2.{i + 1}", "port": 25, "status": "ok",
+                           "probed_at": now}),
+                ("domains", {"domain": name, "input": name, "rank": i + 1,
+                             "dns_status": "ok", "probed_at": now})])
+    write_manifest(directory, {"scan_id": directory.name, "state": state,
+                               "runs": [{"state": "interrupted"}, {
+                                   "state": state, "forced_changes": ["limit: 2 -> 3"]}]})
+
+
+@pytest.mark.parametrize("name", ["scan[1]", "scan?", "scan*x"])
+def test_a_partial_scan_reads_its_committed_batches_by_literal_paths(tmp_path, name):
+    from survey.analysis import cluster
+    from survey.analysis.load import Scan
+    from survey.store import count_rows, open_dataset
+
+    scan_dir = tmp_path / name
+    _small_scan(scan_dir, "partial")
+    _small_scan(tmp_path / "scan1", "complete", names=("x.example",) * 1)   # a glob's match
+    # a crash between the last batch's hosts part and its domains part
+    (scan_dir / "domains" / "part-w-000001.parquet").unlink()
+    assert count_rows(scan_dir, "hosts") == 2                 # the uncommitted part left out
+    assert open_dataset(scan_dir, "hosts").count_rows() == 2
+    scan = Scan(scan_dir)
+    assert scan.df("SELECT count(*) AS n FROM hosts")["n"][0] == 2
+    counts = cluster.status_counts_with_dask(scan, "hosts", "status")
+    assert counts["rows"].sum() == 2
+    info = scan.describe()
+    assert info["completeness"].startswith("partial: the scan has not finished")
+    assert "resumed with different settings: limit: 2 -> 3" in info["runs"]

@@ -21,9 +21,13 @@ join on those keys.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import pandas as pd
 
 from survey.analysis.load import AnalysisError, Scan
+from survey.store.location import RemotePath
 from survey.store.reader import part_files
 
 
@@ -34,10 +38,20 @@ def status_counts_with_dask(scan: Scan, table: str = "hosts",
         import dask.dataframe as dd
     except ImportError:
         raise AnalysisError("this needs Dask: pip install 'survey[dask]'") from None
-    files = [str(p) for p in part_files(scan.path, table)]
+    files = part_files(scan.path, table)
     if not files:
         return pd.DataFrame({column: [], "rows": []})
-    frame = dd.read_parquet(files, columns=[column])
+    # from_map with literal paths: read_parquet would take '[' or '?' in a path as a glob
+    frame = dd.from_map(functools.partial(_read_part, columns=[column]), files)
     counts = frame.groupby(column, dropna=False).size().compute(scheduler="threads")
     return (counts.rename("rows").reset_index()
             .sort_values(["rows", column], ascending=[False, True]).reset_index(drop=True))
+
+
+def _read_part(path: Path | RemotePath, *, columns: list[str]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    if isinstance(path, RemotePath):
+        with path.fs.open(path.path, "rb") as fh:
+            return pq.read_table(fh, columns=columns).to_pandas()
+    return pq.read_table(path, columns=columns).to_pandas()

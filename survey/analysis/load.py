@@ -59,6 +59,27 @@ def sample_reason(manifest: Mapping[str, Any]) -> str | None:
     return None
 
 
+def completeness(manifest: Mapping[str, Any]) -> str | None:
+    """A warning for a scan that did not finish (None when it did, or cannot say)."""
+    state = manifest.get("state")
+    if not manifest or state in (None, "complete"):
+        return None
+    return (f"{state}: the scan has not finished; only its committed batches are read, "
+            "so some domains of its list are missing")
+
+
+def runs_note(manifest: Mapping[str, Any]) -> str | None:
+    """How many runs made the scan, and the settings a forced resume changed."""
+    runs = manifest.get("runs")
+    if not isinstance(runs, list) or len(runs) < 2:
+        return None
+    changed = [c for r in runs if isinstance(r, dict) for c in r.get("forced_changes") or []]
+    text = f"{len(runs)} runs (resumed {len(runs) - 1} times)"
+    if changed:
+        text += "; resumed with different settings: " + "; ".join(changed)
+    return text
+
+
 class Scan:
     """One scan directory, ready for queries.
 
@@ -128,6 +149,8 @@ class Scan:
             "sample": self.sample_reason if self.is_sample else None,
             "testbed_world": (f"{world.get('profile')} profile, seed {world.get('seed')}, "
                               f"{world.get('domains')} domains") if world else None,
+            "completeness": completeness(m),
+            "runs": runs_note(m),
             "counts": m.get("counts"),
         }
 

@@ -17,6 +17,7 @@ rename is a copy, so the object is written once under its final name. A
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
 import secrets
@@ -114,8 +115,9 @@ class RemotePath:
                      if n.rstrip("/") != self.path])
 
     def glob(self, pattern: str) -> Iterator[RemotePath]:
-        found = self.fs.glob(posixpath.join(self.path, pattern))
-        return iter([RemotePath(self.fs, p) for p in sorted(found)])
+        """Names in this directory matching ``pattern`` (the directory's own name is taken
+        literally, as pathlib does: a scan at ``s3://b/x[1]`` is no pattern)."""
+        return iter([p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)])
 
     def read_bytes(self) -> bytes:
         return self.fs.cat_file(self.path)

@@ -59,10 +59,34 @@ def open_dataset(scan_dirs: Path | str | RemotePath | Sequence[Path | str | Remo
 
 
 def part_files(scan_dir: Path | str | RemotePath, table: str) -> list[Path | RemotePath]:
+    """The committed part files of ``table``, as literal paths (never glob patterns).
+
+    A single-process scan that has not completed may hold parts of a batch whose
+    ``domains`` part (the commit marker, store/writer.py) was never written: they
+    are left out, so a reader sees every domain wholly or not at all.
+    """
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; tables are {', '.join(TABLES)}")
-    return sorted((p for p in (location(scan_dir) / table).glob("*.parquet")
-                   if not p.name.startswith((".", "_"))), key=str)
+    scan_dir = location(scan_dir)
+    parts = sorted((p for p in (scan_dir / table).glob("*.parquet")
+                    if not p.name.startswith((".", "_"))), key=str)
+    committed = committed_batches(scan_dir) if table != "domains" else None
+    return parts if committed is None else [p for p in parts if p.name in committed]
+
+
+def committed_batches(scan_dir: Path | RemotePath) -> set[str] | None:
+    """Names of the committed batches of an unfinished single-process scan; None when
+    every part counts (a complete scan, a cluster scan, a directory without manifest)."""
+    import json
+
+    try:
+        manifest = json.loads((scan_dir / "manifest.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("state") == "complete" \
+            or manifest.get("cluster"):
+        return None
+    return {p.name for p in (scan_dir / "domains").glob("part-*.parquet")}
 
 
 def count_rows(scan_dir: Path | str | RemotePath, table: str) -> int:
