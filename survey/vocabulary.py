@@ -85,6 +85,14 @@ class HostStatus(Vocabulary):
     TLS_HANDSHAKE_FAILED = "tls_handshake_failed", "the TLS handshake after STARTTLS failed"
     BLOCKED_BY_POLICY = ("blocked_by_policy", ("never contacted: a special-purpose address "
                                                "(RFC 6890) or on the --blocklist"))
+    FAMILY_UNREACHABLE = ("family_unreachable", ("never contacted: this vantage has no route "
+                                                 "for the address's family (IPv4 or IPv6; "
+                                                 "the manifest's vantage.reach)"))
+    FAMILY_EXCLUDED = ("family_excluded", ("never contacted: --ip-version leaves the "
+                                           "address's family out"))
+    CONNECT_ERROR = ("connect_error", ("the TCP connect failed with an operating-system error "
+                                       "the scanner does not classify (status_detail names "
+                                       "it)"))
 
 
 # Temporary refusals: a later attempt may not get them (greylisting, limits).

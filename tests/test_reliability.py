@@ -398,3 +398,26 @@ def test_a_partial_scan_reads_its_committed_batches_by_literal_paths(tmp_path, n
     info = scan.describe()
     assert info["completeness"].startswith("partial: the scan has not finished")
     assert "resumed with different settings: limit: 2 -> 3" in info["runs"]
+
+
+# -- the vantage's reach ------------------------------------------------------------------------
+
+def test_a_family_left_out_is_never_contacted_and_says_so(world, tmp_path):
+    from survey.testbed.listen import read_connection_log
+
+    out = tmp_path / "scan"
+    started = time.time()
+    result = survey(*scan_args(world, out, "--limit", "15", "--ip-version", "6"))
+    assert result.returncode == 0, result.stderr
+    info = json.loads((world / "world.json").read_text())
+    log = [r for r in read_connection_log(world / "connections.jsonl")
+           if r.start >= started and r.port == info["smtp"]["port"]]
+    assert not [r for r in log if ":" not in r.ip]        # no IPv4 address contacted
+    hosts = read_pandas(out, "hosts")
+    v4 = hosts[~hosts["ip"].str.contains(":")]
+    assert len(v4) and set(v4["status"]) == {"family_excluded"}
+    assert (v4["connections"] == 0).all()
+    v6 = hosts[hosts["ip"].str.contains(":")]
+    assert "family_excluded" not in set(v6["status"])
+    vantage = read_manifest(out)["vantage"]
+    assert vantage["ip_version"] == "6" and vantage["reach"] == "loopback"

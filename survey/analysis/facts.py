@@ -81,6 +81,9 @@ OUTCOME_OF: dict[HostStatus, str] = {
     HostStatus.RESET: "unreachable",
     HostStatus.READ_TIMEOUT: "unreachable",
     HostStatus.BLOCKED_BY_POLICY: "not_scanned",
+    HostStatus.FAMILY_UNREACHABLE: "not_scanned",
+    HostStatus.FAMILY_EXCLUDED: "not_scanned",
+    HostStatus.CONNECT_ERROR: "unreachable",
 }
 # worst first: min() over a unit's rows gives its verdict (every CertStatus, once)
 CERT_ORDER: tuple[CertStatus, ...] = (

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from survey.vocabulary import HostStatus
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -83,6 +85,9 @@ class DestinationPolicy:
 
     mode: str = "internet"                   # "internet" or "testbed"
     blocklist: tuple[Network, ...] = field(default=())
+    # IP versions this vantage can route to (net/reach.py) and those --ip-version keeps
+    routable: frozenset[int] = frozenset({4, 6})
+    included: frozenset[int] = frozenset({4, 6})
 
     def __post_init__(self) -> None:
         if self.mode not in ("internet", "testbed"):
@@ -103,8 +108,26 @@ class DestinationPolicy:
             return f"{address} is in a special-purpose range (RFC 6890)"
         return None
 
+    def out_of_reach(self, ip: str) -> tuple[HostStatus, str] | None:
+        """(status, reason) for an address of a family left out or not routable, else None.
+
+        Checked after ``check``: a connection goes ahead only when both say None.
+        """
+        address = parse_address(ip)
+        if address is None:
+            return None
+        mapped = getattr(address, "ipv4_mapped", None)
+        version = 4 if mapped is not None else address.version
+        if version not in self.included:
+            return (HostStatus.FAMILY_EXCLUDED,
+                    f"{address}: IPv{version} is left out (--ip-version)")
+        if version not in self.routable:
+            return (HostStatus.FAMILY_UNREACHABLE,
+                    f"{address}: this vantage has no IPv{version} route")
+        return None
+
     def allows(self, ip: str) -> bool:
-        return self.check(ip) is None
+        return self.check(ip) is None and self.out_of_reach(ip) is None
 
 
 def parse_blocklist(lines: Iterable[str], source: str = "blocklist") -> tuple[Network, ...]:

@@ -54,6 +54,7 @@ import trio
 from survey.net.guard import DestinationPolicy
 from survey.net.transport import (
     Blocked,
+    OutOfReach,
     client_context,
     negotiated,
     open_tcp,
@@ -131,7 +132,7 @@ def _connect_status(exc: OSError) -> HostStatus:
         return HostStatus.NETWORK_UNREACHABLE
     if exc.errno == errno.ETIMEDOUT:
         return HostStatus.CONNECT_TIMEOUT
-    return HostStatus.NETWORK_UNREACHABLE
+    return HostStatus.CONNECT_ERROR     # recorded as what it is (the detail names it)
 
 
 class _Session:
@@ -300,6 +301,8 @@ async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, eh
             upgrade.stream = stream
         except _End as end:
             probe.status, probe.detail = end.status, end.detail
+        except OutOfReach as reach:
+            probe.status, probe.detail = reach.status, str(reach)
         except Blocked as blocked:
             probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
         except OSError as exc:
@@ -339,6 +342,8 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
             stream = session.stream
     except _End as end:
         probe.status, probe.detail = end.status, end.detail
+    except OutOfReach as reach:
+        probe.status, probe.detail = reach.status, str(reach)
     except Blocked as blocked:
         probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
     except OSError as exc:

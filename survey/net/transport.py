@@ -15,6 +15,7 @@ import trio
 
 from survey.net.guard import DestinationPolicy
 from survey.proto.ciphers import openssl_to_iana
+from survey.vocabulary import HostStatus
 
 SSL_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
                      "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
@@ -22,6 +23,14 @@ SSL_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
 
 class Blocked(Exception):
     """The destination policy refused the address; no packet was sent."""
+
+
+class OutOfReach(Blocked):
+    """The address's family is left out or not routable from here; no packet was sent."""
+
+    def __init__(self, status: HostStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.SocketStream:
@@ -32,6 +41,8 @@ async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.Socket
     """
     if reason := policy.check(ip):
         raise Blocked(reason)
+    if reach := policy.out_of_reach(ip):
+        raise OutOfReach(*reach)
     sock = trio.socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
                               socket.SOCK_STREAM)
     try:

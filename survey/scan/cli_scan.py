@@ -117,6 +117,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                            f"needs more gets probe_status 'partial'")
     what.add_argument("--ehlo-name", help="name sent in EHLO; make it a host whose web page "
                       "explains the scan and how to opt out (default: this host's FQDN)")
+    what.add_argument("--ip-version", choices=("4", "6", "both"), default="both",
+                      help="address families to contact (default both); addresses of a "
+                           "family left out, or that this machine has no route for (read "
+                           "from the kernel's routing table at start, in the manifest), "
+                           "get a status saying so and are never contacted")
     what.add_argument("--limit", type=count, help="scan only the first N domains")
     what.add_argument("--shard", help="scan shard K of N (K/N, 1-based, by a stable hash)")
     polite = p.add_argument_group("politeness")
@@ -174,7 +179,7 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
     profile = args.profile or (world["scanner"].get("profile") if world else None)
     config = ScanConfig(input=source, out=args.out, ca_files=list(args.ca_file),
                         profile=profile or ScanConfig.profile, resume=args.resume,
-                        force=args.force,
+                        force=args.force, ip_version=args.ip_version,
                         blocklist=args.blocklist, batch_rows=args.batch_rows)
     if world:
         apply_world(config, world)

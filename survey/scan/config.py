@@ -55,6 +55,10 @@ class ScanConfig:
     user_agent: str = "survey (email transport security research scanner)"
     resume: bool = False
     force: bool = False                        # resume although row-changing settings differ
+    ip_version: str = "both"                   # 4 | 6 | both: the address families to try
+    # which families this vantage routes to: {"ipv4": bool|None, "ipv6": ...} (net/reach.py);
+    # None: measured when the scan starts (a test injects its own)
+    reach: dict[str, bool | None] | None = None
     shard: tuple[int, int] | None = None
     limit: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -103,6 +107,8 @@ class ScanConfig:
         if self.mode == "internet" and self.per_ip_spacing <= 0:
             raise ConfigError("--per-ip-spacing must be greater than 0 on the Internet "
                               "(0 only for a loopback lab: --testbed or --world)")
+        if self.ip_version not in ("4", "6", "both"):
+            raise ConfigError(f"--ip-version {self.ip_version!r}: 4, 6 or both")
         if self.force and not self.resume:
             raise ConfigError("--force only goes with --resume")
         if self.limit is not None and self.limit < 1:
@@ -116,6 +122,21 @@ class ScanConfig:
             raise ConfigError("a testbed scan needs a loopback resolver (--resolver or --world)")
         if self.mode == "testbed" and not all(_loopback(ip) for ip, _ in self.resolvers):
             raise ConfigError("a testbed scan uses loopback resolvers only")
+
+    def included_versions(self) -> frozenset[int]:
+        return {"4": frozenset({4}), "6": frozenset({6})}.get(self.ip_version,
+                                                              frozenset({4, 6}))
+
+    def routable_versions(self) -> frozenset[int]:
+        """The IP versions this vantage routes to (measured once; loopback in a testbed)."""
+        if self.mode == "testbed":
+            return frozenset({4, 6})      # loopback: the policy allows nothing else
+        if self.reach is None:
+            from survey.net.reach import vantage_reach
+
+            self.reach = vantage_reach()
+        # unknown (None) counts as routable: try, and let the connect say
+        return frozenset(v for v in (4, 6) if self.reach.get(f"ipv{v}") is not False)
 
     def public(self) -> dict[str, Any]:
         """The settings as JSON-ready values, for the manifest."""

@@ -113,6 +113,7 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
                   ended: datetime | None, stats: dict) -> dict:
     """The provenance of a scan (docs/design.md "The dataset contract"), either way it runs."""
     certifi_path = Path(certifi.where())
+    config.routable_versions()          # measures the vantage's reach once, if not yet
     return {
         "scan_id": scan_id, "tool": "survey", "tool_version": __version__,
         "state": state, "started_at": started.isoformat(),
@@ -133,7 +134,10 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
                        "versions": "TLSv1.0-TLSv1.3 (OpenSSL's minimum supported)",
                        "hellos": hello_profile() if config.profile != "starttls" else None},
         "vantage": {"hostname": socket.gethostname(), "platform": platform.platform(),
-                    "ehlo_name": config.ehlo_name},
+                    "ehlo_name": config.ehlo_name,
+                    # the families it routes to (net/reach.py; a testbed: loopback only)
+                    "reach": config.reach if config.mode == "internet" else "loopback",
+                    "ip_version": config.ip_version},
         "destination_policy": {"mode": config.mode,
                                "blocklist": str(config.blocklist) if config.blocklist
                                else None},
@@ -147,9 +151,12 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
 
 # Settings that change what rows a scan writes: a resume must keep them (or --force).
 # Politeness (rates, concurrency, spacing) and the EHLO name change how fast, not what.
-ROW_SETTINGS = ("profile", "shard", "limit", "budget", "mode", "smtp_port", "https_port",
+ROW_SETTINGS = ("profile", "shard", "limit", "budget", "mode", "ip_version", "smtp_port",
+                "https_port",
                 "mozilla_roots", "ca_files", "blocklist", "timeouts", "dns_timeout",
                 "dns_lifetime", "policy_timeout", "retries")
+# settings added since manifests were first written: an old manifest had their default
+ADDED_SETTINGS = {"ip_version": "both"}
 # A world served again gets new ports (--any-ports): its identity is compared instead
 WORLD_SET = {"smtp_port", "https_port"}
 
@@ -162,7 +169,7 @@ def scan_identity(manifest: dict) -> dict:
     for name in ROW_SETTINGS:
         if world and name in WORLD_SET:
             continue
-        identity[name] = config.get(name)
+        identity[name] = config.get(name, ADDED_SETTINGS.get(name))
     if world:
         identity["world"] = {k: world.get(k) for k in ("world_dir", "seed", "profile",
                                                         "domains")}

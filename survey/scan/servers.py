@@ -105,7 +105,9 @@ class ServerProber:
         return other.probe.status == HostStatus.OK and other.probe.chain != base.chain
 
     async def _attempt(self, ip: str, sni: str) -> Attempted:
-        if self.access.policy.check(ip) is not None:   # refused: no slot, no wait, no packet
+        policy = self.access.policy
+        if policy.check(ip) is not None or policy.out_of_reach(ip) is not None:
+            # refused or out of reach: no slot, no wait, no packet
             return Attempted(await self._probe(ip, sni), 0)
         connections = 0
         for attempt in range(self.access.retries + 1):

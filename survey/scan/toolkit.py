@@ -62,7 +62,9 @@ class Toolkit:
         self.config = config
         self.on_new_chain = on_new_chain
         blocklist = load_blocklist(config.blocklist) if config.blocklist else ()
-        self.policy = DestinationPolicy(config.mode, blocklist)
+        self.policy = DestinationPolicy(config.mode, blocklist,
+                                        routable=config.routable_versions(),
+                                        included=config.included_versions())
         self.store = TrustStore.load(config.ca_files, mozilla=config.mozilla_roots)
         self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
                                  lifetime=config.dns_lifetime,
