@@ -266,9 +266,7 @@ class Scan:
             shas = list(self.tools.judge(probe.chain)[0]) if probe.chain else None
             self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
                                                 attempted.enumeration))
-        # The probe stays in memory for the domains still to come; the transcript and
-        # banner are in the row now and need not stay with it.
-        probe.transcript, probe.banner = [], None
+        # the prober trims the probe for the domains still to come (servers.trimmed)
 
     # -- one domain ---------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ counted in the manifest (``sni_probes``), not in a row.
 
 Memory: every result stays for the whole scan (domains still to come may use
 the server), so what the rows no longer need is dropped once ``on_base`` has
-written the host row: banner, EHLO lines and transcript (the mx rows use only
-the status, SNI and chain). Chains keep their DER (domains judge them), but
+written the host row (``trimmed``, the one rule: the mx rows use only the
+status, SNI and chain). Chains keep their DER (domains judge them), but
 equal certificates are one ``bytes`` object: a provider's addresses and every
 server under one intermediate share theirs.
 """
@@ -40,7 +40,7 @@ server under one intermediate share theirs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
@@ -95,7 +95,7 @@ class ServerProber:
             attempted.connections += attempted.enumeration.connections
         if self.on_base is not None:
             self.on_base(attempted)
-        _slim(attempted.probe)
+        attempted.probe = trimmed(attempted.probe)
         return attempted
 
     async def _decide(self, ip: str, name: str, base: SmtpProbe) -> bool:
@@ -131,7 +131,11 @@ class ServerProber:
         return probe
 
 
-def _slim(probe: SmtpProbe) -> None:
-    """Drop what only the host row needed (it is written): the rest stays for the scan."""
-    probe.banner = probe.ehlo = probe.ehlo_tls = None
-    probe.transcript = []
+def trimmed(probe: SmtpProbe, *, judged: bool = False) -> SmtpProbe:
+    """The probe as the mx rows need it once its host row is written.
+
+    Banner, EHLO lines and transcript are in the host row; the chain stays until
+    its verdict is taken (``judged``: the caller holds the verdict, the chain goes).
+    """
+    return replace(probe, banner=None, ehlo=None, ehlo_tls=None, transcript=[],
+                   chain=[] if judged else probe.chain)

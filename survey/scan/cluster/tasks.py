@@ -32,7 +32,6 @@ import trio
 from survey import __version__
 from survey.certs import CertError, facts
 from survey.net.https import PolicyFetch
-from survey.net.smtp import SmtpProbe
 from survey.scan.cluster.stage import (
     Plan,
     mark_done,
@@ -44,7 +43,7 @@ from survey.scan.cluster.stage import (
 from survey.scan.config import ScanConfig
 from survey.scan.resolve import DomainDns, resolve_domain
 from survey.scan.run import tool_stats
-from survey.scan.servers import Attempted
+from survey.scan.servers import Attempted, trimmed
 from survey.scan.targets import Target
 from survey.scan.toolkit import (
     ServerOutcome,
@@ -163,12 +162,6 @@ def answers_dir(out: Location, round: int, s: int) -> Location:
 
 # -- 2. servers and policy hosts, by address partition --------------------------------------
 
-def _slim(probe: SmtpProbe) -> SmtpProbe:
-    """What the mx rows need of a probe: its host row has the rest."""
-    return dataclasses.replace(probe, transcript=[], banner=None, chain=[], ehlo=None,
-                               ehlo_tls=None)
-
-
 def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> dict:
     out = config.out
     names: dict[str, dict[str, Order]] = defaultdict(dict)   # address -> name -> first asker
@@ -204,7 +197,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     async def ask(ip: str, name: str) -> None:
         outcome = tools.outcome(await tools.prober.for_name(ip, name))
         if outcome is not None:
-            outcome = dataclasses.replace(outcome, probe=_slim(outcome.probe))
+            outcome = dataclasses.replace(outcome, probe=trimmed(outcome.probe, judged=True))
         outcomes[(name, ip)] = outcome
 
     async def fetch(request: FetchRequest) -> None:
