@@ -46,6 +46,7 @@ import trio
 
 from survey.net.guard import DestinationPolicy
 from survey.net.smtp import Timeouts, starttls_preamble
+from survey.net.transport import drain
 from survey.proto.enumerate import Offer, Outcome, outcome_from_events
 from survey.proto.tlshello import (
     CLOSED,
@@ -164,11 +165,6 @@ async def _hang_up(stream: trio.SocketStream, timeout: float) -> None:
     with trio.move_on_after(timeout):
         try:
             await stream.send_eof()
-            drained = 0
-            while drained < MAX_DRAIN_BYTES:
-                data = await stream.receive_some(READ_SIZE)
-                if not data:
-                    return
-                drained += len(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return
+        await drain(stream, MAX_DRAIN_BYTES, READ_SIZE)

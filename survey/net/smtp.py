@@ -56,6 +56,7 @@ from survey.net.transport import (
     Blocked,
     OutOfReach,
     client_context,
+    drain,
     negotiated,
     open_tcp,
     peer_chain,
@@ -262,14 +263,9 @@ async def _quit(session: _Session) -> None:
     with trio.move_on_after(QUIT_TIMEOUT):
         try:
             await session.command("QUIT", QUIT_TIMEOUT, "QUIT")
-            drained = 0
-            while drained < READ_SIZE * 4:
-                data = await session.stream.receive_some(READ_SIZE)
-                if not data:
-                    break
-                drained += len(data)
         except (_End, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            pass
+            return
+        await drain(session.stream, READ_SIZE * 4, READ_SIZE)
 
 
 @dataclass

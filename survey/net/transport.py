@@ -2,7 +2,8 @@
 
 A numeric connect (no getaddrinfo: every address was resolved before it gets
 here) behind the destination policy check, the scanner's TLS client context,
-and what a finished handshake tells: version, suite (IANA name) and chain.
+what a finished handshake tells: version, suite (IANA name) and chain, and
+the bounded drain that waits for a peer to hang up.
 """
 
 from __future__ import annotations
@@ -19,6 +20,29 @@ from survey.vocabulary import HostStatus
 
 SSL_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
                      "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
+
+
+DRAIN_READ_SIZE = 4096
+
+
+async def drain(stream: trio.abc.ReceiveStream, limit: int,
+                read_size: int = DRAIN_READ_SIZE) -> bool:
+    """Read and drop what the peer sends until it hangs up; the caller bounds the time.
+
+    True once the peer has closed (or reset, or the stream broke): the
+    connection is over for it too. False when ``limit`` bytes came first (a
+    peer that floods is not read any further).
+    """
+    dropped = 0
+    try:
+        while dropped < limit:
+            data = await stream.receive_some(read_size)
+            if not data:
+                return True
+            dropped += len(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return True
+    return False
 
 
 class Blocked(Exception):

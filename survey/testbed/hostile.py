@@ -36,6 +36,7 @@ from collections.abc import Iterator
 
 import trio
 
+from survey.net.transport import drain
 from survey.testbed.model import PolicyHostSpec, SmtpServerSpec
 
 BLOCK = 64 * 1024
@@ -48,15 +49,9 @@ _FILL = b"x" * BLOCK
 
 async def hang_up(stream: trio.abc.ReceiveStream, duration: float) -> None:
     """Read and drop what the client sends until it hangs up, at most ``duration`` s."""
-    with trio.move_on_after(duration), contextlib.suppress(
-            trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        received = 0
-        while received < MAX_SINK:
-            chunk = await stream.receive_some(BLOCK)
-            if not chunk:
-                return
-            received += len(chunk)
-        await trio.sleep_forever()   # a flood of input: stop reading, wait out the duration
+    with trio.move_on_after(duration):
+        if not await drain(stream, MAX_SINK, BLOCK):
+            await trio.sleep_forever()   # a flood of input: stop reading, wait out the duration
 
 
 def banner_block(spec: SmtpServerSpec) -> bytes:
