@@ -19,6 +19,7 @@ import trio
 from survey.net.guard import DestinationPolicy
 from survey.net.probes import MAX_ANSWER_BYTES, hello_probe
 from survey.net.smtp import Timeouts, probe_starttls
+from survey.net.transport import drain
 from survey.proto import ciphers
 from survey.proto.enumerate import Chosen, Failed, Offer, Refused
 from survey.proto.tlshello import HelloSpec, ServerHello, build_client_hello
@@ -284,3 +285,22 @@ async def test_a_starttls_probe_is_over_for_the_server_before_it_returns(world):
         await probe_starttls(server.ip, port, policy=TESTBED, ehlo_name=EHLO, sni=None,
                              timeouts=TIMEOUTS)
         assert Counter(r.ip for r in log.records)[server.ip] == before + 1, behaviour
+
+
+async def test_drain_waits_for_the_hang_up_and_stops_reading_a_flood():
+    # net/transport.drain: the one bounded drain (hello hang-up, QUIT, the testbed's sink)
+    ours, theirs = trio.socket.socketpair()
+    stream, peer = trio.SocketStream(ours), trio.SocketStream(theirs)
+    await peer.send_all(b"x" * 100)
+    await peer.aclose()
+    with trio.fail_after(5):
+        assert await drain(stream, 1000) is True
+    await stream.aclose()
+
+    ours, theirs = trio.socket.socketpair()
+    stream, peer = trio.SocketStream(ours), trio.SocketStream(theirs)
+    await peer.send_all(b"x" * 5000)   # more than the limit, and the peer stays
+    with trio.fail_after(5):
+        assert await drain(stream, 1000, 512) is False
+    await stream.aclose()
+    await peer.aclose()
