@@ -89,3 +89,24 @@ def pytest_runtest_setup(item):
     """``needs(...)`` marks (tests/requirements.py): skip, or fail under SURVEY_TEST_STRICT."""
     for mark in item.iter_markers("needs"):
         require(*mark.args, **mark.kwargs)
+
+
+# -- shared test material, built once per run when a test first asks for it ---------------
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """The testbed PKI (root, intermediate, untrusted CA; leaves and contexts cached).
+
+    Keys are the expensive part, so every test shares one; nothing a test does
+    to it (asking for leaves and contexts) changes what another test gets.
+    """
+    from survey.testbed.pki import Pki
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def net_world():
+    """The 300-domain fast-scale world of seed 11 that the SMTP, hello-probe and
+    enumeration tests serve: every SMTP behaviour, every TLS configuration kind."""
+    from survey.testbed.generator import generate
+    return generate(300, seed=11, scale="fast")

@@ -11,17 +11,11 @@ from survey.net.https import fetch_policy
 from survey.testbed.generator import generate
 from survey.testbed.https_server import serve_https
 from survey.testbed.listen import ConnectionLog
-from survey.testbed.pki import Pki
 from survey.testbed.truth import _policy_truth
 
 TESTBED = DestinationPolicy("testbed")
 WORLD = generate(400, seed=5, scale="fast")
 TIMEOUT = WORLD.scanner.policy_timeout
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

@@ -14,53 +14,47 @@ import trio
 from survey.certs import TrustStore, evaluate
 from survey.net.guard import DestinationPolicy
 from survey.net.smtp import SmtpProbe, Timeouts, probe_starttls
-from survey.testbed.generator import generate, load_profile, server_traits
+from survey.testbed.generator import SCALES, generate, load_profile, server_traits
 from survey.testbed.listen import ConnectionLog
-from survey.testbed.pki import Pki
+from survey.testbed.model import SMTP_BEHAVIOURS
 from survey.testbed.smtp_server import serve_smtp
 from survey.testbed.truth import host_truth
 
 TESTBED = DestinationPolicy("testbed")
-WORLD = generate(300, seed=11, scale="fast")
-S = WORLD.scanner
+S = SCALES["fast"].scanner
 TIMEOUTS = Timeouts(connect=S.connect_timeout, greeting=S.greeting_timeout,
                     command=S.command_timeout, tls=S.tls_timeout)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("pki"))
-
-
 @pytest.fixture
-async def smtp(nursery, pki):
+async def smtp(nursery, pki, net_world):
     log = ConnectionLog(None)
     port = await nursery.start(lambda task_status: serve_smtp(
-        WORLD, port=0, pki=pki, connlog=log, task_status=task_status))
+        net_world, port=0, pki=pki, connlog=log, task_status=task_status))
     return port, log
 
 
-def one_server_per_behaviour():
+def one_server_per_behaviour(spec):
     chosen = {}
-    for ip, server in sorted(WORLD.smtp_servers.items()):
+    for ip, server in sorted(spec.smtp_servers.items()):
         chosen.setdefault(server.behaviour, ip)
     return chosen
 
 
-async def probe(ip, port) -> SmtpProbe:
-    server = WORLD.smtp_servers[ip]
+async def probe(spec, ip, port) -> SmtpProbe:
+    server = spec.smtp_servers[ip]
     sni = server.tls.names[0] if server.tls and server.tls.names else server.hostname
     with trio.fail_after(S.greeting_timeout * 4 + S.tls_timeout):
         return await probe_starttls(ip, port, policy=TESTBED, ehlo_name="scanner.survey.test", sni=sni,
                                     timeouts=TIMEOUTS)
 
 
-@pytest.mark.parametrize("behaviour", sorted(one_server_per_behaviour()))
-async def test_each_behaviour_ends_in_its_true_status(smtp, behaviour):
+@pytest.mark.parametrize("behaviour", sorted(SMTP_BEHAVIOURS))
+async def test_each_behaviour_ends_in_its_true_status(smtp, net_world, behaviour):
     port, _ = smtp
-    ip = one_server_per_behaviour()[behaviour]
-    truth = host_truth(WORLD.smtp_servers[ip], WORLD)
-    result = await probe(ip, port)
+    ip = one_server_per_behaviour(net_world)[behaviour]   # the world has every behaviour
+    truth = host_truth(net_world.smtp_servers[ip], net_world)
+    result = await probe(net_world, ip, port)
     if behaviour == "greylist":   # one attempt only: the retry is the scheduler's job
         assert result.status == "smtp_reject_4xx" and result.is_retryable
         return
@@ -76,20 +70,20 @@ async def test_each_behaviour_ends_in_its_true_status(smtp, behaviour):
         assert result.chain, "the chain is recorded whatever its validity"
 
 
-async def test_the_chain_verifies_against_the_world_ca(smtp, pki):
+async def test_the_chain_verifies_against_the_world_ca(smtp, pki, net_world):
     port, _ = smtp
     store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
-    server = next(s for s in WORLD.smtp_servers.values()
+    server = next(s for s in net_world.smtp_servers.values()
                   if s.behaviour == "normal" and s.tls and s.tls.cert_kind == "valid")
-    result = await probe(server.ip, port)
+    result = await probe(net_world, server.ip, port)
     verdict = evaluate(result.chain, server.tls.names[0], pki.now, store)
     assert verdict.status == "valid", verdict
 
 
-async def test_the_scanner_never_sends_mail_commands(smtp):
+async def test_the_scanner_never_sends_mail_commands(smtp, net_world):
     port, _ = smtp
-    ip = one_server_per_behaviour()["normal"]
-    result = await probe(ip, port)
+    ip = one_server_per_behaviour(net_world)["normal"]
+    result = await probe(net_world, ip, port)
     sent = [line[3:].split()[0] for line in result.transcript if line.startswith("C: ")]
     assert sent == ["EHLO", "STARTTLS", "EHLO", "QUIT"]
 
@@ -101,10 +95,10 @@ async def test_connection_refused_and_blackholed_ports():
     assert result.status == "connection_refused"
 
 
-async def test_one_connection_per_probe(smtp):
+async def test_one_connection_per_probe(smtp, net_world):
     port, log = smtp
-    ip = one_server_per_behaviour()["normal"]
-    await probe(ip, port)
+    ip = one_server_per_behaviour(net_world)["normal"]
+    await probe(net_world, ip, port)
     assert Counter(r.ip for r in log.records)[ip] == 1
 
 
@@ -117,26 +111,28 @@ async def test_a_refused_destination_gets_no_packet(mode, ip):
     assert result.status == "blocked_by_policy" and result.transcript == []
 
 
-ANON_WORLD = generate(60, seed=5, scale="fast",
-                      profile={**load_profile("default"),
-                               "own": {**load_profile("default")["own"], "anon_preferred": 0.5}})
+@pytest.fixture(scope="module")
+def anon_world():
+    default = load_profile("default")
+    return generate(60, seed=5, scale="fast",
+                    profile={**default, "own": {**default["own"], "anon_preferred": 0.5}})
 
 
 @pytest.fixture
-async def anon_smtp(nursery, pki):
+async def anon_smtp(nursery, pki, anon_world):
     return await nursery.start(lambda task_status: serve_smtp(
-        ANON_WORLD, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
+        anon_world, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
 
 
-async def test_a_server_preferring_anonymous_suites_still_shows_its_chain(anon_smtp, pki):
+async def test_a_server_preferring_anonymous_suites_still_shows_its_chain(anon_smtp, anon_world):
     # Postfix's default lists keep aNULL; with its own order at TLS 1.0-1.2 it would pick
     # an anonymous suite for a client offering one, and the probe would see no certificate.
-    servers = [s for s in ANON_WORLD.smtp_servers.values()
+    servers = [s for s in anon_world.smtp_servers.values()
                if s.behaviour == "normal" and "pref:anon" in server_traits(s)
                and s.tls.engine == "openssl"]
     assert servers
     for server in servers[:3]:
-        truth = host_truth(server, ANON_WORLD)
+        truth = host_truth(server, anon_world)
         with trio.fail_after(S.greeting_timeout * 4 + S.tls_timeout):
             result = await probe_starttls(server.ip, anon_smtp, policy=TESTBED,
                                           ehlo_name="scanner.survey.test",

@@ -29,15 +29,13 @@ from survey.scan import plans
 from survey.scan.access import ServerAccess
 from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
-from survey.testbed.generator import generate
+from survey.testbed.generator import SCALES
 from survey.testbed.listen import ConnectionLog, max_concurrency, serve_tcp
-from survey.testbed.pki import Pki
 from survey.testbed.smtp_server import SmtpWorld
 from survey.testbed.truth import host_truth
 
 TESTBED = DestinationPolicy("testbed")
-WORLD = generate(300, seed=11, scale="fast")
-S = WORLD.scanner
+S = SCALES["fast"].scanner
 TIMEOUTS = Timeouts(connect=S.connect_timeout, greeting=S.greeting_timeout,
                     command=S.command_timeout, tls=S.tls_timeout)
 TLS12 = plans._candidates("TLSv1.2")
@@ -166,11 +164,6 @@ def test_columns_follow_the_truth_conventions():
 
 # -- the enumerator against real servers --------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("pki"))
-
-
 class Refusing:
     """The world's SMTP servers, except that connections number ``start`` to ``stop`` to
     one address (counted from 0) get a 421 naming a connection limit, as a server whose
@@ -190,9 +183,9 @@ class Refusing:
         await self.inner.handle(conn)
 
 
-async def serve(nursery, pki, handler_factory=lambda inner: inner):
+async def serve(nursery, pki, spec, handler_factory=lambda inner: inner):
     log = ConnectionLog(None)
-    handler = handler_factory(SmtpWorld(WORLD, pki))
+    handler = handler_factory(SmtpWorld(spec, pki))
     port = await nursery.start(lambda task_status: serve_tcp(
         handler.handle, port=0, connlog=log, service="smtp", task_status=task_status))
     return port, log, handler
@@ -206,8 +199,8 @@ def enumerator(port, profile="ciphers", **kw) -> Enumerator:
     return Enumerator(profile=profile, access=access, budget=budget)
 
 
-def openssl(versions, server_preference=None, behaviour="normal"):
-    return next(s for _, s in sorted(WORLD.smtp_servers.items())
+def openssl(spec, versions, server_preference=None, behaviour="normal"):
+    return next(s for _, s in sorted(spec.smtp_servers.items())
                 if s.behaviour == behaviour and s.tls is not None
                 and s.tls.engine == "openssl" and s.tls.versions == versions
                 and len(s.tls.ciphers.split(":")) >= 2
@@ -229,28 +222,29 @@ async def base_probe(port, server):
                                 timeouts=TIMEOUTS)
 
 
-def agrees(result, server) -> None:
-    truth = host_truth(server, WORLD)
+def agrees(result, server, spec) -> None:
+    truth = host_truth(server, spec)
     assert result.versions_supported == truth.versions
     assert canon(result.cipher_suites) == canon(truth.cipher_suites)
     assert canon(result.server_preference) == canon(truth.server_preference)
 
 
 @pytest.mark.parametrize("server_preference", [True, False])
-async def test_ciphers_agree_with_the_truth_within_the_bound(nursery, pki, server_preference):
-    port, _, _ = await serve(nursery, pki)
-    server = openssl(("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"), server_preference)
+async def test_ciphers_agree_with_the_truth_within_the_bound(nursery, pki, net_world,
+                                                            server_preference):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = openssl(net_world, ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"), server_preference)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
     assert result.probe_status == "ok" and result.backoffs == 0
-    agrees(result, server)
+    agrees(result, server, net_world)
     supported = len(result.cipher_suites)
     assert 1 + result.connections <= supported + len(ciphers.VERSIONS) + 2
 
 
-async def test_versions_costs_one_hello_per_version_not_known(nursery, pki):
-    port, _, _ = await serve(nursery, pki)
-    server = openssl(("TLSv1.2", "TLSv1.3"))
+async def test_versions_costs_one_hello_per_version_not_known(nursery, pki, net_world):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"))
     base = await base_probe(port, server)
     result = await enumerator(port, "versions").run(base, 1)
     assert result.probe_status == "ok"
@@ -259,23 +253,25 @@ async def test_versions_costs_one_hello_per_version_not_known(nursery, pki):
     assert result.connections == len(ciphers.VERSIONS) - 1   # TLS 1.3 came with starttls
 
 
-async def test_a_421_in_the_middle_is_waited_out_and_the_enumeration_resumes(nursery, pki):
+async def test_a_421_in_the_middle_is_waited_out_and_the_enumeration_resumes(nursery, pki,
+                                                                             net_world):
     # connections 3 and 4 to each address are refused; the starttls probe was number 0
-    port, log, _ = await serve(nursery, pki, lambda inner: Refusing(inner, 3, 5))
-    server = openssl(("TLSv1.2", "TLSv1.3"), True)
+    port, log, _ = await serve(nursery, pki, net_world, lambda inner: Refusing(inner, 3, 5))
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"), True)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
     assert result.probe_status == "ok" and result.backoffs == 2
-    agrees(result, server)
+    agrees(result, server, net_world)
     assert max(max_concurrency([r for r in log.records if r.ip == server.ip]).values()) == 1
 
 
-async def test_a_server_that_keeps_refusing_gives_partial_never_unsupported(nursery, pki):
-    port, _, _ = await serve(nursery, pki, lambda inner: Refusing(inner, 4))
-    server = openssl(("TLSv1.2", "TLSv1.3"), True)
+async def test_a_server_that_keeps_refusing_gives_partial_never_unsupported(nursery, pki,
+                                                                            net_world):
+    port, _, _ = await serve(nursery, pki, net_world, lambda inner: Refusing(inner, 4))
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"), True)
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
-    truth = host_truth(server, WORLD)
+    truth = host_truth(server, net_world)
     assert result.probe_status == "partial" and "stopped answering" in result.detail
     assert result.backoffs == 2 and result.connections == 3 + 3
     assert pairs(result.cipher_suites) <= pairs(truth.cipher_suites)
@@ -283,29 +279,29 @@ async def test_a_server_that_keeps_refusing_gives_partial_never_unsupported(nurs
     assert result.cipher_suites, "what was found before the refusals is kept"
 
 
-async def test_the_budget_cuts_the_enumeration_short_as_partial(nursery, pki):
-    port, _, _ = await serve(nursery, pki)
-    server = openssl(("TLSv1.2", "TLSv1.3"))
+async def test_the_budget_cuts_the_enumeration_short_as_partial(nursery, pki, net_world):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"))
     base = await base_probe(port, server)
     result = await enumerator(port, budget=4).run(base, 1)
     assert result.probe_status == "partial" and "budget" in result.detail
     assert result.connections == 3
-    truth = host_truth(server, WORLD)
+    truth = host_truth(server, net_world)
     assert pairs(result.cipher_suites) <= pairs(truth.cipher_suites)
 
 
-async def test_a_server_without_starttls_is_not_enumerated(nursery, pki):
-    port, _, _ = await serve(nursery, pki)
-    server = next(s for s in WORLD.smtp_servers.values() if s.behaviour == "no_starttls")
+async def test_a_server_without_starttls_is_not_enumerated(nursery, pki, net_world):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = next(s for s in net_world.smtp_servers.values() if s.behaviour == "no_starttls")
     base = await base_probe(port, server)
     result = await enumerator(port).run(base, 1)
     assert result.probe_status == "not_run" and result.connections == 0
     assert result.versions_supported is None
 
 
-async def test_a_drop_after_220_refuses_every_version(nursery, pki):
-    port, _, _ = await serve(nursery, pki)
-    server = next(s for s in WORLD.smtp_servers.values()
+async def test_a_drop_after_220_refuses_every_version(nursery, pki, net_world):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = next(s for s in net_world.smtp_servers.values()
                   if s.behaviour == "drop_after_starttls")
     base = await base_probe(port, server)
     assert base.status == "tls_handshake_failed"
@@ -315,9 +311,9 @@ async def test_a_drop_after_220_refuses_every_version(nursery, pki):
     assert result.connections == len(ciphers.VERSIONS)
 
 
-async def test_the_starttls_profile_sends_no_hello(nursery, pki):
-    port, _, _ = await serve(nursery, pki)
-    server = openssl(("TLSv1.2", "TLSv1.3"))
+async def test_the_starttls_profile_sends_no_hello(nursery, pki, net_world):
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"))
     base = await base_probe(port, server)
     result = await enumerator(port, "starttls").run(base, 1)
     assert result.probe_status == "not_run" and result.connections == 0

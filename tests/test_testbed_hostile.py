@@ -35,7 +35,6 @@ from survey.testbed import hostile
 from survey.testbed.generator import generate
 from survey.testbed.https_server import serve_https
 from survey.testbed.listen import ConnectionLog
-from survey.testbed.pki import Pki
 from survey.testbed.smtp_server import serve_smtp
 from survey.testbed.truth import EPOCH, _policy_truth, build_truth, host_truth
 
@@ -59,11 +58,6 @@ AT_LEAST = {"tarpit": S.greeting_timeout, "tls_truncated": S.tls_timeout}
 
 def server_for(behaviour: str):
     return next(s for ip, s in sorted(WORLD.smtp_servers.items()) if s.behaviour == behaviour)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture

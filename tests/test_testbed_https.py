@@ -67,11 +67,6 @@ WORLD = World(seed=0, profile="test", domains=(), mx_hosts={}, smtp_servers={},
               policy_hosts={h.domain: h for h in HOSTS}, dns={})
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("world"))
-
-
 @dataclass
 class Served:
     port: int

@@ -51,7 +51,7 @@ from survey.testbed.model import (
     VersionSuites,
     World,
 )
-from survey.testbed.pki import Pki, PkiError
+from survey.testbed.pki import PkiError
 from survey.testbed.smtp_server import SmtpWorld, serve_smtp
 from survey.testbed.truth import build_truth, host_truth
 from tests.requirements import needs
@@ -82,11 +82,6 @@ SERVERS.update({ip: legacy_server(ip, f"cert-{kind}",
                 for kind, ip in CERT_IPS.items()})
 WORLD = World(seed=0, profile="legacy-test", domains=(), mx_hosts={}, smtp_servers=SERVERS,
               policy_hosts={}, dns={})
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture

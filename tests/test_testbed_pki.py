@@ -43,11 +43,6 @@ class Tls:
     key_type: str = "ec"
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("world"))
-
-
 def client_context(pki: Pki, *, verify: bool = True, legacy: bool = False) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
     if not verify:

@@ -260,11 +260,6 @@ WORLD = World(seed=0, profile="test", domains=(), mx_hosts={},
 SPEC = WORLD.smtp_servers
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("world"))
-
-
 @dataclass
 class Served:
     port: int
