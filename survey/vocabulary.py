@@ -141,6 +141,10 @@ class ProbeStatus(Vocabulary):
     NOT_RUN = "not_run", "the starttls profile, or a server that never reached STARTTLS's 220"
     FAILED = ("failed", ("a hello got no TLS decision before the server ever spoke TLS (the "
                          "lists stay null)"))
+    NO_HANDSHAKE = ("no_handshake", ("the hellos got ServerHellos, but no TLS handshake with "
+                                     "the server completed (its starttls probe's failed): "
+                                     "the lists are what it announces, not versions or "
+                                     "suites a sender can use"))
 
 
 class Profile(Vocabulary):

@@ -311,6 +311,20 @@ async def test_a_drop_after_220_refuses_every_version(nursery, pki, net_world):
     assert result.connections == len(ciphers.VERSIONS)
 
 
+async def test_serverhellos_without_any_completed_handshake_are_flagged(nursery, pki, net_world):
+    """Debian 12's OpenSMTPD aborts every handshake after its ServerHello: the hellos read
+    versions, yet no sender can use them (issue 20). The starttls probe's own handshake is
+    the witness: when it failed, the lists are marked as announced, not usable."""
+    port, _, _ = await serve(nursery, pki, net_world)
+    server = openssl(net_world, ("TLSv1.2", "TLSv1.3"))
+    base = await base_probe(port, server)
+    base.status, base.detail = "tls_handshake_failed", "EOF after ServerHello"
+    result = await enumerator(port, "versions").run(base, 1)
+    assert result.versions_supported == ["TLSv1.2", "TLSv1.3"]        # what it announces
+    assert result.probe_status == "no_handshake"
+    assert "no handshake completed" in result.detail and "EOF after ServerHello" in result.detail
+
+
 async def test_the_starttls_profile_sends_no_hello(nursery, pki, net_world):
     port, _, _ = await serve(nursery, pki, net_world)
     server = openssl(net_world, ("TLSv1.2", "TLSv1.3"))

@@ -193,13 +193,15 @@ def tls_versions(scan: Scan) -> pd.DataFrame:
     ``measure`` says which: ``negotiated`` (the starttls probe: the best the
     server and our client share) or ``supported`` (the versions profile;
     shares do not add up to 1: a server supports several). Addresses whose
-    enumeration did not run (null ``versions_supported``) are not in the
-    supported denominator.
+    enumeration did not run (null ``versions_supported``), or whose handshakes never
+    complete (``probe_status`` ``no_handshake``), are not in the supported denominator.
     """
     negotiated = distribution(scan, "ip", "tls_version", "status = 'ok'", unit=TLS_IPS,
                               categories=VERSIONS)
     negotiated.insert(0, "measure", "negotiated")
-    den = "versions_supported IS NOT NULL"
+    # no_handshake: versions a server announces in ServerHellos but never completes a
+    # handshake with -- no sender can use them, so they are no supported versions
+    den = "versions_supported IS NOT NULL AND probe_status IS DISTINCT FROM 'no_handshake'"
     enumerated_unit = "IP addresses with enumerated versions"
     supported = frame([share(scan, "ip", f"list_contains(versions_supported, '{v}')", den,
                              name=v, unit=enumerated_unit) for v in VERSIONS],

@@ -213,6 +213,16 @@ class _Server:
         undecided = sorted([v for v, r in self.results.items() if not r.complete]
                            + [v for v, ok in self.decided.items() if ok is None])
         detail = interrupted or (f"undecided: {', '.join(undecided)}" if undecided else None)
+        if not ok and detail is None:
+            detail = "incomplete"
+        if self.base.status == HostStatus.TLS_HANDSHAKE_FAILED and enumeration.versions_supported:
+            # ServerHellos only: a server that aborts every handshake after its hello is no
+            # TLS server to a sender, whatever versions it announces (issue 20)
+            status = ProbeStatus.NO_HANDSHAKE
+            detail = ("no handshake completed (the starttls probe's failed: "
+                      f"{self.base.detail or 'no detail'}); the lists are what its "
+                      "ServerHellos announced" + (f"; also {detail}" if not ok else ""))[:300]
+            ok = False
         return Enumeration(status, enumeration.versions_supported, enumeration.cipher_suites,
                            enumeration.server_preference, self.connections, self.backoffs,
                            None if ok else detail)
