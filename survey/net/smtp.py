@@ -136,6 +136,18 @@ def _connect_status(exc: OSError) -> HostStatus:
     return HostStatus.CONNECT_ERROR     # recorded as what it is (the detail names it)
 
 
+def _ended(probe: SmtpProbe, exc: _End | Blocked | OSError) -> None:
+    """The status and detail of a dialogue that ``exc`` ended (what was learnt stays)."""
+    if isinstance(exc, _End):
+        probe.status, probe.detail = exc.status, exc.detail
+    elif isinstance(exc, OutOfReach):
+        probe.status, probe.detail = exc.status, str(exc)
+    elif isinstance(exc, Blocked):
+        probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(exc)
+    else:
+        probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
+
+
 class _Session:
     """The reading and writing half of the dialogue, over plain TCP then TLS."""
 
@@ -295,14 +307,8 @@ async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, eh
             await _preamble(_Session(stream, probe), probe, ehlo_name=ehlo_name,
                             timeouts=timeouts)
             upgrade.stream = stream
-        except _End as end:
-            probe.status, probe.detail = end.status, end.detail
-        except OutOfReach as reach:
-            probe.status, probe.detail = reach.status, str(reach)
-        except Blocked as blocked:
-            probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
-        except OSError as exc:
-            probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
+        except (_End, Blocked, OSError) as exc:
+            _ended(probe, exc)
         yield upgrade
     finally:
         if stream is not None:
@@ -336,14 +342,8 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
                             context_factory=context_factory)
         finally:
             stream = session.stream
-    except _End as end:
-        probe.status, probe.detail = end.status, end.detail
-    except OutOfReach as reach:
-        probe.status, probe.detail = reach.status, str(reach)
-    except Blocked as blocked:
-        probe.status, probe.detail = HostStatus.BLOCKED_BY_POLICY, str(blocked)
-    except OSError as exc:
-        probe.status, probe.detail = _connect_status(exc), str(exc)[:300]
+    except (_End, Blocked, OSError) as exc:
+        _ended(probe, exc)
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
