@@ -173,7 +173,6 @@ def _key_pem(key: Any) -> bytes:
 def _ca_cert(subject: x509.Name, key: Any, issuer: _Ca | None, now: dt.datetime,
              path_length: int | None) -> x509.Certificate:
     issuer_name = issuer.cert.subject if issuer else subject
-    issuer_key = issuer.key if issuer else key
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -187,14 +186,23 @@ def _ca_cert(subject: x509.Name, key: Any, issuer: _Ca | None, now: dt.datetime,
             digital_signature=True, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
             encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                       critical=False)
     )
+    return _signed(builder, key, issuer)
+
+
+def _signed(builder: x509.CertificateBuilder, key: Any, issuer: _Ca | None
+            ) -> x509.Certificate:
+    """``builder`` with the key identifiers (SKI; AKI when issued), signed by the issuer.
+
+    No issuer: self-signed with ``key``.
+    """
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                                    critical=False)
     if issuer:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder.sign(issuer.key if issuer else key, hashes.SHA256())
 
 
 class Pki:
@@ -312,14 +320,8 @@ class Pki:
                 encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
         )
-        if issuer:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-                critical=False)
-        return builder.sign(issuer.key if issuer else key, hashes.SHA256())
+        return _signed(builder, key, issuer)
 
     # -- TLS contexts --------------------------------------------------------------------
 
