@@ -185,19 +185,18 @@ async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | 
         async with trio.open_nursery() as nursery:
             dns = await nursery.start(_dns_task, world, dns_port)
             services["dns"] = "ready"
-            smtp = https = None
-            if serve_smtp is not None:
-                smtp = await nursery.start(_server_task, serve_smtp, world, smtp_port, pki,
-                                           connlog, max_connections)
-                services["smtp"] = "ready"
-            else:
-                services["smtp"] = smtp_missing or "unavailable"
-            if serve_https is not None:
-                https = await nursery.start(_server_task, serve_https, world, https_port, pki,
-                                            connlog, max_connections)
-                services["https"] = "ready"
-            else:
-                services["https"] = https_missing or "unavailable"
+
+            async def start(service: str, serve: Any, port: int, missing: str | None) -> Any:
+                if serve is None:
+                    services[service] = missing or "unavailable"
+                    return None
+                started = await nursery.start(_server_task, serve, world, port, pki, connlog,
+                                              max_connections)
+                services[service] = "ready"
+                return started
+
+            smtp = await start("smtp", serve_smtp, smtp_port, smtp_missing)
+            https = await start("https", serve_https, https_port, https_missing)
             info = world_json(world_dir, world, dns=dns, smtp=smtp, https=https,
                               services=services)
             _write_json_atomic(world_dir / WORLD_JSON, info)
