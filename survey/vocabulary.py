@@ -104,7 +104,9 @@ FINAL_STATUS_RULE = (
     "times with exponential back-off (RFC 5321 §4.5.4.1: a 4xx asks the client to come "
     "back later; it says nothing about STARTTLS). `status` is the outcome of the last "
     "attempt: a refusal that clears on a retry ends `ok` (or whatever that attempt found), "
-    "never `rate_limited`.")
+    "never `rate_limited`, and the row keeps every attempt in `attempts` (time, step, "
+    "reply code, status), so the refusal stays countable; `refused_before_ok` is true "
+    "when the final status is `ok` after at least one temporary refusal.")
 
 
 def final_status(attempts: list[HostStatus] | tuple[HostStatus, ...]) -> HostStatus:

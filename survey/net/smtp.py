@@ -71,7 +71,7 @@ from survey.proto.smtp import (
     parse_ehlo,
     starttls_refusal_status,
 )
-from survey.vocabulary import RETRYABLE, HostStatus
+from survey.vocabulary import RETRYABLE, AttemptStep, HostStatus
 
 READ_SIZE = 4096
 MAX_SESSION_BYTES = 1 << 20        # a whole session never reads more than 1 MiB
@@ -95,6 +95,8 @@ class SmtpProbe:
     port: int
     status: HostStatus = HostStatus.OK
     detail: str | None = None
+    step: AttemptStep = AttemptStep.CONNECT  # the last step begun
+    reply_code: int | None = None           # the last reply's code (QUIT's excluded)
     banner: str | None = None
     ehlo: list[str] | None = None           # EHLO reply lines after the first, as sent
     ehlo_tls: list[str] | None = None
@@ -177,6 +179,7 @@ class _Session:
                     raise _End(HostStatus.PROTOCOL_ERROR,
                                f"{what}: the server closed the connection")
                 self.probe.note("S", event.raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.probe.reply_code = event.code
                 return event
             try:
                 data = await self.stream.receive_some(READ_SIZE)
@@ -201,11 +204,13 @@ class _Session:
 async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
                     timeouts: Timeouts) -> None:
     """Greeting, EHLO, STARTTLS, 220: on return the stream is ready for a ClientHello."""
+    probe.step = AttemptStep.GREETING
     greeting = await session.reply_within(timeouts.greeting, "greeting")
     probe.banner = greeting.raw.decode("utf-8", "replace")
     if greeting.code != 220:
         raise _End(_refusal(greeting), f"greeting: {greeting.code}")
 
+    probe.step = AttemptStep.EHLO
     ehlo = await session.command(f"EHLO {ehlo_name}", timeouts.command, "EHLO")
     if ehlo.code != 250:
         raise _End(_refusal(ehlo), f"EHLO: {ehlo.code}")
@@ -216,6 +221,7 @@ async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
         await _quit(session)
         raise _End(HostStatus.NO_STARTTLS)
 
+    probe.step = AttemptStep.STARTTLS
     ready = await session.command("STARTTLS", timeouts.command, "STARTTLS")
     if ready.code != 220:
         await _quit(session)
@@ -231,6 +237,7 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
                     timeouts: Timeouts, context_factory: Callable[[], ssl.SSLContext]) -> None:
     await _preamble(session, probe, ehlo_name=ehlo_name, timeouts=timeouts)
     probe.sni = sni
+    probe.step = AttemptStep.TLS
     tls = trio.SSLStream(session.stream, context_factory(), server_hostname=sni)
     with trio.move_on_after(timeouts.tls) as scope:
         try:
@@ -247,6 +254,7 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
 
     session.stream = tls
     session.parser = ReplyParser()    # RFC 3207 §4.2: forget everything said in clear
+    probe.step = AttemptStep.EHLO_TLS
     try:
         ehlo_tls = await session.command(f"EHLO {ehlo_name}", timeouts.command, "EHLO over TLS")
     except _End as end:  # TLS worked: the probe is a success whatever follows
@@ -272,12 +280,16 @@ async def _quit(session: _Session) -> None:
     before the next one to this address starts (a per-IP limit still counting
     this one would answer the next with 421).
     """
-    with trio.move_on_after(QUIT_TIMEOUT):
-        try:
-            await session.command("QUIT", QUIT_TIMEOUT, "QUIT")
-        except (_End, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
-        await drain(session.stream, READ_SIZE * 4, READ_SIZE)
+    code = session.probe.reply_code      # the dialogue's last reply, not QUIT's 221
+    try:
+        with trio.move_on_after(QUIT_TIMEOUT):
+            try:
+                await session.command("QUIT", QUIT_TIMEOUT, "QUIT")
+            except (_End, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
+            await drain(session.stream, READ_SIZE * 4, READ_SIZE)
+    finally:
+        session.probe.reply_code = code
 
 
 @dataclass

@@ -265,7 +265,7 @@ class Scan:
             self.done.hosts.add(key)
             shas = list(self.tools.judge(probe.chain)[0]) if probe.chain else None
             self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
-                                                attempted.enumeration))
+                                                attempted.enumeration, attempted.attempts))
         # the prober trims the probe for the domains still to come (servers.trimmed)
 
     # -- one domain ---------------------------------------------------------------------

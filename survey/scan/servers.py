@@ -20,7 +20,9 @@ connection per shared address decides it. (A failed decision probe counts as
 A refusal that may clear (``SmtpProbe.is_retryable``: a 4xx at greeting or
 EHLO, rate limits and greylisting) is retried up to ``retries`` times, with
 exponential back-off, each attempt through the politeness slot. The final
-attempt's result stands; ``connections`` counts every attempt.
+attempt's result stands (survey.vocabulary.FINAL_STATUS_RULE); the base
+probe keeps every attempt (when, how far, the last reply code, the status)
+for its row's ``attempts``, and ``connections`` counts every attempt.
 
 With the ``versions`` and ``ciphers`` profiles the base probe is followed by
 the server's enumeration (scan/enumeration.py) before the base result is
@@ -40,7 +42,9 @@ server under one intermediate share theirs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 import trio
 
@@ -48,7 +52,16 @@ from survey.net.singleflight import SingleFlight
 from survey.net.smtp import SmtpProbe, probe_starttls
 from survey.scan.access import ServerAccess
 from survey.scan.enumeration import NOT_RUN, Enumeration, Enumerator
-from survey.vocabulary import HostStatus
+from survey.vocabulary import AttemptStep, HostStatus
+
+
+class Attempt(NamedTuple):
+    """One starttls connection of a server's probe (an item of ``hosts.attempts``)."""
+
+    at: datetime                # when the connection was opened (UTC)
+    step: AttemptStep           # how far the dialogue got
+    reply_code: int | None      # the last reply's code; None when the server sent none
+    status: HostStatus
 
 
 @dataclass(slots=True)
@@ -56,6 +69,7 @@ class Attempted:
     probe: SmtpProbe
     connections: int
     enumeration: Enumeration = NOT_RUN
+    attempts: list[Attempt] = field(default_factory=list)  # the base probe's, until written
 
 
 class ServerProber:
@@ -88,7 +102,7 @@ class ServerProber:
 
     async def _probe_base(self, ip: str, name: str) -> Attempted:
         self._first_name[ip] = name
-        attempted = await self._attempt(ip, name)
+        attempted = await self._attempt(ip, name, record=True)
         if self.enumerator is not None and attempted.connections:
             attempted.enumeration = await self.enumerator.run(attempted.probe,
                                                               attempted.connections)
@@ -96,6 +110,7 @@ class ServerProber:
         if self.on_base is not None:
             self.on_base(attempted)
         attempted.probe = trimmed(attempted.probe)
+        attempted.attempts = []
         return attempted
 
     async def _decide(self, ip: str, name: str, base: SmtpProbe) -> bool:
@@ -104,21 +119,26 @@ class ServerProber:
         other = await self._by_name.get((ip, name), lambda: self._attempt(ip, name))
         return other.probe.status == HostStatus.OK and other.probe.chain != base.chain
 
-    async def _attempt(self, ip: str, sni: str) -> Attempted:
+    async def _attempt(self, ip: str, sni: str, record: bool = False) -> Attempted:
+        """The probe, retried while it is refused temporarily; ``record``: keep each attempt."""
         policy = self.access.policy
         if policy.check(ip) is not None or policy.out_of_reach(ip) is not None:
             # refused or out of reach: no slot, no wait, no packet
             return Attempted(await self._probe(ip, sni), 0)
+        attempts: list[Attempt] = []
         connections = 0
         for attempt in range(self.access.retries + 1):
             if attempt:
                 await trio.sleep(self.access.retry_delay * 2 ** (attempt - 1))
             async with self.access.politeness.slot(ip):
+                at = datetime.now(UTC)
                 probe = await self._probe(ip, sni)
             connections += 1
+            if record:
+                attempts.append(Attempt(at, probe.step, probe.reply_code, probe.status))
             if not probe.is_retryable:
                 break
-        return Attempted(probe, connections)
+        return Attempted(probe, connections, attempts=attempts)
 
     async def _probe(self, ip: str, sni: str) -> SmtpProbe:
         access = self.access

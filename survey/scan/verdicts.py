@@ -8,6 +8,7 @@ compares the two.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from survey.certs import Verdict
@@ -16,6 +17,7 @@ from survey.net.smtp import SmtpProbe
 from survey.proto.mtasts import Policy, policy_matches, sts_domain_verdict, sts_verdict
 from survey.scan.enumeration import NOT_RUN, Enumeration
 from survey.scan.resolve import DomainDns
+from survey.scan.servers import Attempt
 from survey.vocabulary import (
     CertStatus,
     DnsStatus,
@@ -25,6 +27,7 @@ from survey.vocabulary import (
     StsMode,
     StsPolicyError,
     TxtStatus,
+    refused_before_ok,
 )
 
 STARTTLS_NOT_SUPPORTED = (HostStatus.NO_STARTTLS, HostStatus.STARTTLS_REJECTED)
@@ -137,8 +140,10 @@ def invalid_input_row(target, probed_at: datetime) -> dict:
 
 
 def host_row(probe: SmtpProbe, connections: int, chain_sha256: list[str] | None,
-             probed_at: datetime, enumeration: Enumeration = NOT_RUN) -> dict:
-    """The server's row: its starttls probe, and the profile's enumeration columns."""
+             probed_at: datetime, enumeration: Enumeration = NOT_RUN,
+             attempts: Sequence[Attempt] | None = None) -> dict:
+    """The server's row: its starttls probe (every attempt of it), and the profile's
+    enumeration columns. ``attempts`` None: not recorded (the columns stay null)."""
     return {
         "ip": probe.ip, "port": probe.port, "status": probe.status,
         "status_detail": probe.detail, **enumeration.columns(), "banner": probe.banner,
@@ -148,6 +153,9 @@ def host_row(probe: SmtpProbe, connections: int, chain_sha256: list[str] | None,
         "chain_sha256": chain_sha256, "connections": connections,
         "transcript": "\n".join(probe.transcript + _enumeration_note(enumeration)),
         "probed_at": probed_at,
+        "attempts": None if attempts is None else [a._asdict() for a in attempts],
+        "refused_before_ok": (None if attempts is None
+                              else refused_before_ok([a.status for a in attempts])),
     }
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from survey.vocabulary import (
+    AttemptStep,
     CertReason,
     CertStatus,
     DnsStatus,
@@ -45,6 +46,12 @@ CIPHER_SUITE = pa.struct([
     ("version", pa.string()),
     ("name", pa.string()),
     ("preference_order", pa.int32()),  # 1 = most preferred; null when no order is enforced
+])
+ATTEMPT = pa.struct([
+    ("at", TIMESTAMP),                 # when the attempt's connection was opened
+    ("step", pa.string()),
+    ("reply_code", pa.int32()),        # null: the server sent no reply
+    ("status", pa.string()),
 ])
 SERVER_PREFERENCE = pa.struct([
     ("version", pa.string()),
@@ -123,6 +130,8 @@ HOSTS = _schema("hosts", [
     ("connections", pa.int32()),
     ("transcript", pa.string()),
     ("probed_at", TIMESTAMP),
+    ("attempts", pa.list_(ATTEMPT)),   # null in scans written before attempts were recorded
+    ("refused_before_ok", pa.bool_()),
 ], not_null=("ip", "port", "status", "probed_at"))
 
 CERTS = _schema("certs", [
@@ -160,7 +169,8 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
     "hosts": {
         "status": HostStatus, "probe_status": ProbeStatus, "tls_version": TlsVersion,
         "versions_supported": TlsVersion, "cipher_suites.version": TlsVersion,
-        "server_preference.version": TlsVersion,
+        "server_preference.version": TlsVersion, "attempts.step": AttemptStep,
+        "attempts.status": HostStatus,
     },
     "certs": {},
 }
@@ -267,6 +277,14 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "connections": "TCP connections this row cost (retries and hellos included)",
         "transcript": "the SMTP dialogue, one `C:`/`S:` line per step (capped at 64 KiB)",
         "probed_at": "when the server was probed (UTC)",
+        "attempts": "every STARTTLS attempt, oldest first (temporary refusals are retried; "
+                    "the rule for `status`: [HostStatus](#hoststatus)): `at` (UTC), `step` "
+                    "reached (`AttemptStep`), the last `reply_code` (null: none), its "
+                    "`status`; [] when never contacted (`blocked_by_policy`); null in scans "
+                    "written before attempts were recorded",
+        "refused_before_ok": "`status` is `ok` after at least one temporary refusal in "
+                             "`attempts` (a limit or greylisting that cleared on a retry); "
+                             "null when `attempts` is",
     },
     "certs": {
         "sha256": "SHA-256 of the DER encoding, lower-case hex",

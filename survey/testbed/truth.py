@@ -49,6 +49,7 @@ from survey.testbed.model import (
     paused_gc,
 )
 from survey.vocabulary import (
+    RETRYABLE,
     CertStatus,
     DnsStatus,
     HostStatus,
@@ -58,6 +59,7 @@ from survey.vocabulary import (
     StsPolicyError,
     StsVerdict,
     TxtStatus,
+    final_status,
 )
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -119,9 +121,16 @@ CONVENTIONS: dict[str, str] = {
     "banner": "the greeting reply exactly as received (codes, CRLFs), decoded as UTF-8",
     "ehlo_capabilities": "the EHLO reply lines after the first, text after the code, sorted; "
                          "null when EHLO was not answered with 250",
-    "host status": "greylisting that clears within the retry budget is ok; a per-IP limit "
+    "host status": "the last attempt's status (survey.vocabulary.FINAL_STATUS_RULE): "
+                   "greylisting that clears within the retry budget is ok; a per-IP limit "
                    "above the scanner's per-IP cap is ok; a drop after 220 to STARTTLS is "
                    "tls_handshake_failed",
+    "attempts / refused_before_ok": "not scored: a greylisting server refuses only its "
+                                    "first `limit` connections since the world started, so "
+                                    "they depend on what reached it before (a second scan "
+                                    "of a running world meets no refusal), not on how the "
+                                    "world was built; host_attempts() gives them for a "
+                                    "first contact (tests/test_scan_retries.py)",
     "hostile servers": "endless multi-line greeting sent as fast as it is read -> "
                        "protocol_error (a reply cap trips long before the greeting deadline; "
                        "the slow one, tarpit, is read_timeout); a 10 MB greeting line without "
@@ -210,8 +219,15 @@ class HostTruth:
     cipher_suites: list[dict[str, Any]] | None
 
 
-def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
-    """What a correct starttls probe (+ versions/ciphers) of one server reports."""
+def host_attempts(server: SmtpServerSpec, world: World) -> list[HostStatus]:
+    """The statuses of a correct scanner's starttls attempts at ``server``, oldest first.
+
+    For the server's first contact since the world started (a greylisting server
+    refuses only its first ``limit`` connections: a later scan meets none). The
+    row's status is the last one, ``final_status`` (survey.vocabulary's
+    FINAL_STATUS_RULE, which the scanner follows too): retried while refused
+    temporarily, ``retries`` times at most.
+    """
     s = world.scanner
     b = server.behaviour
     status = {
@@ -224,18 +240,33 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
         "endless_banner": HostStatus.PROTOCOL_ERROR, "long_line": HostStatus.PROTOCOL_ERROR,
         "garbage": HostStatus.PROTOCOL_ERROR, "tls_truncated": HostStatus.TLS_HANDSHAKE_FAILED,
     }.get(b, HostStatus.OK)
-    if b == "greylist" and server.limit > s.retries:
-        status = HostStatus.RATE_LIMITED
     if b == "per_ip_limit" and server.limit < s.per_ip_connections:
-        status = HostStatus.RATE_LIMITED
+        status = HostStatus.RATE_LIMITED    # the scanner's own connections exceed the limit
     if status == HostStatus.OK and server.tls is None:
         status = HostStatus.NO_STARTTLS
+    if (status == HostStatus.OK and server.tls is not None and server.tls.engine == "tlslite"
+            and legacy_tls.starttls_outcome(server.tls) is None):
+        status = HostStatus.TLS_HANDSHAKE_FAILED
+    tries = s.retries + 1
+    if status in RETRYABLE:                 # refused every time
+        return [status] * tries
+    if b == "greylist":                     # the refusal names no limit (generator.py)
+        refusals = min(server.limit, tries)
+        return [HostStatus.SMTP_REJECT_4XX] * refusals + [status] * (refusals < tries)
+    return [status]
+
+
+def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
+    """What a correct starttls probe (+ versions/ciphers) of one server reports."""
+    b = server.behaviour
+    status = final_status(host_attempts(server, world))
     legacy = None
-    reached_tls = status == HostStatus.OK and server.tls is not None
+    # STARTTLS got its 220 from a server that speaks TLS (its handshake may still fail)
+    reached_tls = server.tls is not None and (
+        status == HostStatus.OK or (status == HostStatus.TLS_HANDSHAKE_FAILED
+                                    and b not in ("drop_after_starttls", "tls_truncated")))
     if reached_tls and server.tls is not None and server.tls.engine == "tlslite":
         legacy = legacy_tls.starttls_outcome(server.tls)
-        if legacy is None:
-            status = HostStatus.TLS_HANDSHAKE_FAILED
     banner = None if b in NO_GREETING else server.greeting.render()
     ehlo_answered = status in (HostStatus.OK, HostStatus.NO_STARTTLS,
                                HostStatus.STARTTLS_REJECTED, HostStatus.TLS_HANDSHAKE_FAILED)

@@ -187,7 +187,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
         probe = attempted.probe
         shas = tools.judge(probe.chain)[0] if probe.chain else None
         host_rows.append(host_row(probe, attempted.connections, list(shas) if shas else None,
-                                  now(), attempted.enumeration))
+                                  now(), attempted.enumeration, attempted.attempts))
 
     tools = _tools(config, plan, on_base=host_done, on_new_chain=write_certs)
     outcomes: dict[tuple[str, str], ServerOutcome | None] = {}
