@@ -531,7 +531,7 @@ def _nc_single(kind: str, value: object, base: x509.GeneralName) -> bool | None:
     if kind == "ip":
         network = base.value
         return isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and \
-            value in network  # type: ignore[operator]
+            value in network
     return None
 
 

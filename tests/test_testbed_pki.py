@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from survey.testbed import chains
 from survey.testbed.pki import (
     CERT_KINDS,
     INTERMEDIATE_NAME,
@@ -90,11 +91,33 @@ def served_chain(sslobj: ssl.SSLObject) -> list[x509.Certificate]:
             for c in chain]
 
 
-def test_bundle_holds_the_root_only(pki):
+def test_bundle_holds_the_roots_only(pki):
+    """The world's root and the roots the chain kinds trust (survey/testbed/chains.py);
+    never an intermediate."""
     certs = x509.load_pem_x509_certificates(pki.ca_bundle_path.read_bytes())
     assert [c.subject.rfc4514_string() for c in certs] == [
-        f"CN={ROOT_NAME},O=survey testbed"]
+        f"CN={ROOT_NAME},O=survey testbed"] + [
+        f"CN={spec.name},O=survey chains" for spec in chains.anchor_specs()]
+    assert all(c.subject == c.issuer for c in certs)
     assert pki.ca_bundle_path.parent == pki.directory
+
+
+@pytest.mark.parametrize("kind", chains.KIND_NAMES)
+def test_every_chain_kind_is_served_as_built(pki, kind):
+    """A chain kind's server sends the kind's chain, with a key that matches its leaf."""
+    names = ("mx1.chain.test", "mx2.chain.test")
+    built = chains.for_names(kind, names)
+    sslobj = handshake(pki.server_context(Tls(cert_kind=f"chain:{kind}",
+                                              key_type=built.leaf_key_type), names),
+                       client_context(pki, verify=False), names[0])
+    chain = served_chain(sslobj)
+    assert len(chain) == len(built.spec.sent)
+    leaf = chain[0]
+    assert leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == \
+        built.leaf.name
+    sans = ([] if built.leaf.san is None else leaf.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    assert tuple(sans) == (built.leaf.san or ())
 
 
 def test_valid_leaf_verifies_with_intermediate(pki):

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 DAY = dt.timedelta(days=1)
+CHAIN_PREFIX = "chain:"        # a testbed cert_kind naming one of these kinds
 UNKNOWN_EXTENSION = ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -181,6 +182,20 @@ class Kind:
     time_valid: bool = True
     name_match: bool = True
     note: str = ""
+    time_state: str | None = None               # "expired" / "not_yet_valid" when not in date
+
+    @property
+    def leaf(self) -> CertSpec:
+        return self.spec.certs[self.spec.sent[0]]
+
+    @property
+    def leaf_key_bits(self) -> int:
+        key = _key_name(self.leaf)
+        return int(key[3:]) if key.startswith("rsa") else 256
+
+    @property
+    def leaf_key_type(self) -> str:
+        return "rsa" if _key_name(self.leaf).startswith("rsa") else "ec"
 
 
 @dataclass
@@ -371,12 +386,12 @@ def kinds(host: str) -> tuple[Kind, ...]:
             (ROOT, INTER, CertSpec("inter2", issuer=1), leaf("leaf", 2)), (3, 2, 1), (0,)),
             True, None),
         Kind("expired", _simple(leaf("leaf", 1, not_before=-400, not_after=-35)), True, None,
-             time_valid=False),
+             time_valid=False, time_state="expired"),
         Kind("not_yet_valid", _simple(leaf("leaf", 1, not_before=35, not_after=400)), True,
-             None, time_valid=False),
+             None, time_valid=False, time_state="not_yet_valid"),
         Kind("expired_intermediate", _simple(
             leaf("leaf", 1), CertSpec("inter", issuer=0, not_before=-400, not_after=-3)),
-            True, None, time_valid=False),
+            True, None, time_valid=False, time_state="expired"),
         Kind("wrong_name", _simple(leaf("leaf", 1, names=("wrong-name.invalid",))), True,
              None, name_match=False),
         Kind("missing_intermediate", _simple(leaf("leaf", 1), sent=(2,)), False,
@@ -458,3 +473,23 @@ def with_leaf_names(spec: ChainSpec, names: Sequence[str]) -> ChainSpec:
     certs = list(spec.certs)
     certs[leaf_index] = replace(certs[leaf_index], name=names[0], san=tuple(names))
     return replace(spec, certs=tuple(certs))
+
+
+def for_names(name: str, names: Sequence[str]) -> Kind:
+    """The kind ``name`` as a server with ``names`` serves it: built for ``names[0]``, and
+    where the kind's leaf names its host, the leaf holds every one of ``names``."""
+    if not names:
+        raise ValueError("a chain kind needs at least one name")
+    built = kind(name, names[0])
+    if built.leaf.san == (names[0],) and len(names) > 1:
+        built = replace(built, spec=with_leaf_names(built.spec, names))
+    return built
+
+
+def anchor_specs() -> list[CertSpec]:
+    """Every trust anchor some kind trusts (one per name: kinds share them)."""
+    found: dict[str, CertSpec] = {}
+    for k in kinds("anchor.invalid"):
+        for i in k.spec.anchors:
+            found.setdefault(k.spec.certs[i].name, k.spec.certs[i])
+    return list(found.values())

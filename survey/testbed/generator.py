@@ -53,6 +53,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from survey.testbed import chains
+from survey.testbed.chains import CHAIN_PREFIX
 from survey.testbed.decks import Dealer, Deck, ProfileError, flag_deck
 from survey.testbed.legacy_tls import CATALOGUE, config_name
 from survey.testbed.model import (
@@ -124,7 +126,7 @@ BEHAVIOURS: tuple[str, ...] = (
     + ("pref:server", "pref:client", "pref:anon", "key:ec", "key:rsa")
     + tuple(f"cert:{k}" for k in ("valid", "expired", "not_yet_valid", "self_signed",
                                     "wrong_name", "untrusted", "missing_intermediate",
-                                    "sni_dependent", "name_mismatch_cname"))
+                                    "sni_dependent", "name_mismatch_cname", "chain"))
     + tuple(f"sts_txt:{s}" for s in ("absent", "absent_other", "valid", "split",
                                        "with_other", "invalid", "multiple", "dns_error"))
     + tuple(f"tlsrpt:{s}" for s in ("absent", "valid", "split", "invalid", "multiple",
@@ -242,6 +244,7 @@ class _Builder:
         self.ports = ports
         self.rng = random.Random(f"survey-world:{seed}:{profile['name']}")
         self.anon_rng = random.Random(f"survey-world:{seed}:{profile['name']}:anon")
+        self.chain_rng = random.Random(f"survey-world:{seed}:{profile['name']}:chains")
         self.ips = _Ips()
         self.records: dict[str, list[DnsRecord]] = defaultdict(list)
         self.faults: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -294,6 +297,8 @@ class _Builder:
             self.d_cert = cohort("cert_kind", Deck(rng, own["cert_kind"]))
             # its own random stream, so worlds of older profiles stay the same
             self.d_anon = flag_deck(self.anon_rng, own.get("anon_preferred", 0))
+            self.d_chain_flag = flag_deck(self.chain_rng, own.get("chain_kinds", 0))
+            self.d_chain = Deck(self.chain_rng, {name: 1 for name in chains.KIND_NAMES})
             legacy = own.get("legacy", {})
             self.d_legacy = flag_deck(rng, legacy.get("share", 0))
             self.d_legacy_config = Deck(rng, legacy.get("configs") or {"-": 1})
@@ -424,6 +429,13 @@ class _Builder:
             return config.spec(cert_kind=self.d_cert.draw())
         versions = tuple(self.d_versions.draw().split())
         key = self.d_key.draw()
+        cert_kind = None
+        if self.d_chain_flag.draw() == "yes":
+            # a chain kind (every certificate defect alone, cross-signs, ...): the suites
+            # follow its leaf's key
+            name = self.d_chain.draw()
+            cert_kind = CHAIN_PREFIX + name
+            key = chains.kind(name, "h.invalid").leaf_key_type
         suites = list(self.cipher_sets[key][int(self.d_cipher[key].draw())])
         legacy = bool({"TLSv1.0", "TLSv1.1"} & set(versions))
         if legacy and all(CIPHERS[c][2] for c in suites):
@@ -437,7 +449,7 @@ class _Builder:
             versions = tuple(v for v in versions if v != "TLSv1.3") or ("TLSv1.2",)
         return TlsSpec(versions=versions, ciphers=":".join(suites),
                        server_preference=preference,
-                       cert_kind=self.d_cert.draw(), key_type=key)
+                       cert_kind=cert_kind or self.d_cert.draw(), key_type=key)
 
     # the only behaviours after which the TLS setup matters
     TLS_BEHAVIOURS = ("normal", "multiline_banner", "slow_banner", "per_ip_limit", "greylist",
@@ -925,6 +937,8 @@ def server_traits(server: SmtpServerSpec) -> set[str]:
             traits.add("pref:anon")
         traits.add(f"key:{tls.key_type}")
         traits.add(f"cert:{tls.cert_kind}")
+        if tls.cert_kind.startswith(CHAIN_PREFIX):
+            traits.add("cert:chain")
         if tls.engine == "tlslite":
             traits.add(f"legacy:{config_name(tls)}")
     return traits

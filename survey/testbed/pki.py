@@ -33,6 +33,10 @@ Kinds (what the server sends; see ``LEAF_KINDS``):
                         ones (``wrong_name_for``)
   untrusted             leaf + issuer from a CA outside the bundle
   missing_intermediate  leaf by the intermediate, sent alone
+  chain:<kind>          a chain kind of survey/testbed/chains.py (each certificate
+                        defect alone, odd orders, cross-signs, wildcard, CN-only...)
+                        served for the names, with its own keys; the anchors its
+                        kinds trust are in ``ca.pem`` beside the root
   sni_dependent         (contexts only) SNI naming one of the names (or
                         matching a ``*.`` name) gets a valid leaf for
                         exactly that name; no SNI or another
@@ -60,8 +64,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from survey.testbed import chains
+
+CHAIN_PREFIX = chains.CHAIN_PREFIX
+# every chain kind of survey/testbed/chains.py (defects alone, odd orders, cross-signs...)
+CHAIN_KINDS = tuple(CHAIN_PREFIX + name for name in chains.KIND_NAMES)
 LEAF_KINDS = ("valid", "expired", "not_yet_valid", "self_signed", "wrong_name", "untrusted",
-              "missing_intermediate")
+              "missing_intermediate") + CHAIN_KINDS
 CERT_KINDS = LEAF_KINDS + ("sni_dependent",)
 KEY_TYPES = ("ec", "rsa")
 TLS_VERSION_NAMES = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -115,6 +124,7 @@ class Leaf:
     names: tuple[str, ...]          # SAN dNSNames actually in the leaf
     key_type: str
     chain: tuple[x509.Certificate, ...]
+    key_pem: bytes | None = None    # the leaf's own key (chain kinds); else the shared one
 
     @property
     def cert(self) -> x509.Certificate:
@@ -235,8 +245,14 @@ class Pki:
         self._key_pems: dict[str, bytes] = {}
         self._leaves: LruCache[Leaf] = LruCache(max_leaves)
         self._contexts: LruCache[ssl.SSLContext] = LruCache(max_contexts)
+        # the chain kinds (survey/testbed/chains.py): their own keys, and their anchors in
+        # the bundle beside the root (built now, so every chain later shares them)
+        self._chain_keys = chains.Keys()
+        anchors = [chains.build(chains.ChainSpec((spec,), (0,), (0,)), self.now,
+                                self._chain_keys).certs[0] for spec in chains.anchor_specs()]
         self.ca_bundle_path = self.directory / CA_BUNDLE_FILE
-        self.ca_bundle_path.write_bytes(root_cert.public_bytes(serialization.Encoding.PEM))
+        self.ca_bundle_path.write_bytes(b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in (root_cert, *anchors)))
 
     # -- keys --------------------------------------------------------------------------
 
@@ -275,6 +291,8 @@ class Pki:
         return leaf
 
     def _build_leaf(self, kind: str, names: tuple[str, ...], key_type: str) -> Leaf:
+        if kind.startswith(CHAIN_PREFIX):
+            return self._chain_leaf(kind, names)
         key = self.leaf_key(key_type)
         not_before, not_after = self.now - 30 * _DAY, self.now + 365 * _DAY
         san = names
@@ -297,6 +315,13 @@ class Pki:
         else:
             chain = (cert, self.intermediate.cert)
         return Leaf(kind, san, key_type, chain)
+
+    def _chain_leaf(self, kind: str, names: tuple[str, ...]) -> Leaf:
+        """A chain kind served for ``names`` (chains.for_names), with its own leaf key."""
+        spec = chains.for_names(kind.removeprefix(CHAIN_PREFIX), names)
+        built = chains.build(spec.spec, self.now, self._chain_keys)
+        return Leaf(kind, tuple(spec.leaf.san or ()), spec.leaf_key_type, tuple(built.sent),
+                    _key_pem(built.leaf_key))
 
     def _sign_leaf(self, names: tuple[str, ...], key: Any, issuer: _Ca | None,
                    not_before: dt.datetime, not_after: dt.datetime,
@@ -392,18 +417,22 @@ class Pki:
     def _context_for(self, tls_spec: Any, leaf: Leaf) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         configure_versions(ctx, tls_spec.versions)
-        ctx.set_ciphers(cipher_string(tls_spec.ciphers, tls_spec.versions))
+        ciphers = cipher_string(tls_spec.ciphers, tls_spec.versions)
+        if leaf.kind.startswith(CHAIN_PREFIX) and "@SECLEVEL" not in ciphers:
+            ciphers += ":@SECLEVEL=0"   # OpenSSL would refuse to load weak keys or SHA-1
+        ctx.set_ciphers(ciphers)
         if tls_spec.server_preference:
             ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         else:
             ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-        self.leaf_key(leaf.key_type)
+        if leaf.key_pem is None:
+            self.leaf_key(leaf.key_type)
         # load_cert_chain only reads files: write key + chain to a private
         # temporary file, load it, delete it (no key material stays on disk).
         fd, path = tempfile.mkstemp(prefix="survey-leaf-", suffix=".pem")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(self._key_pems[leaf.key_type] + leaf.chain_pem())
+                f.write((leaf.key_pem or self._key_pems[leaf.key_type]) + leaf.chain_pem())
             ctx.load_cert_chain(path)
         finally:
             os.unlink(path)

@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from survey.store.schema import to_table
-from survey.testbed import legacy_tls
+from survey.testbed import chains, legacy_tls
 from survey.testbed.generator import CIPHERS, TLS13_SUITES
 from survey.testbed.model import (
     ALL_TLS_VERSIONS,
@@ -148,6 +148,11 @@ CONVENTIONS: dict[str, str] = {
                   f"'{legacy_tls.STARTTLS_CLIENT_CIPHERS}', TLS 1.0-1.3 (no SSLv3, RC4, 3DES "
                   "or TLS 1.3 CCM): highest common version, then the server's first suite "
                   "the client offers; no common version or suite -> tls_handshake_failed",
+    "chain kinds": "a server with cert_kind chain:<kind> serves that kind of "
+                   "survey/testbed/chains.py; its cert_trusted, cert_untrusted_reason, "
+                   "cert_time_valid and leaf names are what the kind was built to have "
+                   "(chains.Kind, from construction), its anchors are in the world's "
+                   "ca.pem; a CN-only leaf matches its CN",
     "anonymous suites": "a server that puts anonymous suites first (trait pref:anon, TLS "
                         "1.0-1.2, its order enforced) gets the first suite with a "
                         "certificate from the starttls probe, which offers no aNULL, PSK or "
@@ -327,6 +332,9 @@ def leaf_names(server: SmtpServerSpec, sni: str) -> list[str]:
     tls = server.tls
     assert tls is not None
     names = list(tls.names)
+    if tls.cert_kind.startswith(chains.CHAIN_PREFIX):
+        built = chains.for_names(tls.cert_kind.removeprefix(chains.CHAIN_PREFIX), names)
+        return sorted(built.leaf.san or ())
     if tls.cert_kind == "wrong_name":
         return [wrong_name_for(names)]
     if tls.cert_kind == "sni_dependent":
@@ -370,6 +378,12 @@ def _build_truth(world: World) -> Truth:
             names = sorted(leaf_names(server, sni))
             exact = {n.lower() for n in names if not n.startswith("*.")}
             wild = {n[2:].lower() for n in names if n.startswith("*.")}
+            kind = server.tls.cert_kind
+            if kind.startswith(chains.CHAIN_PREFIX) and not names:
+                # a CN-only leaf: its subject CN is the name (RFC 6125 §6.4.4)
+                built = chains.for_names(kind.removeprefix(chains.CHAIN_PREFIX),
+                                         server.tls.names)
+                exact = {built.leaf.name.lower()}
             cached = leaves[key] = (names, exact, wild)
         names, exact, wild = cached
         lowered = sni.lower()
@@ -477,25 +491,35 @@ def _mx_row(world: World, d: DomainSpec, spec: MxHostSpec, preference: int, ip: 
             server = world.smtp_servers[ip]
             assert server.tls is not None
             kind = server.tls.cert_kind
-            trusted, time_valid = _CERT_BOOLS[kind]
             names, name_match = leaf(ip, server, spec.name)
-            if kind == "self_signed":
+            key_bits = 2048 if server.tls.key_type == "rsa" else 256
+            if kind.startswith(chains.CHAIN_PREFIX):   # its verdicts from construction
+                built = chains.for_names(kind.removeprefix(chains.CHAIN_PREFIX),
+                                         server.tls.names)
+                trusted, time_valid, reason = built.trusted, built.time_valid, built.reason
+                time_state, key_bits = built.time_state, built.leaf_key_bits
+                self_signed = built.leaf.issuer is None
+            else:
+                trusted, time_valid = _CERT_BOOLS[kind]
+                reason, time_state = _CERT_REASON.get(kind), kind
+                self_signed = kind == "self_signed"
+            if reason == "self_signed":
                 cert_status = CertStatus.SELF_SIGNED
             elif not trusted:
                 cert_status = CertStatus.UNTRUSTED
             elif not time_valid:
-                cert_status = CertStatus.of(kind)  # expired / not_yet_valid
+                cert_status = CertStatus.of(time_state or kind)  # expired / not_yet_valid
             elif not name_match:
                 cert_status = CertStatus.NAME_MISMATCH
             else:
                 cert_status = CertStatus.VALID
             row.update(cert_status=cert_status, cert_trusted=trusted,
                        cert_time_valid=time_valid, cert_name_match=name_match,
-                       cert_untrusted_reason=_CERT_REASON.get(kind))
+                       cert_untrusted_reason=reason)
             cert_rows.append({
                 "sha256": f"mx:{d.name}|{spec.name}|{ip}", "der": b"",
-                "san_dns": sorted(names), "self_signed": kind == "self_signed",
-                "key_bits": 2048 if server.tls.key_type == "rsa" else 256,
+                "san_dns": sorted(names), "self_signed": self_signed,
+                "key_bits": key_bits,
                 "probed_at": EPOCH})
         else:
             cert_status = CertStatus.NO_CERT
