@@ -34,8 +34,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="world size (default 2000; a multiple of 1000 for 'published')")
     p.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
     p.add_argument("--profile", default="published",
-                   help="world profile: 'published' (default: calibrated so that published "
-                        "figures hold exactly, for the report's side-by-side notebook), "
+                   help="world profile: 'published' (default: 10 published figures hold "
+                        "exactly; the report marks which are calibrated), "
                         "'default' (a hostile mix: slow and rate-limiting servers, broken "
                         "certificates and policies), or a JSON profile's path")
     p.add_argument("--data", type=Path, default=Path("data"),

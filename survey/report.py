@@ -139,7 +139,8 @@ def markdown_html(text: str) -> str:
 
 def output_html(output: dict[str, Any]) -> str:
     """One cell output as safe HTML (see the module docstring); '' for what is dropped."""
-    from survey.analysis.display import FIGURE_METADATA, TABLE_MIME, render_table_html
+    from survey.analysis.display import NOTE_MIME, TABLE_MIME, render_table_html
+    from survey.analysis.plots import png_size
 
     kind = output.get("output_type")
     if kind == "stream":
@@ -151,23 +152,35 @@ def output_html(output: dict[str, Any]) -> str:
     data = output.get("data", {})
     if TABLE_MIME in data:
         table = data[TABLE_MIME]
+        if table.get("provenance"):        # printed once, at the top of the report
+            return ""
         safe = {"title": clean_text(str(table.get("title") or "")) or None,
                 "note": clean_text(str(table.get("note") or "")) or None,
                 "columns": [clean_text(str(c)) for c in table.get("columns", [])],
-                "rows": [[clean_text(str(v)) for v in row] for row in table.get("rows", [])]}
+                "rows": [[clean_text(str(v)) for v in row] for row in table.get("rows", [])],
+                "fold": bool(table.get("fold"))}
         return render_table_html(safe)
+    if NOTE_MIME in data:
+        note = data[NOTE_MIME]
+        kind = "warning" if note.get("kind") == "warning" else "note"
+        text = escape(note.get("text", ""))
+        prefix = "<strong>Warning:</strong> " if kind == "warning" else ""
+        return f'<p class="{kind}">{prefix}{text}</p>'
     if "image/png" in data:
         png = data["image/png"]
         png = "".join(png) if isinstance(png, list) else png
         png = re.sub(r"\s+", "", png)
         try:
-            base64.b64decode(png, validate=True)      # only real base64 gets in
+            raw = base64.b64decode(png, validate=True)      # only real base64 gets in
         except ValueError:
             return ""
         meta = output.get("metadata", {})
-        name = meta.get(FIGURE_METADATA, "")
-        caption = meta.get("caption") or name
-        return (f'<figure><img alt="{escape(caption)}" src="data:image/png;base64,{png}">'
+        caption = str(meta.get("caption") or "")
+        alt = str(meta.get("alt") or caption or "chart")
+        # shown at half its pixel size (the PNG is rendered at 300 dpi): never scaled up
+        width, height = png_size(raw)
+        size = f' width="{width // 2}" height="{height // 2}"' if width and height else ""
+        return (f'<figure><img alt="{escape(alt)}"{size} src="data:image/png;base64,{png}">'
                 + (f"<figcaption>{escape(caption)}</figcaption>" if caption else "")
                 + "</figure>")
     if "text/plain" in data:
@@ -304,9 +317,13 @@ margin-top:2.5rem}h3{font-size:1.1rem}
 table.survey-table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}
 table.survey-table caption{text-align:left;font-weight:600;padding:.3rem 0}
 table.survey-table th,table.survey-table td{border:1px solid #ccc;padding:.2rem .5rem;
-text-align:left;vertical-align:top;max-width:28rem;overflow-wrap:anywhere}
+text-align:left;vertical-align:top;max-width:28rem;overflow-wrap:break-word}
+table.survey-table td.num{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}
 table.survey-table th{background:#f3f3f3}
-figure{margin:1rem 0}figure img{max-width:100%;height:auto}figcaption{font-size:.8rem;color:#555}
+details.table>summary{cursor:pointer;font-weight:600;font-size:.85rem;margin:1rem 0 .3rem}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto}
+figcaption{font-size:.8rem;color:#555;max-width:40rem}
+p.warning{border:1px solid #D55E00;background:#fff4ec;padding:.5rem .7rem}
 pre{background:#f7f7f7;padding:.5rem;overflow-x:auto;font-size:.8rem;white-space:pre-wrap}
 details.code summary{cursor:pointer;color:#666;font-size:.8rem}
 .note{font-size:.85rem;color:#555}nav li{margin:.2rem 0}

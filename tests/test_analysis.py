@@ -162,7 +162,8 @@ def test_keys_and_issuers(a):
     issuers = counts(m.top_issuers(a))
     assert issuers["CN=Test CA"] == (2, 4)
     assert issuers[HOSTILE_ISSUER] == (1, 4)       # stored and counted as data, verbatim
-    assert issuers["CN=mx2.h.example"] == (1, 4)
+    assert issuers[m.SELF_SIGNED_ISSUER] == (1, 4)      # mx2.h's self-signed leaf, grouped
+    assert counts(m.top_issuers(a, group_self_signed=False))["CN=mx2.h.example"] == (1, 4)
     assert set(counts(m.top_issuers(a, n=1))) == {"CN=Test CA", "other"}
 
 
@@ -170,11 +171,15 @@ def test_keys_and_issuers(a):
 
 def test_mta_sts_funnel(a):
     f = m.mta_sts_funnel(a).set_index("step")
-    assert list(f["count"]) == [6, 5, 4, 4, 4, 3, 2, 1]
+    assert list(f["count"]) == [6, 5, 4, 4, 4, 3, 2]
     # 6 accepting; TXT a b c g h; valid a b g h; fetched and valid a b g h; enforce/testing
-    # a g h; every MX matches a h (g: alt not matched); deliver a (h fails)
+    # a g h; the dataset's verdict: deliver a g (g testing), fail h
     assert set(f["total"]) == {6}
     assert f.loc["TXT valid", "of_previous"] == pytest.approx(4 / 5)
+    assert list(f["excluded"].iloc[1:]) == [1, 1, 0, 0, 1, 1]
+    assert f["excluded_as"].iloc[-1].startswith("a sender would fail")
+    verdict = a.scalar("SELECT count(*) FROM domains WHERE sts_domain_verdict = 'deliver'")
+    assert f["count"].iloc[-1] == verdict
 
 
 def test_mta_sts_modes_and_misconfigurations(a):
@@ -354,8 +359,13 @@ def test_compare_two_scans(a, b):
     assert c.modes.to_dict("records") == [{"from_mode": "enforce", "to_mode": "testing",
                                           "domains": 1}]
     certs = dict(zip(c.certificates["outcome"], c.certificates["mx_hosts"]))
-    assert certs == {"renewed": 1, "replaced": 1, "unchanged": 2}
-    assert list(c.renewed_hosts["mx_host"]) == ["aspmx.l.google.com", "mx1.a.example"]
+    # mx1.a: a new leaf valid 90 days longer, in date: renewed; aspmx: the new leaf expires
+    # earlier than the old one: replaced, not renewed
+    assert certs == {"renewed": 1, "replaced": 1, "re-issued": 0, "unchanged": 2}
+    hosts = c.renewed_hosts.set_index("mx_host")
+    assert hosts.loc["mx1.a.example", "outcome"] == "renewed"
+    assert hosts.loc["aspmx.l.google.com", "outcome"] == "replaced"
+    assert c.warnings == ()                       # same profile, list, vantage, version
 
 
 def test_load_many_orders_by_start(scans):

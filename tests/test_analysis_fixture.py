@@ -189,7 +189,7 @@ def write_scan(directory: Path, rows: dict[str, list[dict]], *, scan_id: str,
         "scan_id": scan_id, "state": "complete", "started_at": started.isoformat(),
         "ended_at": (started + timedelta(minutes=5)).isoformat(),
         "input": {"name": "fixture.csv", "sha256": "0" * 64, "size": 1},
-        "config": {"profile": "starttls", "limit": None, "shard": None, **(config or {})},
+        "config": {"profile": "ciphers", "limit": None, "shard": None, **(config or {})},
         "counts": {t: len(r) for t, r in rows.items()},
     })
     return directory

@@ -3,7 +3,8 @@
 Top lists over-estimate adoption compared with the general population, often
 by an order of magnitude (Scheitle et al., IMC 2018): a rank breakdown shows
 how much. Rank buckets are cumulative (``top 10k`` includes ``top 1k``), as
-papers report them; ``all ranked`` and ``unranked`` follow. Providers are the
+papers report them, up to the list's length (``rank_buckets``); ``all ranked``
+and ``unranked`` follow. Providers are the
 largest ``top`` by domain count; ``self-hosted`` and ``other`` collect the rest.
 """
 
@@ -15,16 +16,29 @@ from survey.analysis.facts import RANK_BUCKETS
 from survey.analysis.load import Scan
 from survey.analysis.metrics import MAIL_DOMAINS
 from survey.analysis.providers import NO_MX, SELF_HOSTED
-from survey.analysis.shares import Share, cluster_bootstrap, frame
+from survey.analysis.shares import BOOTSTRAP, CENSUS, Share, cluster_bootstrap, frame
 
 DIMENSIONS = ("rank", "tld", "provider")
 
 
-def _groups_sql(by: str, top: int, min_domains: int = 1) -> str:
+def rank_buckets(largest_rank: int | None) -> tuple[tuple[str, int], ...]:
+    """The cumulative buckets worth showing for a list whose largest rank is given.
+
+    A bucket at least as large as the list holds every ranked domain: it is
+    ``all ranked`` again, so it is left out (a 2,000-domain list has
+    ``top 1k`` and ``all ranked``, not four identical buckets).
+    """
+    if largest_rank is None:
+        return ()
+    return tuple((label, limit) for label, limit in RANK_BUCKETS if limit < largest_rank)
+
+
+def _groups_sql(by: str, top: int, min_domains: int = 1,
+                buckets: tuple[tuple[str, int], ...] = RANK_BUCKETS) -> str:
     """SQL yielding (grp, cluster, domain facts...) rows; a domain may be in several groups."""
     if by == "rank":
         parts = [f"SELECT '{label}' AS grp, {i} AS ord, * FROM domain_facts WHERE rank <= {limit}"
-                 for i, (label, limit) in enumerate(RANK_BUCKETS)]
+                 for i, (label, limit) in enumerate(buckets)]
         parts.append(f"SELECT 'all ranked' AS grp, {len(RANK_BUCKETS)} AS ord, * "
                      "FROM domain_facts WHERE rank IS NOT NULL")
         parts.append(f"SELECT 'unranked' AS grp, {len(RANK_BUCKETS) + 1} AS ord, * "
@@ -53,7 +67,10 @@ def breakdown(scan: Scan, numerator: str, denominator: str = "accepts_mail", *, 
     the denominator are left out. Samples get a cluster bootstrap per group.
     """
     scan.facts()
-    source = _groups_sql(by, top, min_domains)
+    buckets = rank_buckets(scan.scalar("SELECT max(rank) FROM domain_facts")) \
+        if by == "rank" else RANK_BUCKETS
+    source = _groups_sql(by, top, min_domains, buckets)
+    name = name or getattr(numerator, "name", "")
     # per group: distinct (k, n) pairs of its clusters, with multiplicities (shares.py)
     rows = scan.df(
         f"SELECT grp, min(ord) AS ord, k, n, count(*) AS m FROM ("
@@ -73,7 +90,8 @@ def breakdown(scan: Scan, numerator: str, denominator: str = "accepts_mail", *, 
             interval = cluster_bootstrap(part["k"], part["n"], part["m"],
                                          replicates=scan.replicates, seed=scan.seed)
             low, high = interval if interval else (None, None)
-        shares.append(Share(str(grp), k, n, unit, low, high))
+        shares.append(Share(str(grp), k, n, unit, low, high,
+                            interval=BOOTSTRAP if scan.is_sample else CENSUS))
         order.append((int(part["ord"].min()), -n, str(grp)))
     ranked = [s for _, s in sorted(zip(order, shares), key=lambda t: t[0])]
     df = frame(ranked, index=by)

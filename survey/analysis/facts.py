@@ -291,6 +291,7 @@ SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
   d.mta_sts_policy_status AS sts_policy_status,
   d.mta_sts_policy_error AS sts_policy_error,
   d.mta_sts_mode AS sts_mode,
+  d.sts_domain_verdict AS sts_verdict,
   coalesce(d.mta_sts_policy_status = '{PolicyStatus.OK}' AND a.all_mx_match, false)
       AS sts_all_mx_match,
   coalesce(d.sts_domain_verdict = '{StsVerdict.DELIVER}'

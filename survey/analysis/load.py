@@ -119,6 +119,7 @@ class Scan:
             self.con.register(table, open_dataset(self.path, table))
         self.con.register("suites", _suites_table())
         self._facts = False
+        self._physical: dict[str, set[str] | None] = {}
 
     # -- identity ---------------------------------------------------------------------
 
@@ -153,6 +154,38 @@ class Scan:
             "runs": runs_note(m),
             "counts": m.get("counts"),
         }
+
+    # -- what was measured -------------------------------------------------------------
+
+    def physical_columns(self, table: str) -> set[str] | None:
+        """The columns the scan's first part file of ``table`` holds (None: no part file).
+
+        Reading a table fills the columns a part file lacks with nulls (an
+        older scan); this says which ones those are.
+        """
+        if table not in self._physical:
+            import pyarrow.parquet as pq
+
+            from survey.store.reader import part_files
+
+            parts = part_files(self.path, table)
+            if not parts:
+                self._physical[table] = None
+            else:
+                first = parts[0]
+                if isinstance(first, Path):
+                    schema = pq.read_schema(first)
+                else:       # a remote part: through its filesystem
+                    filesystem, path = first.arrow()
+                    schema = pq.read_schema(path, filesystem=filesystem)
+                self._physical[table] = set(schema.names)
+        return self._physical[table]
+
+    def not_measured(self, key: str) -> str | None:
+        """Why this scan lacks a measurement of ``measured.MEASUREMENTS`` (None: it has it)."""
+        from survey.analysis.measured import not_measured
+
+        return not_measured(self, key)
 
     # -- queries ----------------------------------------------------------------------
 

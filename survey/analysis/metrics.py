@@ -16,7 +16,7 @@ import pandas as pd
 
 from survey.analysis.facts import CERT_ORDER, CHAIN_CLASSES, EHLO_ANSWERED, OUTCOMES
 from survey.analysis.load import Scan
-from survey.analysis.shares import Share, cluster_bootstrap, frame
+from survey.analysis.shares import BOOTSTRAP, CENSUS, Share, cluster_bootstrap, frame
 from survey.proto.ciphers import SECURITY_CLASSES, VERSIONS
 
 # Units (denominator names), one spelling each.
@@ -28,6 +28,7 @@ TLS_HOSTS = "MX host names with a TLS handshake"
 TLS_IPS = "IP addresses with a TLS handshake"
 EHLO_IPS = "IP addresses answering EHLO"
 EHLO_HOSTS = "MX host names answering EHLO"
+ENUMERATED_SUITES = "IP addresses with enumerated suites"
 
 _TABLE = {"domain": "domain_facts", "host": "host_facts", "ip": "ip_facts"}
 
@@ -48,7 +49,7 @@ def share(scan: Scan, unit_table: str, numerator: str, denominator: str = "true"
     if not scan.is_sample:
         k, n = scan.rows(f"SELECT count(*) FILTER (WHERE ({denominator}) AND ({numerator})), "
                          f"count(*) FILTER (WHERE {denominator}) FROM {table}")[0]
-        return Share(name, int(k), int(n), unit)
+        return Share(name, int(k), int(n), unit, interval=CENSUS)
     # one row per distinct (k, n) pair of a cluster, with how many clusters have it
     rows = scan.rows(f"SELECT k, n, count(*) FROM (SELECT "
                      f"count(*) FILTER (WHERE ({denominator}) AND ({numerator})) AS k, "
@@ -57,7 +58,8 @@ def share(scan: Scan, unit_table: str, numerator: str, denominator: str = "true"
     num, den, mult = (np.array([r[i] for r in rows], dtype=np.int64) for i in range(3))
     interval = cluster_bootstrap(num, den, mult, replicates=scan.replicates, seed=scan.seed)
     low, high = interval if interval else (None, None)
-    return Share(name, int(num @ mult), int(den @ mult), unit, low, high, int(mult.sum()))
+    return Share(name, int(num @ mult), int(den @ mult), unit, low, high, int(mult.sum()),
+                 interval=BOOTSTRAP)
 
 
 def distribution(scan: Scan, unit_table: str, category: str, denominator: str = "true", *,
@@ -96,7 +98,9 @@ def distribution(scan: Scan, unit_table: str, category: str, denominator: str = 
             return 0.0, 0.0      # nobody has it: zero in every resample
         return None, None
 
-    out = [Share(str(c), counts[c], total, unit, *interval(c)) for c in order]
+    method = BOOTSTRAP if scan.is_sample else CENSUS
+    out = [Share(str(c), counts[c], total, unit, *interval(c), interval=method)
+           for c in order]
     return frame(out, index="category")
 
 
@@ -203,7 +207,9 @@ def tls_versions(scan: Scan) -> pd.DataFrame:
     # handshake with -- no sender can use them, so they are no supported versions
     den = "versions_supported IS NOT NULL AND probe_status IS DISTINCT FROM 'no_handshake'"
     enumerated_unit = "IP addresses with enumerated versions"
-    supported = frame([share(scan, "ip", f"list_contains(versions_supported, '{v}')", den,
+    why = scan.not_measured("versions")
+    supported = frame([Share.missing(v, enumerated_unit, why) if why else
+                       share(scan, "ip", f"list_contains(versions_supported, '{v}')", den,
                              name=v, unit=enumerated_unit) for v in VERSIONS],
                       index="category")
     supported.insert(0, "measure", "supported")
@@ -227,10 +233,15 @@ def cipher_classes(scan: Scan) -> pd.DataFrame:
     worst = ("(SELECT max(list_position(['good','sufficient','phase-out','insufficient'], "
              "s.ncsc_class)) FROM (SELECT unnest(cipher_suites).name AS n) u "
              "JOIN suites s ON s.iana_name = u.n)")
-    offered = distribution(
-        scan, "ip", f"['good','sufficient','phase-out','insufficient'][{worst}]",
-        "cipher_suites IS NOT NULL AND len(cipher_suites) > 0",
-        unit="IP addresses with enumerated suites", categories=SECURITY_CLASSES)
+    why = scan.not_measured("cipher_suites")
+    if why:
+        offered = frame([Share.missing(c, ENUMERATED_SUITES, why) for c in SECURITY_CLASSES],
+                        index="category")
+    else:
+        offered = distribution(
+            scan, "ip", f"['good','sufficient','phase-out','insufficient'][{worst}]",
+            "cipher_suites IS NOT NULL AND len(cipher_suites) > 0",
+            unit=ENUMERATED_SUITES, categories=SECURITY_CLASSES)
     offered.insert(0, "measure", "worst offered")
     return pd.concat([negotiated, offered], ignore_index=True)
 
@@ -245,23 +256,29 @@ def forward_secrecy(scan: Scan) -> list[Share]:
     fs_any = ("(SELECT bool_or(s.forward_secrecy) FROM (SELECT unnest(cipher_suites).name AS n)"
               " u JOIN suites s ON s.iana_name = u.n)")
     fs_all = fs_any.replace("bool_or", "bool_and")
+    why = scan.not_measured("cipher_suites")
+    if why:
+        return out + [Share.missing("offers a forward-secret suite", ENUMERATED_SUITES, why),
+                      Share.missing("offers only forward-secret suites", ENUMERATED_SUITES,
+                                    why)]
     out += [share(scan, "ip", f"coalesce({fs_any}, false)", enumerated,
-                  name="offers a forward-secret suite",
-                  unit="IP addresses with enumerated suites"),
+                  name="offers a forward-secret suite", unit=ENUMERATED_SUITES),
             share(scan, "ip", f"coalesce({fs_all}, false)", enumerated,
-                  name="offers only forward-secret suites",
-                  unit="IP addresses with enumerated suites")]
+                  name="offers only forward-secret suites", unit=ENUMERATED_SUITES)]
     return out
 
 
 def server_preference(scan: Scan) -> Share:
     """Addresses that enforce their own suite order in some version (where it was measured)."""
+    name, unit = "server enforces its suite order", "IP addresses with a measured preference"
+    why = scan.not_measured("server_preference")
+    if why:
+        return Share.missing(name, unit, why)
     enforced = ("coalesce((SELECT bool_or(p.enforced) FROM "
                 "(SELECT unnest(server_preference) AS p)), false)")
     return share(scan, "ip", enforced,
                  "server_preference IS NOT NULL AND len(server_preference) > 0",
-                 name="server enforces its suite order",
-                 unit="IP addresses with a measured preference")
+                 name=name, unit=unit)
 
 
 # -- certificates --------------------------------------------------------------------------
@@ -291,9 +308,19 @@ def cert_keys(scan: Scan) -> pd.DataFrame:
                         "status = 'ok' AND leaf IS NOT NULL", unit=TLS_IPS)
 
 
-def top_issuers(scan: Scan, n: int = 10) -> pd.DataFrame:
-    """The issuers of leaf certificates, per address with a handshake (top ``n``)."""
-    return distribution(scan, "ip", "issuer", "status = 'ok' AND leaf IS NOT NULL",
+SELF_SIGNED_ISSUER = "self-signed (issuer names itself)"
+
+
+def top_issuers(scan: Scan, n: int = 10, *, group_self_signed: bool = True) -> pd.DataFrame:
+    """The issuers of leaf certificates, per address with a handshake (top ``n``).
+
+    Self-signed leaves name themselves as issuer: one name per server, which
+    would swamp the list with one-off names. They are one group,
+    ``SELF_SIGNED_ISSUER`` (``group_self_signed=False`` keeps them apart).
+    """
+    issuer = (f"CASE WHEN coalesce(leaf_self_signed, false) THEN '{SELF_SIGNED_ISSUER}' "
+              "ELSE issuer END") if group_self_signed else "issuer"
+    return distribution(scan, "ip", issuer, "status = 'ok' AND leaf IS NOT NULL",
                         unit=TLS_IPS, top=n)
 
 
@@ -318,29 +345,47 @@ def top_banners(scan: Scan, n: int = 10, width: int = 80) -> pd.DataFrame:
 
 _VALID_POLICY = "sts_txt_valid AND sts_policy_valid"
 _ACTIVE = f"{_VALID_POLICY} AND sts_mode IN ('enforce', 'testing')"
+# (step, condition, the group the step leaves out of the previous one); each condition
+# implies the previous, so every step's count is the previous one's minus its excluded
 FUNNEL = (
-    ("domains accepting mail", "true"),
-    ("_mta-sts TXT present", "sts_record"),
-    ("TXT valid", "sts_txt_valid"),
-    ("policy fetched", "sts_txt_valid AND sts_fetched"),
-    ("policy valid", _VALID_POLICY),
-    ("mode enforce or testing", _ACTIVE),
-    ("every MX matches the policy", f"{_ACTIVE} AND sts_all_mx_match"),
-    ("a sender would deliver", f"{_ACTIVE} AND sts_all_mx_match AND sts_deliver"),
+    ("domains accepting mail", "true", ""),
+    ("_mta-sts TXT present", "sts_record", "no _mta-sts TXT record"),
+    ("TXT valid", "sts_txt_valid", "TXT invalid, or several records"),
+    ("policy fetched", "sts_txt_valid AND sts_fetched", "policy fetch failed"),
+    ("policy valid", _VALID_POLICY, "policy invalid"),
+    ("mode enforce or testing", _ACTIVE, "mode none"),
+    ("a sender would deliver", f"{_ACTIVE} AND sts_deliver",
+     "a sender would fail (sts_domain_verdict fail)"),
 )
 
 
 def mta_sts_funnel(scan: Scan) -> pd.DataFrame:
-    """From domains accepting mail to a policy a sender would deliver under.
+    """From domains accepting mail to a policy under which a sender would deliver.
 
-    Each step's share is of the domains accepting mail; ``of_previous`` is
-    the step's count over the previous step's.
+    The last step is the dataset's own verdict (``sts_domain_verdict`` =
+    ``deliver``, what the scanner decided a sender without a cached policy
+    would do), so the funnel agrees with the dataset. Each step's share is of
+    the domains accepting mail; ``excluded`` counts the domains of the
+    previous step that this one leaves out, and ``excluded_as`` names them:
+    every step's count is the previous count minus its excluded.
     """
     shares = [share(scan, "domain", cond, "accepts_mail", name=step, unit=MAIL_DOMAINS)
-              for step, cond in FUNNEL]
+              for step, cond, _ in FUNNEL]
     df = frame(shares, index="step")
     previous = df["count"].shift(1)
-    df["of_previous"] = (df["count"] / previous).where(previous > 0)
+    df["of_previous"] = (df["count"] / previous).where(previous > 0).astype(float)
+    df["excluded"] = (previous - df["count"]).astype("Int64")
+    df["excluded_as"] = [why for _, _, why in FUNNEL]
+    last = f"{_ACTIVE} AND sts_fail"
+    fails = share(scan, "domain", last, "accepts_mail", name="fail", unit=MAIL_DOMAINS).count
+    unexplained = int(df["excluded"].iloc[-1]) - fails
+    # domains that accept no mail (MX lookup failed, null MX) may still carry a verdict
+    df.attrs["outside"] = int(scan.scalar(
+        "SELECT count(*) FROM domain_facts WHERE NOT accepts_mail "
+        "AND sts_verdict IN ('deliver', 'fail')"))
+    if unexplained:      # an active policy without a verdict (an older scan)
+        df.loc[df.index[-1], "excluded_as"] = (
+            f"a sender would fail ({fails:,}); no verdict recorded ({unexplained:,})")
     return df
 
 
@@ -385,6 +430,8 @@ TLSRPT_RESULT_TYPES = (
     "starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
     "certificate-not-trusted", "validation-failure", "tlsa-invalid", "dnssec-invalid",
     "dane-required", "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid")
+# the result types only a sender that checks DANE reports (RFC 8460 §4.3.1)
+DANE_RESULT_TYPES = ("tlsa-invalid", "dnssec-invalid", "dane-required")
 
 
 def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
@@ -401,13 +448,23 @@ def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
         "SELECT count(*) FROM mx_rows m JOIN domain_facts d USING (domain) "
         "WHERE d.sts_txt_valid"))
     domains = int(scan.scalar("SELECT count(*) FROM domain_facts WHERE sts_txt_valid"))
+    dane = scan.not_measured("dane")
     out = []
     for kind in [*TLSRPT_RESULT_TYPES, *sorted(set(counted) - set(TLSRPT_RESULT_TYPES))]:
         s, d = counted.get(kind, (0, 0))
+        if dane and kind in DANE_RESULT_TYPES and not s:
+            out.append({"result_type": kind, "sessions": None, "of_sessions": sessions,
+                        "domains": None, "of_domains": domains,
+                        "share_of_domains": float("nan"), "not_measured": dane})
+            continue
         out.append({"result_type": kind, "sessions": s, "of_sessions": sessions,
                     "domains": d, "of_domains": domains,
-                    "share_of_domains": d / domains if domains else float("nan")})
-    return pd.DataFrame(out)
+                    "share_of_domains": d / domains if domains else float("nan"),
+                    "not_measured": None})
+    df = pd.DataFrame(out)
+    for column in ("sessions", "domains"):
+        df[column] = df[column].astype("Int64")
+    return df
 
 
 def tlsrpt(scan: Scan) -> list[Share]:

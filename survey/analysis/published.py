@@ -122,15 +122,58 @@ def measure(scan: Scan, figure_id: str) -> Share | None:
     return fn(scan) if fn else None
 
 
+CALIBRATED = "calibrated"
+NOT_CALIBRATED = "not calibrated"
+UNCLEAR = "definition unclear"
+
+
+def calibrated_figures(profile: str = "published") -> dict[str, str]:
+    """The figures a testbed profile is built to hold exactly: id -> the quota's note."""
+    from survey.testbed.generator import ProfileError, load_profile
+    from survey.testbed.quotas import quotas
+
+    try:
+        return {q["figure"]: q["note"] for q in quotas(load_profile(profile))}
+    except (ProfileError, OSError, KeyError):
+        return {}
+
+
+def calibration(scan: Scan) -> dict[str, str] | None:
+    """Each computable figure's calibration on a testbed scan (None: not a testbed scan).
+
+    ``calibrated``: the world's profile states the figure as an exact quota,
+    so the scan must equal it (tests/test_analysis_published.py checks that);
+    ``definition unclear``: not calibrated, and the source leaves the
+    definition open; ``not calibrated``: the profile cannot hold it as well,
+    because published figures contradict each other (e.g. 76% of MX host
+    names offer STARTTLS, yet 35% of servers configure encryption).
+    """
+    world = scan.manifest.get("world") or {}
+    if not world:
+        return None
+    profile = str(world.get("profile") or "")
+    quota = calibrated_figures(profile) if profile else {}
+    out = {}
+    for row in figures().to_dict("records"):
+        if row["id"] not in MEASURES:
+            continue
+        out[row["id"]] = CALIBRATED if row["id"] in quota else \
+            UNCLEAR if row["status"] == "definition unclear" else NOT_CALIBRATED
+    return out
+
+
 def side_by_side(scan: Scan) -> pd.DataFrame:
     """Every published figure next to the same metric on ``scan``.
 
     Columns: the figure's (id, source, date, population, metric, published,
     published_value, kind, status, definition, citation) and the scan's
-    (measured, count, total, unit, low, high). ``measured`` is a fraction,
-    or the count for ``kind == count``; empty when not computable.
+    (measured, count, total, unit, low, high, calibration). ``measured`` is a
+    fraction, or the count for ``kind == count``; empty when not computable.
+    ``calibration`` (testbed scans only, ``calibration``): calibrated, not
+    calibrated, or definition unclear.
     """
     out = []
+    marks = calibration(scan)
     for row in figures().to_dict("records"):
         result = measure(scan, row["id"])
         entry = {"id": row["id"], "source": row["source"], "date": row["date"],
@@ -139,7 +182,8 @@ def side_by_side(scan: Scan) -> pd.DataFrame:
                  "kind": row["kind"], "status": row["status"],
                  "definition": row["definition"], "citation": row["citation"],
                  "measured": None, "count": None, "total": None, "unit": None,
-                 "low": None, "high": None}
+                 "low": None, "high": None,
+                 "calibration": (marks or {}).get(row["id"]) if marks is not None else None}
         if result is not None:
             entry.update(measured=result.count if row["kind"] == "count" else result.value,
                          count=result.count, total=result.total, unit=result.unit,
@@ -167,10 +211,13 @@ def table(side: pd.DataFrame) -> pd.DataFrame:
     """``side_by_side`` as text columns for reading: published next to measured."""
     rows = []
     for row in side.to_dict("records"):
-        rows.append({"source": row["source"], "date": row["date"], "metric": row["metric"],
-                     "published": row["published"], "population": row["population"],
-                     "this scan": _measured_text(row), "of": row["unit"] or "",
-                     "status": row["status"]})
+        entry = {"source": row["source"], "date": row["date"], "metric": row["metric"],
+                 "published": row["published"], "population": row["population"],
+                 "this scan": _measured_text(row), "of": row["unit"] or "",
+                 "status": row["status"]}
+        if side["calibration"].notna().any():
+            entry["testbed"] = row["calibration"] or ""
+        rows.append(entry)
     return pd.DataFrame(rows)
 
 

@@ -36,9 +36,27 @@ DEFAULT_REPLICATES = 1000
 CONFIDENCE = 0.95
 
 
+CENSUS = "census: no interval"
+BOOTSTRAP = "95% cluster bootstrap over providers"
+COLUMNS = ("metric", "count", "total", "share", "low", "high", "unit", "interval",
+           "not_measured")
+
+
 @dataclass(frozen=True)
 class Share:
-    """``count`` of ``total`` ``unit`` (e.g. 760 of 1,000 MX host names)."""
+    """``count`` of ``total`` ``unit`` (e.g. 760 of 1,000 MX host names).
+
+    The one type every share of the analysis is: ``frame`` turns a list of
+    them into the one table shape (``COLUMNS``). Fields:
+
+      * ``low``/``high``: the interval (fractions), only for a sample;
+        ``interval`` names how it was made (``BOOTSTRAP``), or says the scan
+        is a census (``CENSUS``: a whole list has no sampling error);
+      * ``not_measured``: why the scan cannot say (the profile, a column the
+        scan predates, a check survey does not make), or None. A share that
+        was not measured is not a zero: its ``value`` is NaN and tables and
+        charts say "not measured" with the reason.
+    """
 
     name: str
     count: int
@@ -47,16 +65,29 @@ class Share:
     low: float | None = None      # interval bounds (fractions), only for samples
     high: float | None = None
     clusters: int | None = None   # clusters behind the interval
+    interval: str | None = None   # CENSUS, BOOTSTRAP, or None (not stated)
+    not_measured: str | None = None
+
+    @classmethod
+    def missing(cls, name: str, unit: str, reason: str) -> Share:
+        """A share the scan did not measure, with the reason."""
+        return cls(name, 0, 0, unit, not_measured=reason)
+
+    @property
+    def measured(self) -> bool:
+        return self.not_measured is None
 
     @property
     def value(self) -> float:
-        return self.count / self.total if self.total else math.nan
+        return self.count / self.total if self.total and self.measured else math.nan
 
     @property
     def percent(self) -> float:
         return 100 * self.value
 
     def __str__(self) -> str:
+        if not self.measured:
+            return f"{self.name}: {self.not_measured}"
         if not self.total:
             return f"{self.name}: no {self.unit}"
         text = f"{self.name}: {self.percent:.1f}% ({self.count:,} of {self.total:,} {self.unit})"
@@ -65,18 +96,48 @@ class Share:
         return text
 
     def as_row(self) -> dict:
-        return {"metric": self.name, "count": self.count, "total": self.total,
-                "share": self.value, "low": self.low, "high": self.high, "unit": self.unit}
+        return {"metric": self.name,
+                "count": self.count if self.measured else None,
+                "total": self.total if self.measured else None,
+                "share": self.value, "low": self.low, "high": self.high, "unit": self.unit,
+                "interval": None if not self.measured else self.interval,
+                "not_measured": self.not_measured}
 
 
 def frame(shares: Iterable[Share], *, index: str = "metric") -> pd.DataFrame:
-    """Shares as a small DataFrame (metric, count, total, share, low, high, unit)."""
+    """Shares as the one shares table (``COLUMNS``; ``index`` renames ``metric``).
+
+    ``count`` and ``total`` are nullable integers: empty for a share that was
+    not measured, never a zero standing in for "unknown".
+    """
     rows = [s.as_row() for s in shares]
-    columns = ["metric", "count", "total", "share", "low", "high", "unit"]
-    df = pd.DataFrame(rows, columns=columns)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in ("count", "total"):
+        df[column] = df[column].astype("Int64")
+    df["share"] = df["share"].astype(float)
     if index != "metric":
         df = df.rename(columns={"metric": index})
     return df
+
+
+def shares_of(df: pd.DataFrame) -> list[Share]:
+    """A shares table back into ``Share`` values (the first column is the name)."""
+    name = df.columns[0] if df.columns[0] not in COLUMNS[1:] else "metric"
+    out = []
+    for row in df.to_dict("records"):
+        reason = row.get("not_measured")
+        reason = None if reason is None or (isinstance(reason, float) and math.isnan(reason)) \
+            else str(reason)
+
+        def opt(v: object) -> float | None:
+            return None if v is None or pd.isna(v) else float(v)   # type: ignore[arg-type]
+
+        count, total = row.get("count"), row.get("total")
+        out.append(Share(str(row[name]), 0 if pd.isna(count) else int(count),
+                         0 if pd.isna(total) else int(total), str(row.get("unit") or ""),
+                         opt(row.get("low")), opt(row.get("high")),
+                         interval=row.get("interval") or None, not_measured=reason))
+    return out
 
 
 def cluster_bootstrap(numerators: Sequence[int], denominators: Sequence[int],
