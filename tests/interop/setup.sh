@@ -13,6 +13,35 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
+# Exim for tests/interop/test_exim.py. Debian's exim4 packages conflict with Postfix as
+# the machine's MTA, so they are unpacked, not installed: under /opt/survey-exim, run by
+# the test with its own configuration on loopback through the wrapper survey-exim4 (the
+# libraries it lacks, libidn12, come unpacked beside it). Exim's binary is built for the
+# system user Debian-exim, which is created (no home, no shell) when missing.
+install_exim() {
+    local root=/opt/survey-exim wrapper=/usr/local/bin/survey-exim4
+    [ -x "$wrapper" ] && [ -x "$root/usr/sbin/exim4" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/interop/setup.sh: must run as root to unpack Exim" >&2
+        return 1
+    fi
+    local work
+    work=$(mktemp -d)
+    apt-get update -qq
+    (cd "$work" && chmod 777 . && apt-get download -qq exim4-daemon-light exim4-base \
+        exim4-config libidn12 >/dev/null)
+    mkdir -p "$root"
+    for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$root"; done
+    rm -rf "$work"
+    id Debian-exim >/dev/null 2>&1 || useradd --system --no-create-home \
+        --shell /usr/sbin/nologin Debian-exim
+    local libdir
+    libdir=$(dirname "$(find "$root/usr/lib" -name 'libidn.so.12*' | head -n 1)")
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s/usr/sbin/exim4 "$@"\n' \
+        "$libdir" "$root" > "$wrapper"
+    chmod 755 "$wrapper"
+}
+
 packages=(postfix unbound nginx testssl.sh sslscan
           openssl curl bsdextrautils bsdmainutils procps bind9-dnsutils util-linux ca-certificates)
 missing=()
@@ -21,6 +50,7 @@ for pkg in "${packages[@]}"; do
     [ "$status" = "install ok installed" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+    install_exim
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -44,3 +74,4 @@ trap cleanup EXIT
 
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_exim
