@@ -46,7 +46,7 @@ pid_file_path = {root}/exim.pid
 local_interfaces = <; {ip}
 daemon_smtp_ports = {port}
 smtp_accept_max_per_host = 1
-log_selector = +smtp_connection +tls_cipher
+log_selector = +smtp_connection +tls_cipher +millisec
 tls_advertise_hosts = *
 tls_certificate = {root}/cert.pem
 tls_privatekey = {root}/key.pem
@@ -111,7 +111,35 @@ def test_a_full_ciphers_enumeration_gets_no_421_and_counts_every_connection(exim
     assert enumeration.probe_status == ProbeStatus.OK and enumeration.backoffs == 0
     assert "TLSv1.3" in enumeration.versions_supported and len(enumeration.cipher_suites) > 10
     assert attempted.connections == opened == tools.politeness.connections
-    # a second between connections: the enumeration cannot be faster than that
+    # a second between connections, as Exim saw them: from each session's end to the next
+    # connection (Exim's log with milliseconds)
+    gaps = exim_gaps(text)
+    assert len(gaps) == opened - 1 and min(gaps) >= config.per_ip_spacing - 0.05, gaps
     assert took >= (opened - 1) * config.per_ip_spacing
-    print(f"Exim: {opened} connections, 0 refused, {took:.0f} s, "
-          f"{len(enumeration.cipher_suites)} suites")
+    print(f"Exim: {opened} connections, 0 refused, {took:.0f} s, smallest gap "
+          f"{min(gaps):.3f} s, {len(enumeration.cipher_suites)} suites")
+
+
+def exim_gaps(text: str) -> list[float]:
+    """Seconds from each session's end (closed/lost) to the next connection, from the log."""
+    from datetime import datetime
+
+    events = []
+    for line in text.splitlines():
+        stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (.*)", line)
+        if not stamp:
+            continue
+        when = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        if "TCP/IP connection count" in stamp.group(2):
+            events.append(("open", when))
+        elif re.search(r"SMTP connection from .* (closed|lost)|unexpected disconnection",
+                       stamp.group(2)):
+            events.append(("close", when))
+    gaps, last_close = [], None
+    for kind, when in events:
+        if kind == "open" and last_close is not None:
+            gaps.append(when - last_close)
+            last_close = None
+        elif kind == "close":
+            last_close = when
+    return gaps
