@@ -9,24 +9,27 @@ from survey.net.dns import HostCache, Resolver, parse_resolver
 from survey.testbed.dns_server import serve_dns
 from survey.testbed.generator import generate
 
-WORLD = generate(400, seed=7)
+
+@pytest.fixture(scope="module")
+def world():
+    return generate(400, seed=7)
 
 
 @pytest.fixture
-async def resolver(nursery):
-    host, port = await nursery.start(serve_dns, WORLD)
+async def resolver(nursery, world):
+    host, port = await nursery.start(serve_dns, world)
     return Resolver([(host, port)], timeout=0.5, lifetime=1.5)
 
 
-def faulty(fault: str) -> tuple[str, str]:
+def faulty(world, fault: str) -> tuple[str, str]:
     """(name, qtype) of a world node answering ``fault``."""
-    node = next((n for n in WORLD.dns.values() if n.fault == fault), None)
+    node = next((n for n in world.dns.values() if n.fault == fault), None)
     assert node is not None, f"the world has no {fault} node"
     return node.name, (node.fault_types or ("A",))[0]
 
 
-async def test_mx_status_of_every_domain_matches_the_world(resolver):
-    for spec in WORLD.domains:
+async def test_mx_status_of_every_domain_matches_the_world(resolver, world):
+    for spec in world.domains:
         lookup = await resolver.lookup(spec.name, "MX")
         expected = "ok" if spec.dns_status == "ok" and spec.mx_kind in ("mx", "null_mx") \
             else spec.dns_status
@@ -36,30 +39,30 @@ async def test_mx_status_of_every_domain_matches_the_world(resolver):
 
 
 @pytest.mark.parametrize(("fault", "status"), [("servfail", "servfail"), ("refused", "dns_refused")])
-async def test_faults_map_to_their_own_status(resolver, fault, status):
-    assert (await resolver.lookup(*faulty(fault))).status == status
+async def test_faults_map_to_their_own_status(resolver, fault, status, world):
+    assert (await resolver.lookup(*faulty(world, fault))).status == status
 
 
-async def test_a_missing_name_is_nxdomain(resolver):
-    spec = next(d for d in WORLD.domains if d.dns_status == "nxdomain")
+async def test_a_missing_name_is_nxdomain(resolver, world):
+    spec = next(d for d in world.domains if d.dns_status == "nxdomain")
     assert (await resolver.lookup(spec.name, "MX")).status == "nxdomain"
 
 
-async def test_a_silent_server_is_a_timeout_not_a_missing_record(resolver):
+async def test_a_silent_server_is_a_timeout_not_a_missing_record(resolver, world):
     with trio.fail_after(5):
-        assert (await resolver.lookup(*faulty("timeout"))).status == "dns_timeout"
+        assert (await resolver.lookup(*faulty(world, "timeout"))).status == "dns_timeout"
 
 
-async def test_truncation_falls_back_to_tcp(resolver):
-    node = next(n for n in WORLD.dns.values() if n.fault == "truncate" and n.records)
+async def test_truncation_falls_back_to_tcp(resolver, world):
+    node = next(n for n in world.dns.values() if n.fault == "truncate" and n.records)
     rtype = node.records[0].rtype
     lookup = await resolver.lookup(node.name, rtype)
     assert lookup.status == "ok" and len(lookup.records) == sum(
         r.rtype == rtype for r in node.records)
 
 
-async def test_cnamed_mx_host_resolves_to_its_target(resolver):
-    host = next(h for h in WORLD.mx_hosts.values() if h.cname and h.status == "ok" and h.ips)
+async def test_cnamed_mx_host_resolves_to_its_target(resolver, world):
+    host = next(h for h in world.mx_hosts.values() if h.cname and h.status == "ok" and h.ips)
     cache = HostCache(resolver)
     a, aaaa = await cache.addresses(host.name)
     got = [r.address for r in a.records] + [r.address for r in aaaa.records]
@@ -71,8 +74,8 @@ async def test_outside_the_world_is_refused_never_forwarded(resolver):
     assert (await resolver.lookup("example.com", "A")).status == "dns_refused"
 
 
-async def test_the_host_cache_asks_once(resolver):
-    host = next(h for h in WORLD.mx_hosts.values() if h.status == "ok" and h.ips)
+async def test_the_host_cache_asks_once(resolver, world):
+    host = next(h for h in world.mx_hosts.values() if h.status == "ok" and h.ips)
     cache = HostCache(resolver)
     before = resolver.queries
     async with trio.open_nursery() as nursery:
@@ -81,11 +84,11 @@ async def test_the_host_cache_asks_once(resolver):
     assert resolver.queries - before == 2   # one A, one AAAA
 
 
-async def test_query_rate_is_paced(autojump_clock, nursery):
-    host, port = await nursery.start(serve_dns, WORLD)
+async def test_query_rate_is_paced(autojump_clock, nursery, world):
+    host, port = await nursery.start(serve_dns, world)
     paced = Resolver([(host, port)], rate=10, timeout=0.5, lifetime=1.5)
     start = trio.current_time()
-    for spec in WORLD.domains[:11]:
+    for spec in world.domains[:11]:
         await paced.lookup(spec.name, "MX")
     assert trio.current_time() - start >= 0.99  # 10 intervals of 0.1 s
 

@@ -32,15 +32,14 @@ from survey.net.https import fetch_policy
 from survey.net.smtp import Timeouts, probe_starttls
 from survey.store.schema import to_table
 from survey.testbed import hostile
-from survey.testbed.generator import generate
+from survey.testbed.generator import SCALES, generate
 from survey.testbed.https_server import serve_https
 from survey.testbed.listen import ConnectionLog
 from survey.testbed.smtp_server import serve_smtp
 from survey.testbed.truth import EPOCH, _policy_truth, build_truth, host_truth
 
 TESTBED = DestinationPolicy("testbed")
-WORLD = generate(1000, seed=0, scale="fast")
-S = WORLD.scanner
+S = SCALES["fast"].scanner
 TIMEOUTS = Timeouts(connect=S.connect_timeout, greeting=S.greeting_timeout,
                     command=S.command_timeout, tls=S.tls_timeout)
 PEAK_BYTES = 3 * 1024 * 1024
@@ -56,21 +55,26 @@ BOUND = {"tarpit": S.greeting_timeout + SLACK, "tls_truncated": S.tls_timeout + 
 AT_LEAST = {"tarpit": S.greeting_timeout, "tls_truncated": S.tls_timeout}
 
 
-def server_for(behaviour: str):
-    return next(s for ip, s in sorted(WORLD.smtp_servers.items()) if s.behaviour == behaviour)
+@pytest.fixture(scope="module")
+def world():
+    return generate(1000, seed=0, scale="fast")
+
+
+def server_for(world, behaviour: str):
+    return next(s for ip, s in sorted(world.smtp_servers.items()) if s.behaviour == behaviour)
 
 
 @pytest.fixture
-async def smtp(nursery, pki):
+async def smtp(nursery, pki, world):
     log = ConnectionLog(None)
-    port = await nursery.start(partial(serve_smtp, WORLD, port=0, pki=pki, connlog=log))
+    port = await nursery.start(partial(serve_smtp, world, port=0, pki=pki, connlog=log))
     return port, log
 
 
 @pytest.fixture
-async def https(nursery, pki):
+async def https(nursery, pki, world):
     log = ConnectionLog(None)
-    port = await nursery.start(partial(serve_https, WORLD, port=0, pki=pki, connlog=log))
+    port = await nursery.start(partial(serve_https, world, port=0, pki=pki, connlog=log))
     return port, log
 
 
@@ -101,10 +105,10 @@ class Measure:
 # --- the scanner's client against each hostile SMTP server --------------------------------------
 
 @pytest.mark.parametrize("behaviour", HOSTILE)
-async def test_the_scanner_gets_the_truth_within_bounds(smtp, behaviour):
+async def test_the_scanner_gets_the_truth_within_bounds(smtp, behaviour, world):
     port, log = smtp
-    server = server_for(behaviour)
-    truth = host_truth(server, WORLD)
+    server = server_for(world, behaviour)
+    truth = host_truth(server, world)
     with Measure() as m:
         probe = await probe_starttls(server.ip, port, policy=TESTBED, ehlo_name="scanner.test",
                                      sni=server.hostname, timeouts=TIMEOUTS)
@@ -120,23 +124,23 @@ async def test_the_scanner_gets_the_truth_within_bounds(smtp, behaviour):
     print(f"{behaviour}: {probe.status} in {m.elapsed:.3f} s, peak {m.peak / 1024:.0f} KiB")
 
 
-def test_the_truth_of_the_hostile_servers():
-    rows = {r["ip"]: r for r in build_truth(WORLD).rows["hosts"]}
+def test_the_truth_of_the_hostile_servers(world):
+    rows = {r["ip"]: r for r in build_truth(world).rows["hosts"]}
     expect = {"endless_banner": "protocol_error", "long_line": "protocol_error",
               "garbage": "protocol_error", "tls_truncated": "tls_handshake_failed",
               "hostile_text": "ok", "drop_after_starttls": "tls_handshake_failed",
               "starttls_500": "starttls_rejected", "tarpit": "read_timeout"}
     for behaviour, status in expect.items():
-        for server in WORLD.smtp_servers.values():
+        for server in world.smtp_servers.values():
             if server.behaviour == behaviour:
                 assert rows[server.ip]["status"] == status, behaviour
-    tls_truncated = server_for("tls_truncated")
+    tls_truncated = server_for(world, "tls_truncated")
     assert rows[tls_truncated.ip]["versions_supported"] is None
-    assert rows[server_for("drop_after_starttls").ip]["versions_supported"] == []
+    assert rows[server_for(world, "drop_after_starttls").ip]["versions_supported"] == []
     # every timing sits 3x away from the scanner's thresholds
-    assert server_for("endless_banner").duration >= 3 * S.greeting_timeout
+    assert server_for(world, "endless_banner").duration >= 3 * S.greeting_timeout
     assert tls_truncated.duration >= 3 * S.tls_timeout
-    assert server_for("long_line").size >= 10 * 1024 * 1024
+    assert server_for(world, "long_line").size >= 10 * 1024 * 1024
 
 
 # --- what the servers send, and what it costs them ------------------------------------------------
@@ -156,9 +160,9 @@ async def read_for(stream: trio.abc.ReceiveStream, seconds: float, limit: int
     return count, head, False
 
 
-async def test_long_line_sends_10_mb_without_holding_them(smtp):
+async def test_long_line_sends_10_mb_without_holding_them(smtp, world):
     port, log = smtp
-    server = server_for("long_line")
+    server = server_for(world, "long_line")
     stream = await trio.open_tcp_stream(server.ip, port)
     prefix = f"220 {server.hostname} ".encode()
     with Measure() as m:
@@ -171,9 +175,9 @@ async def test_long_line_sends_10_mb_without_holding_them(smtp):
     assert record.end - m.ended < SLACK + 0.5
 
 
-async def test_endless_banner_is_continuation_lines_until_the_client_leaves(smtp):
+async def test_endless_banner_is_continuation_lines_until_the_client_leaves(smtp, world):
     port, log = smtp
-    server = server_for("endless_banner")
+    server = server_for(world, "endless_banner")
     stream = await trio.open_tcp_stream(server.ip, port)
     data = b""
     with trio.fail_after(5):
@@ -187,18 +191,18 @@ async def test_endless_banner_is_continuation_lines_until_the_client_leaves(smtp
     assert record.end - left < SLACK
 
 
-async def test_garbage_is_not_a_reply(smtp):
+async def test_garbage_is_not_a_reply(smtp, world):
     port, _ = smtp
-    server = server_for("garbage")
+    server = server_for(world, "garbage")
     stream = await trio.open_tcp_stream(server.ip, port)
     count, head, closed = await read_for(stream, 2, 1 << 20)
     assert closed and count == server.size and head[0] >= 0x80
     assert head == hostile.garbage_bytes(server)[:4096]
 
 
-async def test_tls_truncated_announces_more_than_it_sends(smtp):
+async def test_tls_truncated_announces_more_than_it_sends(smtp, world):
     port, log = smtp
-    server = server_for("tls_truncated")
+    server = server_for(world, "tls_truncated")
     stream = await trio.open_tcp_stream(server.ip, port)
     buffer = b""
     for command in (None, b"EHLO client.test\r\n", b"STARTTLS\r\n"):
@@ -221,9 +225,9 @@ async def test_tls_truncated_announces_more_than_it_sends(smtp):
 
 # --- hostile text is data ----------------------------------------------------------------------
 
-async def test_html_and_escapes_are_stored_exactly_as_sent(smtp):
+async def test_html_and_escapes_are_stored_exactly_as_sent(smtp, world):
     port, _ = smtp
-    server = server_for("hostile_text")
+    server = server_for(world, "hostile_text")
     probe = await probe_starttls(server.ip, port, policy=TESTBED, ehlo_name="scanner.test",
                                  sni=server.hostname, timeouts=TIMEOUTS)
     assert probe.status == "ok"
@@ -240,16 +244,16 @@ async def test_html_and_escapes_are_stored_exactly_as_sent(smtp):
 
 # --- the slowloris policy host ----------------------------------------------------------------------
 
-def slowloris_domain():
-    return next(d for d in WORLD.domains if d.mta_sts.status == "valid"
-                and WORLD.policy_hosts.get(d.name) is not None
-                and WORLD.policy_hosts[d.name].behaviour == "slow_headers")
+def slowloris_domain(world):
+    return next(d for d in world.domains if d.mta_sts.status == "valid"
+                and world.policy_hosts.get(d.name) is not None
+                and world.policy_hosts[d.name].behaviour == "slow_headers")
 
 
-async def test_slowloris_policy_host_is_a_fetch_timeout(https, pki):
+async def test_slowloris_policy_host_is_a_fetch_timeout(https, pki, world):
     port, log = https
-    domain = slowloris_domain()
-    host = WORLD.policy_hosts[domain.name]
+    domain = slowloris_domain(world)
+    host = world.policy_hosts[domain.name]
     status, error, *_ = _policy_truth(domain, host)
     assert (status, error) == ("fetch_error", "timeout")
     store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
@@ -264,12 +268,12 @@ async def test_slowloris_policy_host_is_a_fetch_timeout(https, pki):
     assert record.end - m.ended < SLACK
 
 
-async def test_slowloris_dribbles_a_head_that_never_ends(https, pki):
+async def test_slowloris_dribbles_a_head_that_never_ends(https, pki, world):
     import ssl
 
     port, _ = https
-    domain = slowloris_domain()
-    host = WORLD.policy_hosts[domain.name]
+    domain = slowloris_domain(world)
+    host = world.policy_hosts[domain.name]
     ctx = ssl.create_default_context(cafile=str(pki.ca_bundle_path))
     stream = trio.SSLStream(await trio.open_tcp_stream(host.ip, port), ctx,
                             server_hostname=host.host)
