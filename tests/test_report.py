@@ -7,10 +7,12 @@ certificate issuer carries ``<script>``; neither may reach the HTML as markup.
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,8 @@ from survey.report import (
     plan,
     render_report,
 )
+from tests.browser import MEASURE, Browser
+from tests.requirements import needs
 from tests.test_analysis_fixture import write_fixture
 
 SURVEY = [sys.executable, "-m", "survey.cli"]
@@ -148,3 +152,58 @@ def test_the_page_frame_escapes_provenance():
     page = render_report([], {"scan": "<script>x</script>", "list": "a&b"})
     assert "<script>x" not in page and "&lt;script&gt;x" in page and "a&amp;b" in page
     assert re.search(r"<title>[^<]*&lt;script", page)
+
+
+# -- in a real browser ----------------------------------------------------------------------
+
+ARTIFACTS = Path(os.environ.get("SURVEY_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parent / "artifacts"))
+PNG_1x1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5"
+           "ErkJggg==")
+
+
+def problems(measured: dict) -> list[str]:
+    """What a reader would see wrong: scaled-up, distorted or clipped images, overflowing text."""
+    found = []
+    if measured["scripts"] or measured["handlers"] or measured["iframes"]:
+        found.append(f"script: {measured['scripts']} scripts, {measured['handlers']} handlers")
+    for img in measured["images"]:
+        name = img["alt"][:60]
+        if not (img["complete"] and img["natural_width"] and img["natural_height"]):
+            found.append(f"image not loaded: {name}")
+            continue
+        if img["width"] > img["natural_width"] + 0.5 or img["height"] > img["natural_height"] + 0.5:
+            found.append(f"image scaled above its natural size: {name}")
+        if abs(img["width"] / img["height"] - img["natural_width"] / img["natural_height"]) > 0.02:
+            found.append(f"image distorted: {name}")
+        if img["left"] < 0 or img["right"] > measured["view"]:
+            found.append(f"image clipped by the page: {name}")
+    found += [f"text overflows its box: {text!r}" for text in measured["overflowing"]]
+    if measured["page_width"] > measured["view"]:
+        found.append(f"the page is {measured['page_width']} px wide in a {measured['view']} px window")
+    return found
+
+
+@needs("chromium")
+def test_the_report_renders_whole_in_chromium(report, tmp_path):
+    out, _ = report
+    bad = tmp_path / "bad.html"       # the checks can fail: a page with every fault
+    bad.write_text(f'''<!DOCTYPE html><html><body style="margin:0">
+        <img alt="scaled" width="40" height="40" src="data:image/png;base64,{PNG_1x1}">
+        <img alt="clipped" style="margin-left:1300px" width="1" height="1"
+             src="data:image/png;base64,{PNG_1x1}">
+        <table><tr><td style="max-width:3rem;overflow:hidden;white-space:nowrap">
+        1,234,567,890,123,456</td></tr></table></body></html>''', encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with Browser() as browser:
+        browser.open(bad)
+        faults = problems(browser.evaluate(MEASURE))
+        browser.open(out / "report.html")
+        measured = browser.evaluate(MEASURE)
+        shot = browser.screenshot(ARTIFACTS / "report.png")
+    print(f"report screenshot: {shot}")
+    assert any("scaled above" in f for f in faults) and any("clipped" in f for f in faults)
+    assert any("overflows" in f for f in faults)
+    assert len(measured["images"]) >= 10
+    assert problems(measured) == []
+    assert shot.read_bytes().startswith(b"\x89PNG")

@@ -42,7 +42,7 @@ install_exim() {
     chmod 755 "$wrapper"
 }
 
-packages=(postfix unbound nginx testssl.sh sslscan
+packages=(postfix unbound nginx testssl.sh sslscan chromium
           openssl curl bsdextrautils bsdmainutils procps bind9-dnsutils util-linux ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
