@@ -74,13 +74,18 @@ class Openssl:
     name_match: bool
 
 
-def _verify(args: list[str]) -> tuple[bool, int | None]:
-    done = subprocess.run(["openssl", "verify", *args], capture_output=True, text=True,
-                          timeout=30, check=False)
-    errors = re.findall(r"error (\d+) at \d+ depth", done.stdout + done.stderr)
-    ok = done.returncode == 0 and ": OK" in done.stdout
-    assert ok or errors or "error" in done.stderr, done
-    return ok, int(errors[0]) if errors else None
+def _verify_all(*runs: list[str]) -> list[tuple[bool, int | None]]:
+    """``openssl verify`` with each argument list, run side by side: (OK?, first error)."""
+    procs = [subprocess.Popen(["openssl", "verify", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in runs]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=30)
+        errors = re.findall(r"error (\d+) at \d+ depth", out + err)
+        ok = proc.returncode == 0 and ": OK" in out
+        assert ok or errors or "error" in err, (out, err)
+        results.append((ok, int(errors[0]) if errors else None))
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +111,12 @@ def openssl_verdicts(built: chains.Built, host: str, at: dt.datetime, directory:
         untrusted = directory / "untrusted.pem"
         untrusted.write_bytes(b"".join(c.public_bytes(PEM) for c in built.sent[1:]))
         base += ["-untrusted", str(untrusted)]
-    trusted, first = _verify([*base, "-no_check_time", str(leaf)])
-    time_valid = None
-    if trusted:
-        time_valid, _ = _verify([*base, "-attime", str(int(at.timestamp())), str(leaf)])
-    named, _ = _verify(["-partial_chain", "-ignore_critical", "-no_check_time", "-CAfile",
-                        str(leaf), "-verify_hostname", host, str(leaf)])
+    (trusted, first), (in_date, _), (named, _) = _verify_all(
+        [*base, "-no_check_time", str(leaf)],
+        [*base, "-attime", str(int(at.timestamp())), str(leaf)],
+        ["-partial_chain", "-ignore_critical", "-no_check_time", "-CAfile", str(leaf),
+         "-verify_hostname", host, str(leaf)])
+    time_valid = in_date if trusted else None
     return Openssl(trusted, first, time_valid, named)
 
 
