@@ -50,8 +50,9 @@ def _start_world(world_dir: Path) -> subprocess.Popen:
     deadline = time.monotonic() + WORLD_START_TIMEOUT
     while not (world_dir / "world.json").exists():
         if process.poll() is not None:
+            _, err = process.communicate()
             raise RuntimeError("the world did not start: "
-                               + process.stderr.read().decode(errors="replace")[-500:])
+                               + err.decode(errors="replace")[-500:])
         if time.monotonic() > deadline:
             process.kill()
             raise RuntimeError(f"the world did not start within {WORLD_START_TIMEOUT:g} s")

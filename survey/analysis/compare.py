@@ -212,18 +212,21 @@ def compare(earlier: Scan, later: Scan, *, examples: int = 20) -> Comparison:
             "SELECT count(*) FILTER (WHERE a.domain IS NOT NULL AND b.domain IS NOT NULL), "
             "count(*) FILTER (WHERE b.domain IS NULL), count(*) FILTER (WHERE a.domain IS NULL) "
             "FROM a_state a FULL OUTER JOIN b_state b USING (domain)").fetchone()
+        assert counts is not None             # an aggregate without GROUP BY: one row
         domains = pd.DataFrame({"population": ["in both scans", "only in the earlier scan",
                                                "only in the later scan"],
                                 "domains": [int(c) for c in counts]})
         rows = []
         for feature, column in (("MTA-STS policy", "sts"), ("TLSRPT record", "tlsrpt"),
                                 ("STARTTLS (any MX)", "starttls")):
-            adopted, dropped, kept, never = con.execute(
+            found = con.execute(
                 f"SELECT count(*) FILTER (WHERE NOT a.{column} AND b.{column}), "
                 f"count(*) FILTER (WHERE a.{column} AND NOT b.{column}), "
                 f"count(*) FILTER (WHERE a.{column} AND b.{column}), "
                 f"count(*) FILTER (WHERE NOT a.{column} AND NOT b.{column}) "
                 f"FROM a_state a JOIN b_state b USING (domain)").fetchone()
+            assert found is not None
+            adopted, dropped, kept, never = found
             rows.append({"feature": feature, "adopted": int(adopted), "dropped": int(dropped),
                          "kept": int(kept), "never": int(never)})
         changes = pd.DataFrame(rows)

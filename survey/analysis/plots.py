@@ -23,14 +23,19 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from survey.analysis.shares import Share, frame
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 # Okabe & Ito (2008), "Color Universal Design": blue, orange, bluish green,
 # vermillion, reddish purple, sky blue, yellow, black.
@@ -41,7 +46,7 @@ COLUMN_WIDTH = 3.4   # inches, one column of a two-column paper
 FULL_WIDTH = 7.0
 FORMATS = ("png", "svg", "pdf")
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 8,
     "axes.titlesize": 9,
@@ -52,7 +57,7 @@ STYLE = {
     "legend.frameon": False,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "axes.prop_cycle": cycler(color=PALETTE),
     "axes.grid": False,
     "grid.color": "#dddddd",
     "grid.linewidth": 0.6,

@@ -26,11 +26,12 @@ multiplicities, so each replicate costs the number of distinct pairs, not C.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 DEFAULT_REPLICATES = 1000
 CONFIDENCE = 0.95
@@ -140,8 +141,8 @@ def shares_of(df: pd.DataFrame) -> list[Share]:
     return out
 
 
-def cluster_bootstrap(numerators: Sequence[int], denominators: Sequence[int],
-                      weights: Sequence[int] | None = None, *,
+def cluster_bootstrap(numerators: ArrayLike, denominators: ArrayLike,
+                      weights: ArrayLike | None = None, *,
                       replicates: int = DEFAULT_REPLICATES, seed: int = 0,
                       confidence: float = CONFIDENCE) -> tuple[float, float] | None:
     """Percentile interval of sum(num)/sum(den) resampling clusters with replacement.

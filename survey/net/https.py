@@ -93,7 +93,7 @@ async def _exchange(stream: trio.abc.Stream, host: str, user_agent: str):
         event = conn.next_event()
         if event is h11.NEED_DATA:
             data = await stream.receive_some(READ_SIZE)
-            conn.receive_data(data)   # b"" is end of stream; h11 decides what it means
+            conn.receive_data(bytes(data))  # b"" is end of stream; h11 decides what it means
             continue
         if isinstance(event, h11.Response):
             response = event

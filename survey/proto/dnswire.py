@@ -228,11 +228,14 @@ def build_query(qid: int, name: str, rdtype: str | int, *, edns: bool = True,
     return header + question + b"\x00" + struct.pack("!HHIH", TYPE_OPT, payload, 0, 0)
 
 
+RData = A | AAAA | MX | TXT | CNAME | bytes   # raw bytes for the other types
+
+
 class Record(NamedTuple):
     owner: str
     rtype: int
     ttl: int
-    rdata: object            # one of A, AAAA, MX, TXT, CNAME; or raw bytes for other types
+    rdata: RData
 
 
 class Response(NamedTuple):
@@ -254,7 +257,7 @@ class Response(NamedTuple):
             if found or code == TYPES["CNAME"]:
                 return current, found
             alias = next((r.rdata.target for r in self.records
-                          if r.rtype == TYPES["CNAME"] and r.owner == current), None)
+                          if isinstance(r.rdata, CNAME) and r.owner == current), None)
             if alias is None:
                 return current, ()
             current = alias
@@ -330,7 +333,7 @@ def _read_record(data: bytes, offset: int) -> tuple[Record | None, int]:
     if rtype == 1:
         if rdlength != 4:
             raise DnsWireError("A rdata is not 4 octets")
-        rdata: object = A(".".join(map(str, data[start:end])))
+        rdata: RData = A(".".join(map(str, data[start:end])))
     elif rtype == 28:
         if rdlength != 16:
             raise DnsWireError("AAAA rdata is not 16 octets")

@@ -6,20 +6,19 @@ whatever protocol it drives.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
 
 
-class Sentinel:
-    """A named marker value; compares by identity."""
+class Sentinel(Enum):
+    """A named marker value; compares by identity (an enum, so type checkers narrow on ``is``)."""
 
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
+    NEED_DATA = "NEED_DATA"
+    CLOSED = "CLOSED"
 
     def __repr__(self) -> str:
-        return self._name
+        return self.value
 
 
-NEED_DATA: Final = Sentinel("NEED_DATA")  # feed more bytes, then ask again
-CLOSED: Final = Sentinel("CLOSED")        # the stream ended cleanly between messages
+NEED_DATA: Final = Sentinel.NEED_DATA  # feed more bytes, then ask again
+CLOSED: Final = Sentinel.CLOSED        # the stream ended cleanly between messages

@@ -118,10 +118,12 @@ class ScanConfig:
             self.ehlo_name = socket.getfqdn()
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
-        if self.mode == "testbed" and not self.resolvers:
-            raise ConfigError("a testbed scan needs a loopback resolver (--resolver or --world)")
-        if self.mode == "testbed" and not all(_loopback(ip) for ip, _ in self.resolvers):
-            raise ConfigError("a testbed scan uses loopback resolvers only")
+        if self.mode == "testbed":
+            if not self.resolvers:
+                raise ConfigError(
+                    "a testbed scan needs a loopback resolver (--resolver or --world)")
+            if not all(_loopback(ip) for ip, _ in self.resolvers):
+                raise ConfigError("a testbed scan uses loopback resolvers only")
 
     def included_versions(self) -> frozenset[int]:
         return {"4": frozenset({4}), "6": frozenset({6})}.get(self.ip_version,

@@ -123,7 +123,7 @@ async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -
         nursery.start_soon(txt, "tlsrpt", f"_smtp._tls.{domain}")
         mx_lookup = await resolver.lookup(domain, "MX")
         kind, refs = await _mx_targets(domain, mx_lookup, cache)
-        hosts = [None] * len(refs)
+        hosts: list[MxTarget | None] = [None] * len(refs)
 
         async def host(i: int, name: str, preference: int) -> None:
             hosts[i] = await resolve_host(cache, name, preference)
@@ -133,7 +133,8 @@ async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -
                 inner.start_soon(host, i, name, preference)
 
     dns_status = mx_lookup.status
-    return DomainDns(target, dns_status, kind, tuple(hosts), results["mta-sts"],
+    resolved = tuple(h for h in hosts if h is not None)   # all of them: the nursery waited
+    return DomainDns(target, dns_status, kind, resolved, results["mta-sts"],
                      results["tlsrpt"])
 
 

@@ -245,6 +245,13 @@ class Scan:
         self.previous: dict | None = None     # the manifest of the run this one resumes
         self.changed: list[str] = []          # settings a --force resume changed
 
+    @property
+    def out(self) -> DatasetWriter:
+        """The open writer: rows only arrive while ``run`` holds it."""
+        if self.writer is None:
+            raise RuntimeError("no dataset writer: the scan is not running")
+        return self.writer
+
     # -- rows of servers and certificates ---------------------------------------------
 
     def _write_certs(self, chain: list[bytes], shas: tuple[str, ...]) -> None:
@@ -253,7 +260,7 @@ class Scan:
                 continue
             self.done.certs.add(sha)
             try:
-                self.writer.write("certs", facts(der).row(now()))
+                self.out.write("certs", facts(der).row(now()))
             except CertError:
                 continue   # unparsable: its sha256 still appears in chain_sha256
 
@@ -264,7 +271,7 @@ class Scan:
         if key not in self.done.hosts:
             self.done.hosts.add(key)
             shas = list(self.tools.judge(probe.chain)[0]) if probe.chain else None
-            self.writer.write("hosts", host_row(probe, attempted.connections, shas, now(),
+            self.out.write("hosts", host_row(probe, attempted.connections, shas, now(),
                                                 attempted.enumeration, attempted.attempts))
         # the prober trims the probe for the domains still to come (servers.trimmed)
 
@@ -272,11 +279,11 @@ class Scan:
 
     async def scan_domain(self, target: Target) -> None:
         if not target.valid:
-            self.writer.write("domains", invalid_input_row(target, now()))
+            self.out.write("domains", invalid_input_row(target, now()))
             self.progress.domain(DnsStatus.INVALID_INPUT)
             return
         dns = await resolve_domain(target, self.tools.resolver, self.tools.cache)
-        probes: dict[tuple[str, str], SmtpProbe] = {}
+        probes: dict[tuple[str, str], SmtpProbe | None] = {}
         fetch_box: list[PolicyFetch | None] = [None]
 
         async def probe(mx_host: str, ip: str) -> None:
@@ -293,7 +300,7 @@ class Scan:
                         probes[(mx.host, ip)] = None
                         nursery.start_soon(probe, mx.host, ip)
         outcomes = {pair: self.tools.outcome(p) for pair, p in probes.items()}
-        self.writer.write_group(domain_rows(dns, outcomes, fetch_box[0],
+        self.out.write_group(domain_rows(dns, outcomes, fetch_box[0],
                                             self.config.smtp_port))
         self.progress.domain(dns.dns_status)
 

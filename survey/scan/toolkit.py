@@ -73,6 +73,7 @@ class Toolkit:
         self.cache = HostCache(self.resolver)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate / share if config.rate else None)
+        assert config.ehlo_name is not None, "ScanConfig.check() sets the EHLO name"
         access = ServerAccess(port=config.smtp_port, policy=self.policy,
                               politeness=self.politeness, ehlo_name=config.ehlo_name,
                               timeouts=config.timeouts, retries=config.retries,

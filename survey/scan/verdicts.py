@@ -86,7 +86,9 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
            "mx_status": mx_status if ip is None else DnsStatus.OK, "ip": ip,
            "probed_at": probed_at}
     cert_status = None
+    host_status = None
     if ip is not None and probe is not None:
+        host_status = probe.status
         row.update(port=port, host_status=probe.status, sni=probe.sni)
         if probe.status == HostStatus.OK and verdict is not None:
             cert_status = verdict.status
@@ -99,7 +101,6 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
             row.update(cert_status=CertStatus.NO_CERT)
     policy = policy_of(fetch)
     mx_match = policy_matches(policy, mx_host) if policy is not None else None
-    host_status = row.get("host_status")
     session_ok = bool(ip is not None and host_status == HostStatus.OK
                       and cert_status == CertStatus.VALID and mx_match)
     row.update(sts_mx_match=mx_match,

@@ -359,8 +359,8 @@ class _Builder:
         size = rng.choice((10240000, 20480000, 52428800, 35882577))
         base = ("PIPELINING", f"SIZE {size}", "8BITMIME", "ENHANCEDSTATUSCODES")
         starts_tls = behaviour not in ("no_starttls",)
-        ehlo = base + (("STARTTLS",) if starts_tls else ())
-        ehlo_tls = base + ("AUTH PLAIN LOGIN",) if tls else ()
+        ehlo: tuple[str, ...] = base + (("STARTTLS",) if starts_tls else ())
+        ehlo_tls: tuple[str, ...] = base + ("AUTH PLAIN LOGIN",) if tls else ()
         banner_word = rng.choice(("ESMTP", "ESMTP Postfix", "ESMTP ready",
                                   "Microsoft ESMTP MAIL Service ready"))
         greeting = Reply(220, (f"{hostname} {banner_word}",))
@@ -620,7 +620,7 @@ class _Builder:
                                               owner=name)
             traits.add("structure:cname_mx")
             traits.add("cert:name_mismatch_cname")
-            mx = (MxRef(alias, pref),)
+            mx: tuple[MxRef, ...] = (MxRef(alias, pref),)
         else:
             mx = tuple(MxRef(h, p) for h, p in provider["hosts"])
         for ref in mx:

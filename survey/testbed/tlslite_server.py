@@ -187,7 +187,7 @@ class SuitePlan:
 
     def candidates(self, version: tuple[int, int], computed: Iterable[int],
                    client_order: Iterable[int]) -> list[int]:
-        allowed = self.suites.get(tuple(version), ())
+        allowed = self.suites.get((version[0], version[1]), ())
         usable = set(computed) & set(allowed)
         order = allowed if self.server_preference else client_order
         return [s for s in dict.fromkeys(order) if s in usable]
