@@ -10,7 +10,7 @@ see whole part files, and a resumed scan can trust every part it finds.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ DEFAULT_BATCH_ROWS = 5000
 
 
 def write_part(directory: Path | RemotePath, name: str, table: str,
-               rows: list[Mapping[str, Any]]) -> Path | RemotePath:
+               rows: Sequence[Mapping[str, Any]]) -> Path | RemotePath:
     """Write ``rows`` as ``directory/name`` atomically; returns the final path."""
     directory = location(directory)
     final = directory / name

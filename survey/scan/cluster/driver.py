@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 from survey import __version__
 from survey.scan.cluster import tasks
@@ -40,6 +41,7 @@ from survey.scan.targets import estimate_count, read_targets
 from survey.scan.toolkit import now
 from survey.store import read_manifest, write_manifest
 from survey.store.lock import LOCK_NAME, exclusive
+from survey.store.location import Location
 from survey.store.manifest import ManifestError
 
 MIN_SHARD, MAX_SHARD = 50, 20_000    # domains per DNS/join task, the preferred range
@@ -48,7 +50,7 @@ TASKS_PER_WORKER = 4                 # threads of a local worker: tasks it runs 
 
 
 @contextlib.contextmanager
-def dask_client(address: str) -> Iterator[object]:
+def dask_client(address: str) -> Iterator[Any]:
     """A client of the scheduler at ``address``, or of a local cluster for ``local:N``."""
     try:
         from distributed import Client, LocalCluster
@@ -81,7 +83,7 @@ class DistributedScan:
         self.config = config
         self.address = address
         self.verbose = verbose
-        self.states: dict[str, dict[str, int]] = {}
+        self.states: dict[str, dict[str, float]] = {}
         self.previous: dict | None = None     # the manifest of the run this one resumes
         self.changed: list[str] = []          # settings a --force resume changed
 
@@ -170,7 +172,7 @@ class DistributedScan:
             state["done"] += 1
             self.say(f"  {phase}: {state['done']}/{state['tasks']} tasks")
         state["seconds"] = round(state.get("seconds", 0) + time.monotonic() - started, 3)
-        return [done_summary(out, name) for name, _, _ in jobs]
+        return [done_summary(out, name) or {} for name, _, _ in jobs]
 
     def _manifest(self, state: str, plan: Plan | None, cluster: dict,
                   ended: datetime | None = None) -> dict:
@@ -191,7 +193,8 @@ class DistributedScan:
 
     def _summaries(self) -> Iterator[dict]:
         out = self.config.out
-        for path in sorted((stage_dir(out) / "done").glob("*.json")):
+        markers: list[Location] = list((stage_dir(out) / "done").glob("*.json"))
+        for path in sorted(markers, key=str):
             if path.name.startswith(("dns-", "r")):
                 yield done_summary(out, path.stem) or {}
 

@@ -74,7 +74,8 @@ def read_all(directory: Location) -> list[Any]:
     """Every whole hand-over file in a directory, in name order (none when it is absent)."""
     if not directory.is_dir():
         return []
-    return [read_pickle(p) for p in sorted(directory.glob("*.pkl"), key=lambda p: p.name)
+    files: list[Location] = list(directory.glob("*.pkl"))
+    return [read_pickle(p) for p in sorted(files, key=lambda p: p.name)
             if not p.name.startswith(".")]
 
 

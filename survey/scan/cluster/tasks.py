@@ -26,6 +26,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -67,7 +68,8 @@ class Resolved:
 
     target: Target
     dns: DomainDns | None                   # None for invalid input
-    fetch: PolicyFetch | None = None        # settled already (no policy host address);
+    fetch: PolicyFetch | FetchRequest | None = None   # settled already (no policy host
+                                            # address, or none was fetched);
                                             # a FetchRequest until the task hands it on
 
 
@@ -127,7 +129,7 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
             resolved[i] = Resolved(target, None)
             return
         dns = await resolve_domain(target, tools.resolver, tools.cache)
-        fetch = None
+        fetch: PolicyFetch | FetchRequest | None = None
         if dns.mta_sts.status == TxtStatus.VALID:
             ips, fetch = await policy_addresses(tools.cache, target.domain)
             if ips:
@@ -138,6 +140,7 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
     pairs: list[list[tuple[str, str, Order]]] = [[] for _ in range(plan.partitions)]
     fetches: list[list[FetchRequest]] = [[] for _ in range(plan.partitions)]
     for i, item in enumerate(resolved):
+        assert item is not None                 # every task filled its slot
         if isinstance(item.fetch, FetchRequest):
             fetches[plan.partition(item.fetch.ips[0])].append(item.fetch)
             resolved[i] = item = dataclasses.replace(item, fetch=None)
@@ -210,7 +213,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
         """All work at one address in one task: one slot of concurrency, not one per
         connection waiting for the address's politeness slot."""
         if ip in names:
-            ordered = sorted(names[ip], key=names[ip].get)
+            ordered = sorted(names[ip], key=lambda name: names[ip][name])
             await ask(ip, ordered[0])
             async with trio.open_nursery() as nursery:
                 for name in ordered[1:]:
@@ -281,12 +284,14 @@ def join(config: ScanConfig, plan: Plan, s: int, rounds: int) -> dict:
         for servers_answered, fetched in read_all(answers_dir(out, round, s)):
             outcomes.update(servers_answered)
             policies.update(fetched)
-    mx_rows, domain_rows_ = [], []
+    mx_rows: list[dict[str, Any]] = []
+    domain_rows_: list[dict[str, Any]] = []
     for item in resolved:
         if item.dns is None:
             domain_rows_.append(invalid_input_row(item.target, now()))
             continue
-        fetch = item.fetch or policies.get(item.target.domain)
+        settled = item.fetch if isinstance(item.fetch, PolicyFetch) else None  # requests: None
+        fetch = settled or policies.get(item.target.domain)
         for table, row in domain_rows(item.dns, outcomes, fetch, config.smtp_port):
             (mx_rows if table == "mx" else domain_rows_).append(row)
     name = part_name("s", s)
