@@ -40,8 +40,8 @@ from survey.scan.run import ScanError, check_resume, scan_manifest, with_runs
 from survey.scan.targets import estimate_count, read_targets
 from survey.scan.toolkit import now
 from survey.store import read_manifest, write_manifest
-from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.location import Location
+from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.manifest import ManifestError
 
 MIN_SHARD, MAX_SHARD = 50, 20_000    # domains per DNS/join task, the preferred range
