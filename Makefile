@@ -44,6 +44,7 @@ test: $(VENV)/.test bytecode
 
 lint: $(VENV)/.lint
 	$(BIN)/ruff check survey tests
+	$(BIN)/python -m mypy
 
 demo: $(VENV)/.all bytecode
 	$(BIN)/survey demo

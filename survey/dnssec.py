@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import dns.dnssec
 import dns.name
@@ -58,6 +59,8 @@ import dns.rrset
 import dns.zone
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 from dns.rdtypes.ANY.DS import DS
+from dns.rdtypes.ANY.NSEC import NSEC
+from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
 NSEC3_MAX_ITERATIONS = 150       # RFC 9276 §3.2: above this, validators may treat as insecure
@@ -218,7 +221,7 @@ def check_rrset(rrset: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None, zone: dn
     return Reason.BAD_SIGNATURE
 
 
-def _as_rdataset(keys) -> dns.rdataset.Rdataset:
+def _as_rdataset(keys: dns.rdataset.Rdataset | Sequence[DNSKEY]) -> dns.rdataset.Rdataset:
     if isinstance(keys, dns.rdataset.Rdataset):
         return keys
     out = dns.rdataset.Rdataset(dns.rdataclass.IN, dns.rdatatype.DNSKEY)
@@ -246,7 +249,7 @@ def ds_matches(zone: dns.name.Name, key: DNSKEY, ds: DS) -> bool:
         made = dns.dnssec.make_ds(zone, key, ds.digest_type, policy=_POLICY)
     except (dns.dnssec.UnsupportedAlgorithm, ValueError):
         return False
-    return made.digest == ds.digest
+    return bool(made.digest == ds.digest)
 
 
 def usable_ds(ds_set: Iterable[DS]) -> list[DS]:
@@ -270,9 +273,9 @@ def check_dnskeys(zone: dns.name.Name, dnskeys: dns.rrset.RRset, rrsigs: Sequenc
 
 # -- denial of existence ----------------------------------------------------------------
 
-def type_bitmap(rdata) -> set[int]:
+def type_bitmap(rdata: NSEC | NSEC3) -> set[int]:
     """The types an NSEC or NSEC3 record lists (RFC 4034 §4.1.2)."""
-    types = set()
+    types: set[int] = set()
     for window, bitmap in rdata.windows:
         for i, octet in enumerate(bitmap):
             for bit in range(8):
@@ -281,11 +284,14 @@ def type_bitmap(rdata) -> set[int]:
     return types
 
 
-def _covers(owner, nxt, target) -> bool:
+_Ordered = TypeVar("_Ordered", dns.name.Name, bytes)
+
+
+def _covers(owner: _Ordered, nxt: _Ordered, target: _Ordered) -> bool:
     """owner < target < next in a circular order (the last record wraps to the first)."""
     if owner < nxt:
-        return owner < target < nxt
-    return target > owner or target < nxt
+        return bool(owner < target < nxt)
+    return bool(target > owner or target < nxt)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def describe(holder: dict[str, Any] | None) -> str:
 
 
 @contextmanager
-def exclusive(directory: Path | str | RemotePath, what: str = "scan") -> Iterator[dict]:
+def exclusive(directory: Path | str | RemotePath, what: str = "scan") -> Iterator[dict[str, Any]]:
     """Hold ``directory``'s lock for the ``with`` block; LockError if someone else does."""
     directory = location(directory)
     if isinstance(directory, RemotePath) and not directory.is_local:
@@ -80,7 +80,7 @@ def exclusive(directory: Path | str | RemotePath, what: str = "scan") -> Iterato
 
 
 @contextmanager
-def _flock(directory: Path, what: str) -> Iterator[dict]:
+def _flock(directory: Path, what: str) -> Iterator[dict[str, Any]]:
     import fcntl
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -101,16 +101,18 @@ def _flock(directory: Path, what: str) -> Iterator[dict]:
         os.close(fd)       # releases the lock; the file stays (harmless, names the last holder)
 
 
-def _read_local(path: Path) -> dict | None:
+def _read_local(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return found
     except (OSError, ValueError):
         return None
 
 
-def _read_lease(path: RemotePath) -> dict | None:
+def _read_lease(path: RemotePath) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_bytes())
+        lease: dict[str, Any] = json.loads(path.read_bytes())
+        return lease
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -119,7 +121,7 @@ def _read_lease(path: RemotePath) -> dict | None:
 
 @contextmanager
 def _lease(directory: RemotePath, what: str, *, heartbeat: float = HEARTBEAT,
-           stale: float = STALE) -> Iterator[dict]:
+           stale: float = STALE) -> Iterator[dict[str, Any]]:
     path = directory / LOCK_NAME
     held = _read_lease(path)
     if held is not None and time.time() - float(held.get("heartbeat", 0) or 0) < stale:

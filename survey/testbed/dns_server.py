@@ -47,6 +47,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.nsbase
 import dns.rrset
 import trio
 
@@ -85,7 +86,7 @@ class Answerer:
             self._parents = parents
         return name in self._parents
 
-    def _records(self, name: str, rdtype: int) -> list[dns.rdata.Rdata]:
+    def _records(self, name: str, rdtype: dns.rdatatype.RdataType) -> list[dns.rdata.Rdata]:
         key = (name, rdtype)
         cached = self._rdatasets.get(key)
         if cached is None:
@@ -98,10 +99,17 @@ class Answerer:
             self._rdatasets[key] = cached
         return cached
 
-    def _ttl(self, name: str, rdtype: int) -> int:
+    def _ttl(self, name: str, rdtype: dns.rdatatype.RdataType) -> int:
         node = self.world.dns.get(name)
         text = dns.rdatatype.to_text(rdtype)
         return next((r.ttl for r in node.records if r.rtype == text), 300) if node else 300
+
+    @property
+    def _signer(self) -> Signer:
+        """The world's signer: only asked for when answering a signed world's query."""
+        if self.signer is None:
+            raise RuntimeError("not a signed world")
+        return self.signer
 
     # -- answering -------------------------------------------------------------------------
 
@@ -165,22 +173,22 @@ class Answerer:
 
     # -- a signed world -----------------------------------------------------------------------
 
-    def _types_at(self, name: str) -> set[int]:
+    def _types_at(self, name: str) -> set[dns.rdatatype.RdataType]:
         node = self.world.dns.get(name)
         types = {dns.rdatatype.from_text(r.rtype) for r in node.records} if node else set()
-        if name in self.signer.zones or name == "":
+        if name in self._signer.zones or name == "":
             types |= {dns.rdatatype.SOA, dns.rdatatype.NS}
-            if self.signer.signed(name):
+            if self._signer.signed(name):
                 types.add(dns.rdatatype.DNSKEY)
         return types
 
     def _exists(self, name: str) -> bool:
-        return (name == "" or name in self.world.dns or name in self.signer.zones
+        return (name == "" or name in self.world.dns or name in self._signer.zones
                 or self._is_parent(name))
 
-    def _signed_records(self, name: str, qtype: int) -> list[dns.rdata.Rdata]:
+    def _signed_records(self, name: str, qtype: dns.rdatatype.RdataType) -> list[dns.rdata.Rdata]:
         """The records at a name, apex records of zones included (SOA, NS, DNSKEY)."""
-        signer = self.signer
+        signer = self._signer
         if name in signer.zones or name == "":
             if qtype == dns.rdatatype.SOA:
                 return [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
@@ -192,24 +200,26 @@ class Answerer:
             return []
         return self._records(name, qtype)
 
-    def _add(self, section: list, name: str, rdtype: int, rdatas, zone: str) -> None:
+    def _add(self, section: list, name: str, rdtype: dns.rdatatype.RdataType, rdatas,
+             zone: str) -> None:
         rrset = self._rrset(name, rdtype, rdatas) if name else self._root_rrset(rdtype, rdatas)
         section.append(rrset)
         node = self.world.dns.get(name)
         fault = node.dnssec_faulty(dns.rdatatype.to_text(rdtype)) if node else None
-        sig = self.signer.rrsig(rrset, zone, fault)
+        sig = self._signer.rrsig(rrset, zone, fault)
         if sig is not None:
             section.append(sig)
 
     @staticmethod
-    def _root_rrset(rdtype: int, rdatas) -> dns.rrset.RRset:
+    def _root_rrset(rdtype: dns.rdatatype.RdataType, rdatas) -> dns.rrset.RRset:
         rrset = dns.rrset.RRset(dns.name.root, dns.rdataclass.IN, rdtype)
         for rd in rdatas:
             rrset.add(rd, 300)
         return rrset
 
-    def _fill_signed(self, response: dns.message.Message, qname: str, qtype: int) -> None:
-        signer = self.signer
+    def _fill_signed(self, response: dns.message.Message, qname: str,
+                     qtype: dns.rdatatype.RdataType) -> None:
+        signer = self._signer
         if qtype == dns.rdatatype.DS and qname in signer.zones and qname:
             parent = signer.zone_of(parent_of(qname))
             ds = signer.ds(qname)
@@ -230,7 +240,7 @@ class Answerer:
                 if qtype != dns.rdatatype.CNAME and name else []
             if cname:
                 self._add(response.answer, name, dns.rdatatype.CNAME, cname, zone)
-                target = cname[0].target.to_text(omit_final_dot=True).lower()
+                target = _target_of(cname[0])
                 if not (target == TLD or target.endswith("." + TLD)):
                     return
                 name = target
@@ -250,15 +260,16 @@ class Answerer:
     def _deny(self, response: dns.message.Message, zone: str, nsecs) -> None:
         soa = [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
         self._add(response.authority, zone, dns.rdatatype.SOA, soa, zone)
-        if not self.signer.signed(zone):
+        if not self._signer.signed(zone):
             return
         for nsec in nsecs:
             response.authority.append(nsec)
-            sig = self.signer.rrsig(nsec, zone, None)
+            sig = self._signer.rrsig(nsec, zone, None)
             if sig is not None:
                 response.authority.append(sig)
 
-    def _fill(self, response: dns.message.Message, qname: str, qtype: int) -> None:
+    def _fill(self, response: dns.message.Message, qname: str,
+              qtype: dns.rdatatype.RdataType) -> None:
         name = qname
         for _ in range(MAX_CNAME_CHAIN + 1):
             node = self.world.dns.get(name)
@@ -277,13 +288,13 @@ class Answerer:
                 response.authority.append(self._soa)
                 return
             response.answer.append(self._rrset(name, dns.rdatatype.CNAME, cname))
-            target = cname[0].target.to_text(omit_final_dot=True).lower()
+            target = _target_of(cname[0])
             if not (target == TLD or target.endswith("." + TLD)):
                 return
             name = target
         response.set_rcode(dns.rcode.SERVFAIL)  # a CNAME loop
 
-    def _rrset(self, name: str, rdtype: int, rdatas: Iterable[dns.rdata.Rdata]
+    def _rrset(self, name: str, rdtype: dns.rdatatype.RdataType, rdatas: Iterable[dns.rdata.Rdata]
                ) -> dns.rrset.RRset:
         rrset = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN, rdtype)
         ttl = self._ttl(name, rdtype)
@@ -302,6 +313,12 @@ class Answerer:
             response.additional.clear()
             response.flags |= dns.flags.TC
             return response.to_wire(max_size=limit)
+
+
+def _target_of(rdata: dns.rdata.Rdata) -> str:
+    """A CNAME's target: lower-case, without the final dot."""
+    assert isinstance(rdata, dns.rdtypes.nsbase.NSBase)
+    return rdata.target.to_text(omit_final_dot=True).lower()
 
 
 def _error_reply(wire: bytes, *, rcode: int) -> bytes | None:

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import dns.dnssec
 import dns.name
@@ -40,6 +42,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.NSEC
 import dns.rrset
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from survey.testbed.model import World
 
@@ -68,8 +71,8 @@ class Signer:
         self.zones = world.zones
         start = int(now if now is not None else time.time())
         self.window = (start - DAY, start + 30 * DAY)
-        self._keys: dict[str, tuple[Ed25519PrivateKey, dns.rdata.Rdata]] = {}
-        self._sigs: dict[tuple, dns.rrset.RRset | None] = {}
+        self._keys: dict[str, tuple[Ed25519PrivateKey, DNSKEY]] = {}
+        self._sigs: dict[tuple[Any, ...], dns.rrset.RRset | None] = {}
         self.signatures = 0
 
     # -- zones ------------------------------------------------------------------------------
@@ -87,7 +90,7 @@ class Signer:
         spec = self.zones.get(zone)
         return spec is None or spec.signed if zone else True
 
-    def key(self, zone: str) -> tuple[Ed25519PrivateKey, dns.rdata.Rdata]:
+    def key(self, zone: str) -> tuple[Ed25519PrivateKey, DNSKEY]:
         found = self._keys.get(zone)
         if found is None:
             seed = hashlib.sha256(f"survey-world-key:{self.world.seed}:{self.world.profile}:"
@@ -105,8 +108,8 @@ class Signer:
         ds = dns.dnssec.make_ds(_name(zone), self.key(zone)[1], "SHA256")
         if spec.fault == "ds_mismatch":
             digest = bytes(b ^ 0x5A for b in ds.digest)
-            ds = dns.rdata.from_text("IN", "DS", f"{ds.key_tag} {ds.algorithm} "
-                                     f"{ds.digest_type} {digest.hex()}")
+            return dns.rdata.from_text("IN", "DS", f"{ds.key_tag} {ds.algorithm} "
+                                       f"{ds.digest_type} {digest.hex()}")
         return ds
 
     def anchor_text(self) -> str:
@@ -132,7 +135,8 @@ class Signer:
         signed = rrset
         if fault == "altered":      # sign what the record said before it was changed
             signed = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-            signed.update(rrset)
+            for rd in rrset:
+                signed.add(rd, rrset.ttl)
             signed.add(_altered(rrset.rdtype), rrset.ttl)
         private, dnskey = self.key(zone)
         sig = dns.dnssec.sign(signed, private, _name(zone), dnskey, inception=inception,
@@ -145,17 +149,18 @@ class Signer:
 
     # -- denial -----------------------------------------------------------------------------
 
-    def nsec(self, owner: dns.name.Name, next_name: dns.name.Name, types: set[int]
+    def nsec(self, owner: dns.name.Name, next_name: dns.name.Name, types: AbstractSet[int]
              ) -> dns.rrset.RRset:
-        types = set(types) | {dns.rdatatype.RRSIG, dns.rdatatype.NSEC}
-        windows = dns.rdtypes.ANY.NSEC.Bitmap.from_rdtypes(sorted(types))
-        rd = dns.rdtypes.ANY.NSEC.NSEC(dns.rdataclass.IN, dns.rdatatype.NSEC, next_name,
-                                       windows)
+        present = {dns.rdatatype.RdataType.make(t) for t in types}
+        present |= {dns.rdatatype.RRSIG, dns.rdatatype.NSEC}
+        windows = dns.rdtypes.ANY.NSEC.Bitmap.from_rdtypes(sorted(present))
+        rd = dns.rdtypes.ANY.NSEC.NSEC(  # type: ignore[no-untyped-call]  # dnspython's own
+            dns.rdataclass.IN, dns.rdatatype.NSEC, next_name, windows)
         rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, dns.rdatatype.NSEC)
         rrset.add(rd, 300)
         return rrset
 
-    def nodata(self, name: str, types: set[int]) -> dns.rrset.RRset:
+    def nodata(self, name: str, types: AbstractSet[int]) -> dns.rrset.RRset:
         owner = _name(name)
         return self.nsec(owner, successor(owner), types)
 
@@ -181,9 +186,15 @@ def _altered(rdtype: int) -> dns.rdata.Rdata:
     return dns.rdata.from_text("IN", dns.rdatatype.RdataType.make(rdtype), text)
 
 
+def _wire_length(name: dns.name.Name) -> int:
+    wire = name.to_wire()          # bytes when no file is given
+    assert wire is not None
+    return len(wire)
+
+
 def successor(name: dns.name.Name) -> dns.name.Name:
     """The name right after ``name`` in canonical order: its first possible child."""
-    if len(name.to_wire()) + 2 > 255:
+    if _wire_length(name) + 2 > 255:
         return successor_sibling(name)
     return dns.name.Name((b"\x00",) + name.labels)
 
@@ -200,7 +211,7 @@ def predecessor(name: dns.name.Name) -> dns.name.Name:
     """A name just before ``name`` (RFC 4470 §4.1: the last octet of the first label
     decremented, padded with 0xff octets, so no real name lies in between)."""
     first, rest = bytes(name.labels[0]), name.labels[1:]
-    room = 255 - len(dns.name.Name(rest).to_wire()) - 1
+    room = 255 - _wire_length(dns.name.Name(rest)) - 1
     last = first[-1]
     if last == 0:
         label = first[:-1]
