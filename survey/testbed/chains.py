@@ -64,7 +64,7 @@ class Keys:
         self._lock = threading.Lock()
         # signed certificates by (spec, issuer DER, now): the same spec under the same
         # issuer is the same certificate in every chain (one "root" in a shared trust store)
-        self.signed: dict[tuple, x509.Certificate] = {}
+        self.signed: dict[tuple[Any, ...], x509.Certificate] = {}
 
     def get(self, name: str) -> Any:
         with self._lock:
