@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -47,8 +46,9 @@ from survey.testbed.chains import (
     kinds,
     leaf_spec,
 )
+from tests.requirements import needs
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+pytestmark = needs("openssl")
 
 HOST = "mx.example.test"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
