@@ -235,9 +235,11 @@ def compare(earlier: Scan, later: Scan, *, examples: int = 20) -> Comparison:
             "FROM a_state a JOIN b_state b USING (domain) "
             "WHERE a.mode IS NOT NULL AND b.mode IS NOT NULL AND a.mode <> b.mode "
             "GROUP BY ALL ORDER BY domains DESC, from_mode, to_mode").df()
-        unchanged = int(con.execute(
+        same = con.execute(
             "SELECT count(*) FROM a_leaves a JOIN b_leaves b USING (mx_host) "
-            "WHERE a.leaves = b.leaves").fetchone()[0])
+            "WHERE a.leaves = b.leaves").fetchone()
+        assert same is not None                 # an aggregate without GROUP BY: one row
+        unchanged = int(same[0])
         changed = _renewals(con)
     finally:
         con.close()

@@ -37,10 +37,10 @@ class Predicate(str):
         return Predicate(f"({self}) {op} ({other})", f"{self.name} {word} {other_name}",
                          table=self.table)
 
-    def __and__(self, other: str) -> Predicate:      # type: ignore[override]
+    def __and__(self, other: str) -> Predicate:
         return self._join(other, "AND", "and")
 
-    def __or__(self, other: str) -> Predicate:       # type: ignore[override]
+    def __or__(self, other: str) -> Predicate:
         return self._join(other, "OR", "or")
 
     def __invert__(self) -> Predicate:
