@@ -46,7 +46,10 @@ def test_the_readme_world_holds_every_example_name_at_its_rank():
                      option(build, "--profile", "default"))
     ranks = {d.name: d.rank for d in world.domains}
     example = {t.domain: t.rank for t in read_targets(EXAMPLE)}
-    assert {name: ranks.get(name) for name in example} == example
+    # A generator change that renames seed 1's domains fails here: pick the list again from
+    # the new world's truth (one domain per outcome data/README.md names).
+    assert {name: ranks.get(name) for name in example} == example, \
+        "data/lists/example.csv names domains the README's world no longer holds"
 
 
 def test_the_readme_scans_the_example_list_against_that_world():
