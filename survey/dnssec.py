@@ -63,34 +63,16 @@ from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 from dns.rdtypes.ANY.RRSIG import RRSIG
 
+from survey.vocabulary import DnssecReason, DnssecStatus
+
 NSEC3_MAX_ITERATIONS = 150       # RFC 9276 §3.2: above this, validators may treat as insecure
 ZONE_KEY, SEP = 0x0100, 0x0001   # DNSKEY flags (RFC 4034 §2.1.1)
 _POLICY = dns.dnssec.allow_all_policy   # what a zone signs with is measured, not judged here
 
 
-class Status(StrEnum):
-    """The DNSSEC status of one lookup (RFC 4035 §4.3)."""
-
-    SECURE = "secure"                # a chain of valid signatures from a trust anchor
-    INSECURE = "insecure"            # a signed proof that an unsigned delegation lies above
-    BOGUS = "bogus"                  # signatures or proofs that should be there: missing or wrong
-    INDETERMINATE = "indeterminate"  # cannot tell: no anchor, a failed lookup, stripped records
-
-
-class Reason(StrEnum):
-    """Why a lookup is bogus (or indeterminate)."""
-
-    SIGNATURE_EXPIRED = "signature_expired"            # every RRSIG's expiration has passed
-    SIGNATURE_NOT_YET_VALID = "signature_not_yet_valid"  # every RRSIG's inception lies ahead
-    BAD_SIGNATURE = "bad_signature"                    # RRSIGs present, none verifies (altered)
-    NO_RRSIG = "no_rrsig"                              # an RRset of a signed zone without RRSIG
-    NO_MATCHING_DNSKEY = "no_matching_dnskey"          # no DNSKEY matches the DS set or the anchor
-    NO_DNSKEY = "no_dnskey"                            # DS published, the DNSKEY lookup gave none
-    WRONG_SIGNER = "wrong_signer"                      # RRSIG signer is not an enclosing zone
-    DENIAL_UNPROVEN = "denial_unproven"                # NXDOMAIN/NODATA, NSEC(3) proves nothing
-    DNS_ERROR = "dns_error"                            # indeterminate: a lookup on the chain failed
-    NO_DNSSEC_RECORDS = "no_dnssec_records"            # indeterminate: the resolver strips DNSSEC
-    NO_TRUST_ANCHOR = "no_trust_anchor"                # indeterminate: no anchor above the name
+# The vocabularies are the dataset's (survey/vocabulary.py); these are their names here.
+Status = DnssecStatus
+Reason = DnssecReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,7 +352,52 @@ class CertReason(Vocabulary):
     MALFORMED = "malformed", "a certificate or extension that cannot be parsed"
 
 
+# -- DNSSEC (survey/dnssec.py, survey/net/dnssec.py) ---------------------------------------
+
+class DnssecStatus(Vocabulary):
+    """The DNSSEC status of a lookup, validated by the scanner from its trust anchor
+    (RFC 4035 §4.3): ``mx_dnssec``, ``mta_sts_txt_dnssec``, ``tlsrpt_dnssec``,
+    ``address_dnssec``."""
+
+    SECURE = ("secure", ("a chain of valid signatures from the trust anchor (the IANA root "
+                         "KSKs, or --dnssec-anchor) to the answer or to its proof of "
+                         "non-existence"))
+    INSECURE = ("insecure", ("a signed proof that an unsigned delegation (no DS, or an NSEC3 "
+                             "opt-out span) lies between the anchor and the name"))
+    BOGUS = "bogus", "the chain should be there and is broken (the reason column says how)"
+    INDETERMINATE = ("indeterminate", ("cannot tell: no trust anchor above the name, a lookup "
+                                       "on the chain failed, or the resolver strips DNSSEC "
+                                       "records"))
+
+
+class DnssecReason(Vocabulary):
+    """Why a lookup's DNSSEC status is ``bogus`` or ``indeterminate`` (the ``*_reason``
+    columns)."""
+
+    SIGNATURE_EXPIRED = ("signature_expired",
+                         "bogus: every RRSIG over the RRset is past its expiration")
+    SIGNATURE_NOT_YET_VALID = ("signature_not_yet_valid",
+                               "bogus: every RRSIG over the RRset is before its inception")
+    BAD_SIGNATURE = ("bad_signature", ("bogus: RRSIGs present, none verifies with the zone's "
+                                       "keys (data altered after signing, or the wrong key)"))
+    NO_RRSIG = "no_rrsig", "bogus: an RRset or denial from a signed zone without RRSIG"
+    NO_MATCHING_DNSKEY = ("no_matching_dnskey", ("bogus: no DNSKEY of the zone matches its "
+                                                 "parent's DS (or the anchor), or none of "
+                                                 "those signs the DNSKEY set"))
+    NO_DNSKEY = "no_dnskey", "bogus: the parent publishes a DS, the zone serves no DNSKEY"
+    WRONG_SIGNER = ("wrong_signer",
+                    "bogus: the RRSIG's signer is not a zone enclosing the owner")
+    DENIAL_UNPROVEN = ("denial_unproven",
+                       "bogus: NXDOMAIN or NODATA whose NSEC/NSEC3 records prove nothing")
+    DNS_ERROR = ("dns_error",
+                 "indeterminate: the lookup, or one the chain of trust needs, failed")
+    NO_DNSSEC_RECORDS = ("no_dnssec_records", ("indeterminate: the trust anchor zone's DNSKEY "
+                                               "came without RRSIG: the resolver (or the "
+                                               "path) strips DNSSEC records"))
+    NO_TRUST_ANCHOR = "no_trust_anchor", "indeterminate: no trust anchor encloses the name"
+
+
 ALL: tuple[type[Vocabulary], ...] = (
     HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
     PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus,
-    CertReason)
+    CertReason, DnssecStatus, DnssecReason)

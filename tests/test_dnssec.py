@@ -9,6 +9,7 @@ import dns.dnssec
 import dns.name
 import dns.rdatatype
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -275,3 +276,64 @@ def test_minimal_covering_nsec_names_cover_nothing_else(name, others):
         if other == name or other.is_subdomain(name):
             continue
         assert not (before < other < after), other
+
+
+def test_the_dataset_refuses_a_dnssec_status_outside_its_vocabulary():
+    from survey.store.schema import SchemaError, to_table
+    row = {"domain": "a.test", "dns_status": "ok", "probed_at": __import__("datetime").datetime(
+        2026, 1, 1, tzinfo=__import__("datetime").UTC)}
+    assert to_table("domains", [{**row, "mx_dnssec": "secure"}]).num_rows == 1
+    with pytest.raises(SchemaError, match="DnssecStatus"):
+        to_table("domains", [{**row, "mx_dnssec": "validated"}])
+
+
+# -- a generated signed world: the DNS stage through the validator vs the truth -----------
+
+async def test_the_dns_stage_of_a_signed_world_matches_the_truth(nursery):
+    from collections import Counter
+
+    from survey.net.dns import HostCache
+    from survey.scan.resolve import resolve_domain
+    from survey.scan.targets import Target
+    from survey.testbed.dns_server import serve_dns
+    from survey.testbed.generator import DNSSEC_KINDS, generate
+    from survey.testbed.truth import build_truth
+
+    world = generate(400, seed=18, scale="fast")
+    kinds = Counter(t for d in world.domains for t in d.traits if t.startswith("dnssec:"))
+    assert set(kinds) == {f"dnssec:{k}" for k in DNSSEC_KINDS}
+    truth = build_truth(world)
+    host, port = await nursery.start(serve_dns, world)
+    resolver = Resolver([(host, port)], timeout=2.0, lifetime=6.0)
+    validator = Validator(resolver, Anchors.from_text(Signer(world).anchor_text()))
+    cache = HostCache(validator)
+    got = {}
+    limiter = trio.CapacityLimiter(20)
+
+    async def one(spec):
+        async with limiter:
+            got[spec.name] = await resolve_domain(Target(spec.name, spec.name, spec.rank),
+                                                  validator, cache)
+
+    async with trio.open_nursery() as inner:
+        for spec in world.domains:
+            inner.start_soon(one, spec)
+    seen = Counter()
+    for row in truth.rows["domains"]:
+        d = got[row["domain"]]
+        assert (d.mx_dnssec, d.mx_dnssec_reason) == (row["mx_dnssec"], row["mx_dnssec_reason"]), \
+            row["domain"]
+        assert (d.mta_sts.dnssec, d.tlsrpt.dnssec) == (row["mta_sts_txt_dnssec"],
+                                                      row["tlsrpt_dnssec"]), row["domain"]
+        seen[(row["mx_dnssec"], row["mx_dnssec_reason"])] += 1
+    for row in truth.rows["mx"]:
+        target = next(m for m in got[row["domain"]].mx if m.host == row["mx_host"])
+        assert (target.dnssec, target.dnssec_reason) == (
+            row["address_dnssec"], row["address_dnssec_reason"]), (row["domain"], target.host)
+        seen[("address", row["address_dnssec"])] += 1
+    # every status the world plants was there to be found
+    assert {("secure", None), ("insecure", None), ("bogus", "signature_expired"),
+            ("bogus", "signature_not_yet_valid"), ("bogus", "bad_signature"),
+            ("bogus", "no_rrsig"), ("bogus", "no_matching_dnskey"),
+            ("indeterminate", "dns_error")} <= set(seen)
+    assert seen[("address", "insecure")] and seen[("address", "secure")]

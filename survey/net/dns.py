@@ -31,8 +31,9 @@ off-loopback resolver. Queries are paced (``--dns-rate``).
 the query sets DO (RFC 3225) and CD (RFC 4035 §3.2.2: a validating resolver
 still hands over bogus data, with its signatures, so the scanner can say
 why it is bogus) and advertises the same 1232-byte buffer; the answer is read
-with dnspython's message code, which keeps the authority section (SOA and
-NSEC/NSEC3 proofs) that the fast codec skips.
+by the fast codec with its authority section (``DnssecReply``), and by
+dnspython's message code only when the validator needs the signed records
+(most of the Internet is unsigned: those answers never pay for it).
 
 ``HostCache`` resolves each MX host's A and AAAA once however many domains
 name it (single flight: concurrent askers wait for the first), keeping the
@@ -48,7 +49,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import trio
 
@@ -180,16 +181,16 @@ class Resolver:
         return result
 
     async def lookup_dnssec(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
-        """(the lookup, the whole dnspython response or None) with DO and CD set."""
+        """(the lookup, its DnssecReply or None when none came) with DO and CD set."""
         await self._pacer.wait()
         self.queries += 1
         qid = secrets.randbits(16)
         try:
-            query = _dnssec_query(qid, name, rdtype)
+            wire = dnswire.build_query(qid, name, rdtype, dnssec=True)
         except DnsWireError as exc:
             return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), None
         with trio.move_on_after(self.lifetime + 1):
-            result = await self._resolve(query.to_wire(), qid, name, rdtype, _DNSSEC)
+            result = await self._resolve(wire, qid, name, rdtype, _DNSSEC)
             return result if isinstance(result, tuple) else (result, None)
         return Lookup(DnsStatus.DNS_TIMEOUT), None
 
@@ -299,85 +300,54 @@ class _FastCodec:
         return Lookup(DnsStatus.OK, records, canonical)
 
 
-class _DnssecResponse(NamedTuple):
-    message: Any            # dns.message.Message
-    truncated: bool
+class DnssecReply:
+    """A DO+CD response: read by the fast codec; dnspython's model only when asked for
+    (``message``), which the validator needs for signed data only."""
 
+    __slots__ = ("_message", "data", "fast")
+    DNSSEC_TYPES = frozenset((dnswire.TYPES["RRSIG"], dnswire.TYPES["NSEC"],
+                              dnswire.TYPES["NSEC3"]))
 
-def _dnssec_query(qid: int, name: str, rdtype: str):
-    import dns.exception
-    import dns.flags
-    import dns.message
+    def __init__(self, fast: dnswire.Response, data: bytes) -> None:
+        self.fast = fast
+        self.data = data
+        self._message: Any = None
 
-    try:
-        query = dns.message.make_query(name, rdtype, want_dnssec=True,
-                                       payload=dnswire.EDNS_PAYLOAD, id=qid)
-    except dns.exception.DNSException as exc:
-        raise DnsWireError(str(exc)) from None
-    query.flags |= dns.flags.CD
-    return query
+    @property
+    def truncated(self) -> bool:
+        return self.fast.truncated
+
+    @property
+    def signed(self) -> bool:
+        """Does the response carry any RRSIG, NSEC or NSEC3 record?"""
+        types = self.DNSSEC_TYPES
+        return any(r.rtype in types for r in self.fast.records) or \
+            any(r.rtype in types for r in self.fast.authority)
+
+    @property
+    def message(self):
+        if self._message is None:
+            import dns.exception
+            import dns.message
+
+            try:
+                self._message = dns.message.from_wire(self.data, ignore_trailing=True)
+            except dns.exception.DNSException as exc:    # read by dnswire, not by dnspython
+                raise DnsWireError(f"malformed answer: {exc}") from None
+        return self._message
 
 
 class _DnssecCodec:
-    """dnspython messages, every section kept (DO+CD queries of the validating stub)."""
+    """DO+CD queries of the validating stub: the fast codec, authority section included."""
 
     @staticmethod
-    def parse(data: bytes, qid: int, name: str, rdtype: str) -> _DnssecResponse:
-        import dns.exception
-        import dns.flags
-        import dns.message
-        import dns.name
-        import dns.rdatatype
-
-        try:
-            message = dns.message.from_wire(data, ignore_trailing=True)
-        except dns.message.Truncated:
-            return _DnssecResponse(None, True)
-        except dns.exception.DNSException as exc:
-            raise DnsWireError(f"malformed answer: {exc}") from None
-        if message.id != qid or not message.flags & dns.flags.QR:
-            raise DnsWireError("not the response to our query")
-        if message.question:
-            q = message.question[0]
-            if (q.name != dns.name.from_text(name) or q.rdtype != dns.rdatatype.from_text(rdtype)
-                    or len(message.question) != 1):
-                raise DnsWireError("response question does not match the query")
-        elif message.rcode() == dnswire.NOERROR:
-            raise DnsWireError("a NOERROR answer without the question")
-        return _DnssecResponse(message, bool(message.flags & dns.flags.TC))
+    def parse(data: bytes, qid: int, name: str, rdtype: str) -> DnssecReply:
+        return DnssecReply(dnswire.parse_response(data, qid, name, rdtype, sections=True),
+                           data)
 
     @staticmethod
-    def settle(response: _DnssecResponse, name: str, rdtype: str) -> tuple[Lookup, Any]:
-        message = response.message
-        if message is None:         # truncated even over TCP
-            raise _ServerError(DnsStatus.SERVFAIL)
-        status = _rcode_status(message.rcode())
-        canonical, records = answer_records(message, name, rdtype)
-        if status is None:
-            status = DnsStatus.OK if records else DnsStatus.NO_DATA
-        lookup = Lookup(status, tuple(records) if status == DnsStatus.OK else (),
-                        canonical if status != DnsStatus.NXDOMAIN else None)
-        return lookup, message
-
-
-def answer_records(message, name: str, rdtype: str) -> tuple[str, list]:
-    """(canonical name, rdatas of ``rdtype`` there) following the answer's CNAME chain."""
-    import dns.name
-    import dns.rdatatype
-
-    code = dns.rdatatype.from_text(rdtype)
-    current = dns.name.from_text(name)
-    for _ in range(dnswire.MAX_CNAME_HOPS + 1):
-        found = [rd for rrset in message.answer if rrset.name == current and rrset.rdtype == code
-                 for rd in rrset]
-        if found or code == dns.rdatatype.CNAME:
-            return current.to_text(omit_final_dot=True).lower(), found
-        alias = next((rrset[0].target for rrset in message.answer
-                      if rrset.name == current and rrset.rdtype == dns.rdatatype.CNAME), None)
-        if alias is None:
-            break
-        current = alias
-    return current.to_text(omit_final_dot=True).lower(), []
+    def settle(response: DnssecReply, name: str, rdtype: str) -> tuple[Lookup, DnssecReply]:
+        return _FastCodec.settle(response.fast, name, rdtype), response
 
 
 _FAST = _FastCodec()
@@ -402,7 +372,8 @@ async def _recv_exactly(sock, n: int) -> bytes:
 class HostCache:
     """A and AAAA of host names, each resolved once while in use (single flight, LRU)."""
 
-    def __init__(self, resolver: Resolver, max_lookups: int | None = DEFAULT_CACHE) -> None:
+    def __init__(self, resolver: Any, max_lookups: int | None = DEFAULT_CACHE) -> None:
+        """``resolver``: a Resolver, or anything with its ``lookup`` (net/dnssec.py)."""
         self.resolver = resolver
         self._lookups: SingleFlight[Lookup] = SingleFlight(max_lookups)
 

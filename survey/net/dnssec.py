@@ -67,11 +67,14 @@ from survey.dnssec import (
     usable_ds,
     worst,
 )
-from survey.net.dns import Lookup, Resolver
+from survey.net.dns import DnssecReply, Lookup, Resolver
 from survey.net.singleflight import SingleFlight
+from survey.proto import dnswire
+from survey.proto.dnswire import DnsWireError
 
 DEFAULT_MAX_ZONES = 50_000
 RRSIG = dns.rdatatype.RRSIG
+CNAME_CODE = dnswire.TYPES["CNAME"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class Validator:
         self.anchors = anchors
         self.now = now
         self._answers: SingleFlight[tuple[Lookup, Any]] = SingleFlight(max_zones)
+        self.parsed = 0       # responses read into dnspython's model (signed data)
         self._zones: SingleFlight[ZoneKeys] = SingleFlight(max_zones)
         self._steps: SingleFlight[Judgement | DsAbsence] = SingleFlight(max_zones)
 
@@ -98,14 +102,42 @@ class Validator:
     # -- the public interface: a Resolver's lookup, judged --------------------------------
 
     async def lookup(self, name: str, rdtype: str) -> Lookup:
-        lookup, message = await self.resolver.lookup_dnssec(name, rdtype)
-        if message is None:
+        lookup, reply = await self.resolver.lookup_dnssec(name, rdtype)
+        if reply is None:
             judgement = indeterminate(Reason.DNS_ERROR)
+        elif not reply.signed:
+            judgement = await self._unsigned(name, rdtype, reply)
         else:
-            judgement = await self.judge(dns.name.from_text(name),
-                                         dns.rdatatype.from_text(rdtype), message)
+            try:
+                message = reply.message
+            except DnsWireError:
+                judgement = indeterminate(Reason.DNS_ERROR)
+            else:
+                judgement = await self.judge(dns.name.from_text(name),
+                                             dns.rdatatype.from_text(rdtype), message)
         return replace(lookup, dnssec=judgement.status.value,
                        dnssec_reason=judgement.reason.value if judgement.reason else None)
+
+    async def _unsigned(self, name: str, rdtype: str, reply: DnssecReply) -> Judgement:
+        """A response without any DNSSEC record: insecure where every owner on its CNAME
+        chain (or the denied name) lies below a proven unsigned delegation, else bogus."""
+        owners = [name.rstrip(".").lower()]
+        code = dnswire.rdtype_code(rdtype)
+        records = reply.fast.records
+        for _ in range(dnswire.MAX_CNAME_HOPS):
+            current = owners[-1]
+            if any(r.rtype == code and r.owner == current for r in records):
+                break
+            alias = next((r.rdata.target for r in records
+                          if r.rtype == CNAME_CODE and r.owner == current), None)
+            if alias is None or alias in owners:
+                break
+            owners.append(alias)
+        parts = []
+        for owner in owners:
+            state = await self._insecurity(dns.name.from_text(owner))
+            parts.append(bogus(Reason.NO_RRSIG) if state.secure else state)
+        return worst(parts)
 
     async def judge(self, qname: dns.name.Name, qtype: int, message) -> Judgement:
         """The status of one response: its CNAME chain and answer, or its denial."""
@@ -180,9 +212,18 @@ class Validator:
     # -- zones and their keys -------------------------------------------------------------
 
     async def _ask(self, name: dns.name.Name, rdtype: str) -> tuple[Lookup, Any]:
+        """(lookup, dnspython message or None): the chain's DS and DNSKEY answers, once."""
         text = name.to_text()
-        return await self._answers.get((text, rdtype),
-                                       lambda: self.resolver.lookup_dnssec(text, rdtype))
+        return await self._answers.get((text, rdtype), lambda: self._fetch(text, rdtype))
+
+    async def _fetch(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
+        lookup, reply = await self.resolver.lookup_dnssec(name, rdtype)
+        if reply is None:
+            return lookup, None
+        try:
+            return lookup, reply.message
+        except DnsWireError:
+            return lookup, None
 
     async def zone(self, zone: dns.name.Name) -> ZoneKeys:
         """The judgement of a zone's keys (cached for the scan)."""

@@ -14,7 +14,10 @@ does the same job on bytes, with the standard library only:
 * ``parse_response(data, qid, qname, rdtype)`` — the header, the question
   (which must echo ours: id, QR, opcode, name case-insensitively, type, class
   IN — RFC 5452 §9.1), and the answer section. Authority and additional
-  sections are not read: nothing in them changes a scan's result.
+  sections are not read (nothing in them changes a plain lookup's result),
+  except with ``sections=True``: then the authority section is read too,
+  for the validating stub (net/dnssec.py), which only needs to know whether
+  the response carries DNSSEC records before it pays for dnspython's model.
 * ``Response.answer(qname, rdtype)`` — follows the CNAME chain in the answer
   section from the question name (at most ``MAX_CNAME_HOPS`` hops, loops end
   it) and returns the canonical name and the records of the asked type
@@ -49,7 +52,8 @@ MAX_MESSAGE = 65535
 EDNS_PAYLOAD = 1232        # the DNS flag day 2020 figure: no IP fragmentation
 
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
-         "AAAA": 28, "SRV": 33, "TLSA": 52, "CAA": 257}
+         "AAAA": 28, "SRV": 33, "DS": 43, "RRSIG": 46, "NSEC": 47, "DNSKEY": 48, "NSEC3": 50,
+         "TLSA": 52, "CAA": 257}
 CLASS_IN = 1
 TYPE_OPT = 41
 
@@ -58,7 +62,8 @@ NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED, YXDOMAIN = 0, 1, 2, 3, 4,
 _HEADER = struct.Struct("!HHHHHH")
 _U16 = struct.Struct("!H")
 _RR_FIXED = struct.Struct("!HHIH")     # type, class, ttl, rdlength
-_FLAG_QR, _FLAG_TC, _FLAG_RD = 0x8000, 0x0200, 0x0100
+_FLAG_QR, _FLAG_TC, _FLAG_RD, _FLAG_CD = 0x8000, 0x0200, 0x0100, 0x0010
+_DO = 0x8000               # in the OPT record's TTL field
 
 
 class DnsWireError(ValueError):
@@ -215,17 +220,25 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
 # -- messages -------------------------------------------------------------------------
 
 def build_query(qid: int, name: str, rdtype: str | int, *, edns: bool = True,
-                payload: int = EDNS_PAYLOAD) -> bytes:
-    """One recursive query for ``name``/``rdtype``, class IN, with EDNS0 unless told not to."""
+                payload: int = EDNS_PAYLOAD, dnssec: bool = False) -> bytes:
+    """One recursive query for ``name``/``rdtype``, class IN, with EDNS0 unless told not to.
+
+    ``dnssec``: set DO in the OPT record (RFC 3225: send DNSSEC records) and CD in the
+    header (RFC 4035 §3.2.2: hand over data a validating resolver finds bogus).
+    """
     if not 0 <= qid <= 0xFFFF:
         raise DnsWireError(f"bad query id {qid}")
-    header = _HEADER.pack(qid, _FLAG_RD, 1, 0, 0, 1 if edns else 0)
+    if dnssec and not edns:
+        raise DnsWireError("DNSSEC records need EDNS (the DO bit)")
+    flags = _FLAG_RD | (_FLAG_CD if dnssec else 0)
+    header = _HEADER.pack(qid, flags, 1, 0, 0, 1 if edns else 0)
     question = name_to_wire(name) + struct.pack("!HH", rdtype_code(rdtype), CLASS_IN)
     if not edns:
         return header + question
-    # OPT RR (RFC 6891 §6.1.2): root owner, type 41, class = payload size, ttl = 0
-    # (extended rcode 0, version 0, no DO bit), no options.
-    return header + question + b"\x00" + struct.pack("!HHIH", TYPE_OPT, payload, 0, 0)
+    # OPT RR (RFC 6891 §6.1.2): root owner, type 41, class = payload size, ttl = extended
+    # rcode 0, version 0, the DO bit (RFC 3225 §3) when asked; no options.
+    return header + question + b"\x00" + struct.pack("!HHIH", TYPE_OPT, payload,
+                                                     _DO if dnssec else 0, 0)
 
 
 RData = A | AAAA | MX | TXT | CNAME | bytes   # raw bytes for the other types
@@ -246,6 +259,7 @@ class Response(NamedTuple):
     qname: str
     qtype: int
     records: tuple[Record, ...]   # the answer section
+    authority: tuple[Record, ...] = ()   # read only with sections=True
 
     def answer(self, qname: str, rdtype: str | int) -> tuple[str, tuple]:
         """(canonical name, rdata of ``rdtype`` there) following CNAMEs from ``qname``."""
@@ -270,7 +284,7 @@ def response_id(data: bytes) -> int | None:
 
 
 def parse_response(data: bytes, qid: int | None = None, qname: str | None = None,
-                   rdtype: str | int | None = None) -> Response:
+                   rdtype: str | int | None = None, *, sections: bool = False) -> Response:
     """A response's header, question and answer section; DnsWireError if malformed.
 
     With ``qid``/``qname``/``rdtype`` given, a response that does not echo that
@@ -280,7 +294,7 @@ def parse_response(data: bytes, qid: int | None = None, qname: str | None = None
         raise DnsWireError("message longer than 65535 octets")
     if len(data) < 12:
         raise DnsWireError("shorter than a DNS header")
-    rid, flags, qdcount, ancount, _nscount, _arcount = _HEADER.unpack_from(data)
+    rid, flags, qdcount, ancount, nscount, _arcount = _HEADER.unpack_from(data)
     if not flags & _FLAG_QR:
         raise DnsWireError("not a response (QR clear)")
     if (flags >> 11) & 0xF:
@@ -305,12 +319,18 @@ def parse_response(data: bytes, qid: int | None = None, qname: str | None = None
     if rdtype is not None and (qtype != rdtype_code(rdtype) or qclass != CLASS_IN):
         raise DnsWireError("response question type does not match the query")
     records = []
+    authority = []
     if not truncated:      # a truncated answer section is retried over TCP, not read
         for _ in range(ancount):
             record, offset = _read_record(data, offset)
             if record is not None:
                 records.append(record)
-    return Response(rid, rcode, truncated, bool(flags & 0x0400), name, qtype, tuple(records))
+        for _ in range(nscount if sections else 0):
+            record, offset = _read_record(data, offset)
+            if record is not None:
+                authority.append(record)
+    return Response(rid, rcode, truncated, bool(flags & 0x0400), name, qtype, tuple(records),
+                    tuple(authority))
 
 
 def _canonical_text(name: str) -> str:

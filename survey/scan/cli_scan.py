@@ -102,6 +102,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     where.add_argument("--https-port", type=port, help="HTTPS port for MTA-STS (default 443)")
     where.add_argument("--ca-file", action="append", type=Path, default=[], metavar="PEM",
                        help="extra trust anchors (PEM), besides Mozilla's roots (repeatable)")
+    where.add_argument("--dnssec-anchor", type=Path, metavar="FILE",
+                       help="DNSSEC trust anchors: DS or DNSKEY records in zone-file form "
+                            "(default: the IANA root KSKs shipped with survey; with --world: "
+                            "the world's own root). Every lookup gets a DNSSEC status, "
+                            "validated by the scanner itself: the --resolver must pass DNSSEC "
+                            "records through (DO and CD bits; Unbound and BIND do, some "
+                            "forwarders strip them: the statuses then say "
+                            "indeterminate/no_dnssec_records)")
+    where.add_argument("--no-dnssec", action="store_true",
+                       help="do not validate DNSSEC (about half the DNS queries; the DNSSEC "
+                            "columns stay null: not measured)")
     where.add_argument("--blocklist", type=Path, metavar="FILE",
                        help="file of CIDRs never to contact (opt-outs); one a line")
     what = p.add_argument_group("what to measure")
@@ -185,6 +196,10 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
         apply_world(config, world)
     if args.testbed:
         config.mode = "testbed"
+    if args.dnssec_anchor:
+        config.dnssec, config.dnssec_anchor = True, args.dnssec_anchor
+    if args.no_dnssec:
+        config.dnssec = False
     if args.resolver:
         try:
             config.resolvers = [parse_resolver(r) for r in args.resolver]

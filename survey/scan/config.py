@@ -69,6 +69,8 @@ class ScanConfig:
     retry_delay: float = 30.0
     batch_rows: int = 5000
     world: dict[str, Any] | None = None        # world.json of a testbed world
+    dnssec: bool = True                        # validate every lookup (survey/net/dnssec.py)
+    dnssec_anchor: Path | None = None          # DS/DNSKEY zone file; None: IANA's root KSKs
 
     def check(self) -> None:
         try:
@@ -118,6 +120,12 @@ class ScanConfig:
             self.ehlo_name = socket.getfqdn()
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
+        if self.dnssec and self.dnssec_anchor is not None:
+            from survey.dnssec import Anchors
+            try:
+                Anchors.from_file(self.dnssec_anchor)
+            except ValueError as exc:
+                raise ConfigError(f"--dnssec-anchor: {exc}") from None
         if self.mode == "testbed":
             if not self.resolvers:
                 raise ConfigError(
@@ -219,3 +227,10 @@ def apply_world(config: ScanConfig, world: dict[str, Any]) -> None:
     # event loop until the fast scale's one-second deadlines are missed (measured at load 5+).
     config.concurrency = min(config.concurrency, 50)
     config.ehlo_name = "scanner.survey.test"
+    # A signed world names its trust anchor; an unsigned one has none to validate from
+    # (its rows leave the DNSSEC columns null: not measured).
+    anchor = world.get("dnssec_anchor")
+    if anchor:
+        config.dnssec_anchor = Path(anchor)
+    else:
+        config.dnssec = False

@@ -9,9 +9,12 @@ For each domain (RFC 5321 §5.1, RFC 7505):
                           has A or AAAA records; ``none`` when it has neither
   MX query failed      -> no targets; the failure is the domain's dns_status
 Each MX host's A and AAAA come from the scan's HostCache (once per name per
-scan). A CNAME'd MX host resolves to its target's addresses but keeps the MX
-record's name for matching (docs/design.md "Data flow of a scan", step 2). ``_mta-sts`` and
-``_smtp._tls`` TXT RRsets are read alongside and parsed by survey.proto.
+scan). With DNSSEC validation (net/dnssec.py: the scan's lookups go through a
+Validator) every lookup carries its DNSSEC status: the MX lookup's, the TXT
+lookups', and the worst of each host's A and AAAA. A CNAME'd MX host resolves to
+its target's addresses but keeps the MX record's name for matching (docs/design.md
+"Data flow of a scan", step 2). ``_mta-sts`` and ``_smtp._tls`` TXT RRsets are
+read alongside and parsed by survey.proto.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 import trio
 
 from survey.net.dns import HostCache, Lookup, Resolver
+from survey.net.dnssec import Validator, status_of
 from survey.proto.txtrecords import (
     StsRecord,
     TlsrptRecord,
@@ -40,6 +44,8 @@ class MxTarget:
     preference: int
     status: DnsStatus           # mx_status: ok, or why the host has no address
     ips: tuple[str, ...]        # A then AAAA, each sorted, canonical text
+    dnssec: str | None = None   # the worst DNSSEC status of the A and AAAA lookups
+    dnssec_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class TxtResult:
     texts: list[str] | None     # every record, joined, sorted; None on a DNS error
     sts: StsRecord | None = None
     tlsrpt: TlsrptRecord | None = None
+    dnssec: str | None = None
+    dnssec_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class DomainDns:
     mx: tuple[MxTarget, ...]
     mta_sts: TxtResult
     tlsrpt: TxtResult
+    mx_dnssec: str | None = None
+    mx_dnssec_reason: str | None = None
 
     @property
     def mx_hosts(self) -> list[str] | None:
@@ -92,26 +102,28 @@ async def resolve_host(cache: HostCache, host: str, preference: int) -> MxTarget
     ips = tuple(sorted({canonical_ip(r.address) for r in a.records},
                        key=ipaddress.ip_address)) + tuple(
         sorted({canonical_ip(r.address) for r in aaaa.records}, key=ipaddress.ip_address))
-    return MxTarget(host, preference, host_status(a, aaaa), ips)
+    return MxTarget(host, preference, host_status(a, aaaa), ips, *status_of(a, aaaa))
 
 
-async def read_txt(resolver: Resolver, name: str, kind: str) -> TxtResult:
+async def read_txt(resolver: Resolver | Validator, name: str, kind: str) -> TxtResult:
     lookup = await resolver.lookup(name, "TXT")
+    dnssec = status_of(lookup)
     if lookup.status in (DnsStatus.NXDOMAIN, DnsStatus.NO_DATA):
         records: list[bytes] = []
     elif lookup.ok:
         records = [b"".join(r.strings) for r in lookup.records]
     else:
-        return TxtResult(TxtStatus.DNS_ERROR, None)
+        return TxtResult(TxtStatus.DNS_ERROR, None, None, None, *dnssec)
     texts = sorted(record_text(r) for r in records)
     if kind == "mta-sts":
         sts = parse_mta_sts_txt(records)
-        return TxtResult(txt_status(sts), texts, sts=sts)
+        return TxtResult(txt_status(sts), texts, sts, None, *dnssec)
     tlsrpt = parse_tlsrpt_txt(records)
-    return TxtResult(txt_status(tlsrpt), texts, tlsrpt=tlsrpt)
+    return TxtResult(txt_status(tlsrpt), texts, None, tlsrpt, *dnssec)
 
 
-async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -> DomainDns:
+async def resolve_domain(target: Target, resolver: Resolver | Validator,
+                         cache: HostCache) -> DomainDns:
     domain = target.domain
     results: dict[str, TxtResult] = {}
 
@@ -135,7 +147,7 @@ async def resolve_domain(target: Target, resolver: Resolver, cache: HostCache) -
     dns_status = mx_lookup.status
     resolved = tuple(h for h in hosts if h is not None)   # all of them: the nursery waited
     return DomainDns(target, dns_status, kind, resolved, results["mta-sts"],
-                     results["tlsrpt"])
+                     results["tlsrpt"], *status_of(mx_lookup))
 
 
 async def _mx_targets(domain: str, lookup: Lookup, cache: HostCache

@@ -138,6 +138,11 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
                     # the families it routes to (net/reach.py; a testbed: loopback only)
                     "reach": config.reach if config.mode == "internet" else "loopback",
                     "ip_version": config.ip_version},
+        "dnssec": ({"trust_anchors": str(config.dnssec_anchor) if config.dnssec_anchor
+                                     else "IANA root KSKs (survey/data/root-anchors.zone)",
+                    "anchors_sha256": sha256_file(config.dnssec_anchor)
+                    if config.dnssec_anchor else None}
+                   if config.dnssec else None),
         "destination_policy": {"mode": config.mode,
                                "blocklist": str(config.blocklist) if config.blocklist
                                else None},
@@ -282,7 +287,7 @@ class Scan:
             self.out.write("domains", invalid_input_row(target, now()))
             self.progress.domain(DnsStatus.INVALID_INPUT)
             return
-        dns = await resolve_domain(target, self.tools.resolver, self.tools.cache)
+        dns = await resolve_domain(target, self.tools.lookups, self.tools.cache)
         probes: dict[tuple[str, str], SmtpProbe | None] = {}
         fetch_box: list[PolicyFetch | None] = [None]
 

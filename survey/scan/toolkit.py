@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
+from survey.dnssec import Anchors
 from survey.net.dns import SILENT_AFTER, HostCache, Resolver
+from survey.net.dnssec import Validator
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.net.smtp import SmtpProbe
@@ -70,7 +72,13 @@ class Toolkit:
                                  lifetime=config.dns_lifetime,
                                  rate=config.dns_rate / share if config.dns_rate else None,
                                  silent_after=SILENT_AFTER)
-        self.cache = HostCache(self.resolver)
+        # Every lookup of the scan goes through ``lookups``: the resolver itself, or the
+        # validating stub over it when DNSSEC is measured (the resolver counts the queries).
+        self.anchors = load_anchors(config)
+        self.lookups: Resolver | Validator = (
+            Validator(self.resolver, self.anchors) if self.anchors is not None
+            else self.resolver)
+        self.cache = HostCache(self.lookups)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate / share if config.rate else None)
         assert config.ehlo_name is not None, "ScanConfig.check() sets the EHLO name"
@@ -124,6 +132,15 @@ class Toolkit:
         return fetch
 
 
+def load_anchors(config: ScanConfig) -> Anchors | None:
+    """The scan's DNSSEC trust anchors (None: DNSSEC not measured)."""
+    if not config.dnssec:
+        return None
+    if config.dnssec_anchor is not None:
+        return Anchors.from_file(config.dnssec_anchor)
+    return Anchors.iana()
+
+
 async def policy_addresses(cache: HostCache, domain: str) -> tuple[list[str], PolicyFetch]:
     """The addresses of ``mta-sts.<domain>``, and the failure to report if none works."""
     host = f"mta-sts.{domain}"
@@ -149,7 +166,8 @@ def domain_rows(dns: DomainDns, outcomes: Mapping[tuple[str, str], ServerOutcome
                 verdict, shas = verdict_for(outcome.judgement, mx.host), list(outcome.chain_sha256)
             row, ok = mx_row(dns, mx.host, mx.preference, mx.status, ip, port,
                              outcome.probe if outcome else None, verdict, shas, policy_fetch,
-                             now())
+                             now(), address_dnssec=mx.dnssec,
+                             address_dnssec_reason=mx.dnssec_reason)
             rows.append(("mx", row))
             sessions.append(ok)
     rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))

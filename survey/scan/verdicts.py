@@ -80,10 +80,12 @@ def tlsrpt_result_type(dns: DomainDns, fetch: PolicyFetch | None, mx_match: bool
 def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: str | None,
            port: int, probe: SmtpProbe | None, verdict: Verdict | None,
            chain_sha256: list[str] | None, fetch: PolicyFetch | None,
-           probed_at: datetime) -> tuple[dict, bool]:
+           probed_at: datetime, *, address_dnssec: str | None = None,
+           address_dnssec_reason: str | None = None) -> tuple[dict, bool]:
     """(the mx row, did a sender's session to this (MX, IP) succeed under the policy)."""
     row = {"domain": dns.target.domain, "mx_host": mx_host, "preference": preference,
            "mx_status": mx_status if ip is None else DnsStatus.OK, "ip": ip,
+           "address_dnssec": address_dnssec, "address_dnssec_reason": address_dnssec_reason,
            "probed_at": probed_at}
     cert_status = None
     host_status = None
@@ -129,6 +131,9 @@ def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool
         "tlsrpt_status": rpt.status, "tlsrpt_txt": rpt.texts,
         "tlsrpt_rua": (sorted(rpt.tlsrpt.rua) if rpt.tlsrpt is not None and rpt.tlsrpt.valid
                        else None),
+        "mx_dnssec": dns.mx_dnssec, "mx_dnssec_reason": dns.mx_dnssec_reason,
+        "mta_sts_txt_dnssec": sts.dnssec, "mta_sts_txt_dnssec_reason": sts.dnssec_reason,
+        "tlsrpt_dnssec": rpt.dnssec, "tlsrpt_dnssec_reason": rpt.dnssec_reason,
         "probed_at": probed_at,
     }
     return row

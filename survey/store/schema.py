@@ -24,6 +24,8 @@ from survey.vocabulary import (
     AttemptStep,
     CertReason,
     CertStatus,
+    DnssecReason,
+    DnssecStatus,
     DnsStatus,
     HostStatus,
     MxKind,
@@ -86,6 +88,12 @@ DOMAINS = _schema("domains", [
     ("tlsrpt_status", pa.string()),
     ("tlsrpt_txt", STRINGS),
     ("tlsrpt_rua", STRINGS),
+    ("mx_dnssec", pa.string()),
+    ("mx_dnssec_reason", pa.string()),
+    ("mta_sts_txt_dnssec", pa.string()),
+    ("mta_sts_txt_dnssec_reason", pa.string()),
+    ("tlsrpt_dnssec", pa.string()),
+    ("tlsrpt_dnssec_reason", pa.string()),
     ("probed_at", TIMESTAMP),
 ], not_null=("domain", "dns_status", "probed_at"))
 
@@ -94,6 +102,8 @@ MX = _schema("mx", [
     ("mx_host", pa.string()),
     ("preference", pa.int32()),
     ("mx_status", pa.string()),        # DNS status of the host's A/AAAA lookup
+    ("address_dnssec", pa.string()),
+    ("address_dnssec_reason", pa.string()),
     ("ip", pa.string()),
     ("port", pa.int32()),
     ("host_status", pa.string()),      # hosts.status of (ip, port), copied for convenience
@@ -160,10 +170,14 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
         "dns_status": DnsStatus, "mx_kind": MxKind, "mta_sts_txt_status": TxtStatus,
         "mta_sts_policy_status": PolicyStatus, "mta_sts_policy_error": StsPolicyError,
         "mta_sts_mode": StsMode, "sts_domain_verdict": StsVerdict, "tlsrpt_status": TxtStatus,
+        "mx_dnssec": DnssecStatus, "mx_dnssec_reason": DnssecReason,
+        "mta_sts_txt_dnssec": DnssecStatus, "mta_sts_txt_dnssec_reason": DnssecReason,
+        "tlsrpt_dnssec": DnssecStatus, "tlsrpt_dnssec_reason": DnssecReason,
     },
     "mx": {
         "mx_status": DnsStatus, "host_status": HostStatus, "cert_status": CertStatus,
         "cert_untrusted_reason": CertReason,
+        "address_dnssec": DnssecStatus, "address_dnssec_reason": DnssecReason,
         "sts_verdict": StsVerdict, "tlsrpt_result_type": ResultType,
     },
     "hosts": {
@@ -215,6 +229,15 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "tlsrpt_status": "the `_smtp._tls` TXT record set: `TxtStatus`",
         "tlsrpt_txt": "the `_smtp._tls` TXT RRset as received (each record's strings joined)",
         "tlsrpt_rua": "the valid record's `rua` URIs, sorted",
+        "mx_dnssec": "DNSSEC status of the MX lookup (RFC 4035 §4.3, validated by the scanner "
+                     "from its trust anchor; NXDOMAIN/NODATA by their NSEC/NSEC3 proof): "
+                     "`DnssecStatus`; null when the scan did not validate (`--no-dnssec`, "
+                     "an unsigned testbed world, scans made before DNSSEC was measured)",
+        "mx_dnssec_reason": "why `mx_dnssec` is `bogus` or `indeterminate`: `DnssecReason`",
+        "mta_sts_txt_dnssec": "DNSSEC status of the `_mta-sts` TXT lookup: `DnssecStatus`",
+        "mta_sts_txt_dnssec_reason": "why it is `bogus` or `indeterminate`: `DnssecReason`",
+        "tlsrpt_dnssec": "DNSSEC status of the `_smtp._tls` TXT lookup: `DnssecStatus`",
+        "tlsrpt_dnssec_reason": "why it is `bogus` or `indeterminate`: `DnssecReason`",
         "probed_at": "when the domain was measured (UTC)",
     },
     "mx": {
@@ -223,6 +246,11 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "preference": "the MX preference (0 for `implicit`)",
         "mx_status": "the host's A/AAAA lookup: `ok`, or why it has no address "
                      "(`DnsStatus`)",
+        "address_dnssec": "DNSSEC status of the host's A and AAAA lookups together (the worst "
+                          "of the two; CNAMEs followed count): `DnssecStatus`; null when "
+                          "not validated",
+        "address_dnssec_reason": "why `address_dnssec` is `bogus` or `indeterminate`: "
+                                 "`DnssecReason`",
         "ip": "an address of the host, one row per address (IPv6 in RFC 5952 text); null "
               "when none resolved",
         "port": "the SMTP port probed (25 on the Internet)",

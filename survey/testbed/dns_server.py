@@ -52,11 +52,12 @@ import dns.rrset
 import trio
 
 from survey.testbed.model import TLD, World
-from survey.testbed.signing import SOA_TEXT, Signer, parent_of
+from survey.testbed.signing import NS, SOA, Signer, parent_of
 
 MAX_CNAME_CHAIN = 8
 TCP_IDLE_TIMEOUT = 10.0
 MAX_TCP_CONNECTIONS = 256
+SIGNED_CACHE = 400_000      # signed answers kept whole (sections), per (name, type)
 
 
 class Answerer:
@@ -73,6 +74,7 @@ class Answerer:
                                         "86400 300")
         self.queries = 0
         self.signer = Signer(world) if world.zones else None
+        self._signed: dict[tuple[str, int], tuple[int, list, list]] = {}
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -166,7 +168,17 @@ class Answerer:
             response.flags |= dns.flags.TC
             return self._wire(response, query, tcp)
         if signed:
-            self._fill_signed(response, qname, qtype)
+            cached = self._signed.get((qname, qtype))
+            if cached is None:
+                self._fill_signed(response, qname, qtype)
+                if len(self._signed) >= SIGNED_CACHE:
+                    self._signed.clear()
+                self._signed[(qname, qtype)] = (response.rcode(), list(response.answer),
+                                                list(response.authority))
+            else:
+                response.set_rcode(cached[0])
+                response.answer.extend(cached[1])
+                response.authority.extend(cached[2])
         else:
             self._fill(response, qname, qtype)
         return self._wire(response, query, tcp)
@@ -191,9 +203,9 @@ class Answerer:
         signer = self._signer
         if name in signer.zones or name == "":
             if qtype == dns.rdatatype.SOA:
-                return [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
+                return [SOA]
             if qtype == dns.rdatatype.NS:
-                return [dns.rdata.from_text("IN", "NS", "ns.test.")]
+                return [NS]
             if qtype == dns.rdatatype.DNSKEY:
                 return [signer.key(name)[1]] if signer.signed(name) else []
         if name == "":
@@ -258,8 +270,7 @@ class Answerer:
         response.set_rcode(dns.rcode.SERVFAIL)
 
     def _deny(self, response: dns.message.Message, zone: str, nsecs) -> None:
-        soa = [dns.rdata.from_text("IN", "SOA", SOA_TEXT)]
-        self._add(response.authority, zone, dns.rdatatype.SOA, soa, zone)
+        self._add(response.authority, zone, dns.rdatatype.SOA, [SOA], zone)
         if not self._signer.signed(zone):
             return
         for nsec in nsecs:

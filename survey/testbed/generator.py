@@ -60,6 +60,7 @@ from survey.testbed.legacy_tls import CATALOGUE, config_name
 from survey.testbed.model import (
     POLICY_BEHAVIOURS,
     SMTP_BEHAVIOURS,
+    TLD,
     TLS_VERSIONS,
     DnsNode,
     DnsRecord,
@@ -75,6 +76,7 @@ from survey.testbed.model import (
     TlsSpec,
     TxtSpec,
     World,
+    ZoneSpec,
     paused_gc,
 )
 from survey.testbed.quotas import CIPHER_SET, COHORT_KEYS, Cohorts
@@ -111,6 +113,14 @@ ANON_FIRST = ("AECDH-AES256-SHA", "ADH-AES256-GCM-SHA384")
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
                 "TLS_AES_128_GCM_SHA256")
 
+# How a signed world's domains are signed (sign_zones; profile "dnssec"): an unsigned zone
+# (delegation without DS: insecure), a signed zone, and signed zones with one planted fault:
+# the MX RRset's RRSIG expired / not yet valid / over altered data / missing, the parent's DS
+# matching no key, an own MX host delegated to an unsigned zone of its own.
+DNSSEC_KINDS = ("unsigned", "signed", "expired", "not_yet_valid", "altered", "stripped",
+                "ds_mismatch", "unsigned_mx_zone")
+
+
 # Behaviour names recorded in DomainSpec.traits. ``default`` has every one of
 # these in every 1,000 domains (tests/test_testbed_world.py).
 BEHAVIOURS: tuple[str, ...] = (
@@ -133,6 +143,7 @@ BEHAVIOURS: tuple[str, ...] = (
                                       "dns_error"))
     + tuple(f"policy:{b}" for b in POLICY_BEHAVIOURS)
     + ("mode:enforce", "mode:testing", "mode:none", "sts:mx_mismatch")
+    + tuple(f"dnssec:{k}" for k in DNSSEC_KINDS)
 )
 
 
@@ -527,11 +538,57 @@ class _Builder:
         for i in range(self.n):
             self.build_domain(i)
         self.finish_servers()
+        zones = self.sign_zones()
         dns = self.build_dns()
         return World(seed=self.seed, profile=self.profile["name"], domains=tuple(self.domains),
                      mx_hosts=self.mx_hosts, smtp_servers=self.servers,
-                     policy_hosts=self.policies, dns=dns, resolver=RESOLVER_IP,
+                     policy_hosts=self.policies, dns=dns, zones=zones, resolver=RESOLVER_IP,
                      ports=self.ports, scanner=self.scale.scanner)
+
+    def sign_zones(self) -> dict[str, ZoneSpec]:
+        """A signed world (profile ``dnssec``): the root and ``test`` signed, every domain
+        with records its own zone, signed or not, some with a planted fault. Drawn from a
+        random stream of its own, so the rest of the world is the same signed or not."""
+        cfg = self.profile.get("dnssec")
+        if not cfg:
+            return {}
+        rng = random.Random(f"survey-world-dnssec:{self.seed}:{self.profile['name']}")
+        shares = {"signed": float(cfg.get("signed", 0))}
+        shares.update({k: float(v) for k, v in cfg.get("faults", {}).items()})
+        for kind in shares:
+            if kind not in DNSSEC_KINDS or kind == "unsigned":
+                raise ProfileError(f"unknown dnssec kind {kind!r}")
+        shares["unsigned"] = max(0.0, 1.0 - sum(shares.values()))
+        deck = _Deck(rng, shares)
+        zones = {"": ZoneSpec(""), TLD: ZoneSpec(TLD)}
+        self.dnssec_faults: dict[str, tuple[str, tuple[str, ...]]] = {}
+        for k, d in enumerate(self.domains):
+            if d.name not in self.records and d.name not in self.faults:
+                continue            # an NXDOMAIN domain: no zone, its name denied in test.
+            kind = deck.draw()
+            has_mx = any(r.rtype == "MX" for r in self.records.get(d.name, ()))
+            own_hosts = [m.host for m in d.mx if m.host.endswith("." + d.name)
+                         and self.mx_hosts.get(m.host) is not None
+                         and self.mx_hosts[m.host].ips and not self.mx_hosts[m.host].cname]
+            if kind in ("expired", "not_yet_valid", "altered", "stripped") and not has_mx:
+                kind = "signed"
+            if kind == "unsigned_mx_zone" and not own_hosts:
+                kind = "signed"
+            if kind == "unsigned":
+                zones[d.name] = ZoneSpec(d.name, signed=False, ds=False)
+            elif kind == "ds_mismatch":
+                zones[d.name] = ZoneSpec(d.name, fault="ds_mismatch")
+            else:
+                zones[d.name] = ZoneSpec(d.name)
+            if kind in ("expired", "not_yet_valid", "altered"):
+                self.dnssec_faults[d.name] = (kind, ("MX",))
+            elif kind == "stripped":
+                self.dnssec_faults[d.name] = ("unsigned", ("MX",))
+            elif kind == "unsigned_mx_zone":
+                host = own_hosts[0]
+                zones[host] = ZoneSpec(host, signed=False, ds=False)
+            self.domains[k] = replace(d, traits=tuple(sorted(set(d.traits) | {f"dnssec:{kind}"})))
+        return zones
 
     def build_domain(self, i: int) -> None:
         if self.cohorts is not None:
@@ -921,9 +978,12 @@ class _Builder:
         self.add("ns.test", "A", RESOLVER_IP)
         names = sorted(set(self.records) | set(self.faults))
         dns: dict[str, DnsNode] = {}
+        dnssec_faults = getattr(self, "dnssec_faults", {})
         for name in names:
             fault, types = self.faults.get(name, (None, ()))
-            dns[name] = DnsNode(name, tuple(self.records.get(name, ())), fault, types)
+            sec_fault, sec_types = dnssec_faults.get(name, (None, ()))
+            dns[name] = DnsNode(name, tuple(self.records.get(name, ())), fault, types,
+                                sec_fault, sec_types)
         return dns
 
 

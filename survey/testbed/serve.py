@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SPEC = "spec.json"
 WORLD_JSON = "world.json"
+DNSSEC_ANCHOR = "dnssec-anchor.zone"
 DOMAINS = "domains.csv"
 TRUTH_DIR = "truth"
 TRUTH_INDEX = "truth.json"
@@ -93,6 +94,14 @@ def _build_world(out: Path, *, domains: int, seed: int, profile: str | Path,
     info = truth_mod.write_truth(world, out / TRUTH_DIR)
     _write_json_atomic(out / TRUTH_DIR / TRUTH_INDEX, info)
     zones.write_zones(world, out / ZONES_DIR)
+    if world.zones:    # a signed world: its trust anchor, for the scanner (world.json)
+        from survey.testbed.signing import Signer
+
+        (out / DNSSEC_ANCHOR).write_text(
+            "; the DS of this world's own root key (survey/testbed/signing.py)\n"
+            + Signer(world).anchor_text(), encoding="ascii")
+    else:
+        (out / DNSSEC_ANCHOR).unlink(missing_ok=True)
     try:
         from survey.testbed.pki import Pki
 
@@ -137,6 +146,7 @@ def world_json(world_dir: Path, world: World, *, dns: tuple[str, int],
         "ca_bundle": str(world_dir / CA_BUNDLE),
         "connection_log": str(world_dir / CONNECTION_LOG),
         "zones": str(world_dir / ZONES_DIR),
+        "dnssec_anchor": (str(world_dir / DNSSEC_ANCHOR) if world.zones else None),
         "truth": truth_info,
         "scanner": scanner,
     }

@@ -49,6 +49,8 @@ from survey.testbed.model import World
 ALGORITHM = dns.dnssec.Algorithm.ED25519
 DAY = 86400
 SOA_TEXT = "ns.test. hostmaster.test. 1 3600 600 86400 300"
+SOA = dns.rdata.from_text("IN", "SOA", SOA_TEXT)
+NS = dns.rdata.from_text("IN", "NS", "ns.test.")
 
 
 def _name(text: str) -> dns.name.Name:
@@ -124,7 +126,8 @@ class Signer:
         """The RRSIG RRset over ``rrset`` by ``zone`` (None: unsigned zone or fault)."""
         if not self.signed(zone) or fault == "unsigned":
             return None
-        key = (rrset.name, rrset.rdtype, zone, fault, tuple(sorted(r.to_text() for r in rrset)))
+        # One RRset per (name, type) in a world: its signature is kept under that key.
+        key = (rrset.name, rrset.rdtype, zone, fault)
         if key in self._sigs:
             return self._sigs[key]
         inception, expiration = self.window
@@ -186,15 +189,13 @@ def _altered(rdtype: int) -> dns.rdata.Rdata:
     return dns.rdata.from_text("IN", dns.rdatatype.RdataType.make(rdtype), text)
 
 
-def _wire_length(name: dns.name.Name) -> int:
-    wire = name.to_wire()          # bytes when no file is given
-    assert wire is not None
-    return len(wire)
+def _wire_length(labels) -> int:
+    return sum(len(label) + 1 for label in labels)
 
 
 def successor(name: dns.name.Name) -> dns.name.Name:
     """The name right after ``name`` in canonical order: its first possible child."""
-    if _wire_length(name) + 2 > 255:
+    if _wire_length(name.labels) + 2 > 255:
         return successor_sibling(name)
     return dns.name.Name((b"\x00",) + name.labels)
 
@@ -211,7 +212,7 @@ def predecessor(name: dns.name.Name) -> dns.name.Name:
     """A name just before ``name`` (RFC 4470 §4.1: the last octet of the first label
     decremented, padded with 0xff octets, so no real name lies in between)."""
     first, rest = bytes(name.labels[0]), name.labels[1:]
-    room = 255 - _wire_length(dns.name.Name(rest)) - 1
+    room = 255 - _wire_length(rest) - 1
     last = first[-1]
     if last == 0:
         label = first[:-1]

@@ -75,9 +75,11 @@ _DOMAIN_COLUMNS = [
     "domain", "input", "rank", "dns_status", "mx_kind", "mx_hosts", "mta_sts_txt_status",
     "mta_sts_txt", "mta_sts_id", "mta_sts_policy_status", "mta_sts_policy_error",
     "mta_sts_mode", "mta_sts_max_age", "mta_sts_mx_patterns", "sts_domain_verdict",
-    "tlsrpt_status", "tlsrpt_txt", "tlsrpt_rua"]
+    "tlsrpt_status", "tlsrpt_txt", "tlsrpt_rua", "mx_dnssec", "mx_dnssec_reason",
+    "mta_sts_txt_dnssec", "mta_sts_txt_dnssec_reason", "tlsrpt_dnssec", "tlsrpt_dnssec_reason"]
 _MX_COLUMNS = [
-    "domain", "mx_host", "preference", "mx_status", "ip", "port", "host_status",
+    "domain", "mx_host", "preference", "mx_status", "address_dnssec", "address_dnssec_reason",
+    "ip", "port", "host_status",
     "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match",
     "cert_untrusted_reason", "sts_mx_match", "sts_verdict", "tlsrpt_result_type"]
 _HOST_COLUMNS = [
@@ -102,6 +104,17 @@ COLUMNS: dict[str, dict[str, list[str]]] = {
 }
 
 CONVENTIONS: dict[str, str] = {
+    "dnssec columns": "null for an unsigned world (no trust anchor: not measured). In a "
+                      "signed world, from how it was built: a lookup that fails (servfail, "
+                      "refused, timeout fault) is indeterminate/dns_error; otherwise each "
+                      "RRset of the answer (CNAME links included) or its denial is insecure "
+                      "when a zone on the way from the root is unsigned or has no DS, bogus "
+                      "no_matching_dnskey under a ds_mismatch zone, bogus with the planted "
+                      "fault's reason (expired -> signature_expired, not_yet_valid -> "
+                      "signature_not_yet_valid, altered -> bad_signature, unsigned -> "
+                      "no_rrsig), else secure; several parts: the worst (bogus, "
+                      "indeterminate, insecure, secure). address_dnssec is the worst of the "
+                      "host's A and AAAA lookups",
     "dns_status": "outcome of the domain's MX query: ok (MX records, null MX included), "
                   "no_data (no MX: implicit or none), nxdomain, servfail, dns_refused, "
                   "dns_timeout",
@@ -355,8 +368,98 @@ def build_truth(world: World) -> Truth:
         return _build_truth(world)
 
 
+_SECURE = ("secure", None)
+_INSECURE = ("insecure", None)
+_DNSSEC_FAULT_REASONS = {"expired": "signature_expired",
+                         "not_yet_valid": "signature_not_yet_valid",
+                         "altered": "bad_signature", "unsigned": "no_rrsig"}
+_DNSSEC_RANK = {"secure": 0, "insecure": 1, "indeterminate": 2, "bogus": 3}
+
+
+def _worst(parts: Iterable[tuple[str, str | None]]) -> tuple[str, str | None]:
+    out = _SECURE
+    for part in parts:
+        if _DNSSEC_RANK[part[0]] > _DNSSEC_RANK[out[0]]:
+            out = part
+    return out
+
+
+class DnssecTruth:
+    """The DNSSEC status of a lookup in a signed world, read off its zones and faults."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.zones = world.zones
+        self._zone_states: dict[str, tuple[str, str | None]] = {}
+
+    def zone_of(self, name: str) -> str:
+        while name and name not in self.zones:
+            name = name.split(".", 1)[1] if "." in name else ""
+        return name
+
+    def zone_state(self, zone: str) -> tuple[str, str | None]:
+        """How the chain from the root reaches ``zone``: secure, insecure or bogus."""
+        state = self._zone_states.get(zone)
+        if state is None:
+            state = _SECURE
+            if zone:
+                parent = self.zone_state(self.zone_of(zone.split(".", 1)[1]
+                                                      if "." in zone else ""))
+                spec = self.zones[zone]
+                if parent != _SECURE:
+                    state = parent
+                elif not spec.signed or not spec.ds:
+                    state = _INSECURE
+                elif spec.fault == "ds_mismatch":
+                    state = ("bogus", "no_matching_dnskey")
+            self._zone_states[zone] = state
+        return state
+
+    def lookup(self, name: str, rtype: str) -> tuple[str | None, str | None]:
+        if not self.zones:
+            return None, None
+        node = self.world.dns.get(name)
+        fault = node.faulty(rtype) if node else None
+        if fault in ("servfail", "refused", "timeout"):
+            return "indeterminate", "dns_error"
+        state = self.zone_state(self.zone_of(name))
+        if fault == "nxdomain":       # answered without any DNSSEC record
+            return ("bogus", "no_rrsig") if state == _SECURE else state
+        parts = []
+        current = name
+        for _ in range(9):
+            node = self.world.dns.get(current)
+            state = self.zone_state(self.zone_of(current))
+            types = {r.rtype for r in node.records} if node else set()
+            if rtype in types or (rtype == "CNAME" and "CNAME" in types):
+                parts.append(self._signed(state, node, rtype))
+                break
+            if "CNAME" in types:
+                parts.append(self._signed(state, node, "CNAME"))
+                current = next(r.value for r in node.records
+                               if r.rtype == "CNAME").rstrip(".").lower()
+                continue
+            parts.append(state)       # a denial, signed as the zone is
+            break
+        return _worst(parts)
+
+    @staticmethod
+    def _signed(state: tuple[str, str | None], node, rtype: str) -> tuple[str, str | None]:
+        fault = node.dnssec_faulty(rtype) if node else None
+        if state == _SECURE and fault:
+            return "bogus", _DNSSEC_FAULT_REASONS[fault]
+        return state
+
+    def addresses(self, host: str) -> tuple[str | None, str | None]:
+        a, aaaa = self.lookup(host, "A"), self.lookup(host, "AAAA")
+        if a[0] is None or aaaa[0] is None:
+            return None, None
+        return _worst([a, aaaa])  # type: ignore[list-item]
+
+
 def _build_truth(world: World) -> Truth:
     port = world.ports.smtp
+    dnssec = DnssecTruth(world)
     hosts: dict[str, HostTruth] = {}
     unknown: list[dict[str, Any]] = []
 
@@ -401,8 +504,11 @@ def _build_truth(world: World) -> Truth:
         for mx_host, preference in _mx_targets(d):
             spec = world.mx_hosts.get(mx_host) or MxHostSpec(mx_host, (), status="nxdomain")
             for ip in spec.ips or (None,):
-                rows.append(_mx_row(world, d, spec, preference, ip, port, host, leaf, p_status,
-                                    p_error, mode, patterns, policy, cert_rows))
+                row = _mx_row(world, d, spec, preference, ip, port, host, leaf, p_status,
+                              p_error, mode, patterns, policy, cert_rows)
+                row["address_dnssec"], row["address_dnssec_reason"] = \
+                    dnssec.addresses(spec.name)
+                rows.append(row)
         mx_rows.extend(rows)
         sessions_ok = [r.pop("_session_ok") for r in rows]
         if p_status == PolicyStatus.OK and mode in (StsMode.ENFORCE, StsMode.TESTING):
@@ -426,6 +532,12 @@ def _build_truth(world: World) -> Truth:
             "tlsrpt_rua": _list(d.tlsrpt.rua) if d.tlsrpt.status == TxtStatus.VALID else None,
             "probed_at": EPOCH,
         })
+        row = domain_rows[-1]
+        row["mx_dnssec"], row["mx_dnssec_reason"] = dnssec.lookup(d.name, "MX")
+        row["mta_sts_txt_dnssec"], row["mta_sts_txt_dnssec_reason"] = \
+            dnssec.lookup(f"_mta-sts.{d.name}", "TXT")
+        row["tlsrpt_dnssec"], row["tlsrpt_dnssec_reason"] = \
+            dnssec.lookup(f"_smtp._tls.{d.name}", "TXT")
     host_rows = []
     for ip in sorted(hosts):
         ht = hosts[ip]

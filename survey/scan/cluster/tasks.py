@@ -128,7 +128,7 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
         if not target.valid:
             resolved[i] = Resolved(target, None)
             return
-        dns = await resolve_domain(target, tools.resolver, tools.cache)
+        dns = await resolve_domain(target, tools.lookups, tools.cache)
         fetch: PolicyFetch | FetchRequest | None = None
         if dns.mta_sts.status == TxtStatus.VALID:
             ips, fetch = await policy_addresses(tools.cache, target.domain)
