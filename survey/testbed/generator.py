@@ -559,7 +559,7 @@ class _Builder:
             if kind not in DNSSEC_KINDS or kind == "unsigned":
                 raise ProfileError(f"unknown dnssec kind {kind!r}")
         shares["unsigned"] = max(0.0, 1.0 - sum(shares.values()))
-        deck = _Deck(rng, shares)
+        deck = Deck(rng, shares)
         zones = {"": ZoneSpec(""), TLD: ZoneSpec(TLD)}
         self.dnssec_faults: dict[str, tuple[str, tuple[str, ...]]] = {}
         for k, d in enumerate(self.domains):
