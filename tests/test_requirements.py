@@ -42,6 +42,18 @@ def test_every_module_that_starts_a_program_declares_it():
     assert undeclared == {}
 
 
+def test_the_readme_names_every_module_that_needs_something():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tests_section = readme[readme.index("## Tests"):]
+    unnamed = []
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "test_requirements.py" and re.search(r"\bneeds\(", text) \
+                and f"`{path.name}`" not in tests_section:
+            unnamed.append(path.name)
+    assert unnamed == [], "add them to the README's table under ## Tests"
+
+
 def test_the_scan_for_programs_can_fail():
     assert programs_started('cmd = ["openssl", "s_client", "-connect", x]') == {"openssl"}
     assert programs_started('subprocess.run(("unbound-checkconf", conf))') == {
