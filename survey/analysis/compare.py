@@ -38,36 +38,39 @@ import pandas as pd
 
 from survey.analysis.load import Scan
 from survey.store import TABLES, open_dataset
+from survey.vocabulary import HostStatus, PolicyStatus, TxtStatus
 
-_DOMAIN_STATE = """
-CREATE OR REPLACE TEMP TABLE {p}_state AS
+_STS_OK = (f"d.mta_sts_txt_status = '{TxtStatus.VALID}' "
+           f"AND d.mta_sts_policy_status = '{PolicyStatus.OK}'")
+
+_DOMAIN_STATE = f"""
+CREATE OR REPLACE TEMP TABLE {{p}}_state AS
 WITH mx AS (
   SELECT m.domain, bool_or(coalesce(h.starttls_offered, false)) AS starttls
-  FROM {p}_mx m LEFT JOIN {p}_hosts h ON h.ip = m.ip AND h.port = m.port
+  FROM {{p}}_mx m LEFT JOIN {{p}}_hosts h ON h.ip = m.ip AND h.port = m.port
   GROUP BY m.domain
 )
 SELECT d.domain,
-  coalesce(d.mta_sts_txt_status = 'valid' AND d.mta_sts_policy_status = 'ok', false) AS sts,
-  CASE WHEN d.mta_sts_txt_status = 'valid' AND d.mta_sts_policy_status = 'ok'
-       THEN d.mta_sts_mode END AS mode,
-  coalesce(d.tlsrpt_status = 'valid', false) AS tlsrpt,
+  coalesce({_STS_OK}, false) AS sts,
+  CASE WHEN {_STS_OK} THEN d.mta_sts_mode END AS mode,
+  coalesce(d.tlsrpt_status = '{TxtStatus.VALID}', false) AS tlsrpt,
   coalesce(mx.starttls, false) AS starttls
-FROM (SELECT * FROM {p}_domains QUALIFY row_number() OVER (PARTITION BY domain
+FROM (SELECT * FROM {{p}}_domains QUALIFY row_number() OVER (PARTITION BY domain
       ORDER BY probed_at DESC) = 1) d
 LEFT JOIN mx USING (domain)
 """
 
-_LEAVES = """
-CREATE OR REPLACE TEMP TABLE {p}_leaves AS
+_LEAVES = f"""
+CREATE OR REPLACE TEMP TABLE {{p}}_leaves AS
 WITH rows AS (
   SELECT m.mx_host, m.chain_sha256[1] AS leaf
-  FROM {p}_mx m
-  WHERE m.host_status = 'ok' AND m.chain_sha256 IS NOT NULL AND len(m.chain_sha256) > 0
+  FROM {{p}}_mx m
+  WHERE m.host_status = '{HostStatus.OK}' AND m.chain_sha256 IS NOT NULL AND len(m.chain_sha256) > 0
 ), certs AS (
   SELECT sha256, any_value(der) AS der, any_value(issuer) AS issuer,
          max(not_before) AS not_before, max(not_after) AS not_after,
          max(probed_at) AS probed_at
-  FROM {p}_certs GROUP BY sha256
+  FROM {{p}}_certs GROUP BY sha256
 )
 SELECT r.mx_host, list_sort(list_distinct(list(r.leaf))) AS leaves,
        arg_max(r.leaf, c.not_after) AS newest, max(c.not_after) AS newest_not_after

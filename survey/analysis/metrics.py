@@ -14,10 +14,27 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from survey.analysis.facts import CERT_ORDER, CHAIN_CLASSES, EHLO_ANSWERED, OUTCOMES
+from survey.analysis.facts import (
+    CERT_ORDER,
+    CHAIN_CLASSES,
+    EHLO_ANSWERED,
+    OUTCOMES,
+    STS_ACTIVE,
+)
 from survey.analysis.load import Scan
 from survey.analysis.shares import BOOTSTRAP, CENSUS, Share, cluster_bootstrap, frame
 from survey.proto.ciphers import SECURITY_CLASSES, VERSIONS
+from survey.vocabulary import (
+    CertStatus,
+    DnsStatus,
+    HostStatus,
+    MxKind,
+    PolicyStatus,
+    ProbeStatus,
+    ResultType,
+    StsMode,
+    TxtStatus,
+)
 
 # Units (denominator names), one spelling each.
 DOMAINS = "domains in the list"
@@ -31,6 +48,9 @@ EHLO_HOSTS = "MX host names answering EHLO"
 ENUMERATED_SUITES = "IP addresses with enumerated suites"
 
 _TABLE = {"domain": "domain_facts", "host": "host_facts", "ip": "ip_facts"}
+
+
+_TLS_OK = f"status = '{HostStatus.OK}'"       # an ip_facts row whose STARTTLS worked
 
 
 def _in(values: Iterable[str]) -> str:
@@ -164,7 +184,7 @@ def starttls_ips(scan: Scan) -> list[Share]:
     den = "outcome <> 'not_scanned'"
     return [share(scan, "ip", "coalesce(starttls_offered, false)", den,
                   name="STARTTLS offered", unit=IPS + " scanned"),
-            share(scan, "ip", "status = 'ok'", den, name="STARTTLS working",
+            share(scan, "ip", _TLS_OK, den, name="STARTTLS working",
                   unit=IPS + " scanned")]
 
 
@@ -200,12 +220,13 @@ def tls_versions(scan: Scan) -> pd.DataFrame:
     enumeration did not run (null ``versions_supported``), or whose handshakes never
     complete (``probe_status`` ``no_handshake``), are not in the supported denominator.
     """
-    negotiated = distribution(scan, "ip", "tls_version", "status = 'ok'", unit=TLS_IPS,
+    negotiated = distribution(scan, "ip", "tls_version", _TLS_OK, unit=TLS_IPS,
                               categories=VERSIONS)
     negotiated.insert(0, "measure", "negotiated")
     # no_handshake: versions a server announces in ServerHellos but never completes a
     # handshake with -- no sender can use them, so they are no supported versions
-    den = "versions_supported IS NOT NULL AND probe_status IS DISTINCT FROM 'no_handshake'"
+    den = ("versions_supported IS NOT NULL AND probe_status IS DISTINCT FROM "
+           f"'{ProbeStatus.NO_HANDSHAKE}'")
     enumerated_unit = "IP addresses with enumerated versions"
     why = scan.not_measured("versions")
     supported = frame([Share.missing(v, enumerated_unit, why) if why else
@@ -227,7 +248,7 @@ def cipher_classes(scan: Scan) -> pd.DataFrame:
     ``negotiated``: per address with a handshake. ``worst offered``: per
     address whose suites were enumerated, the weakest class it accepts.
     """
-    negotiated = distribution(scan, "ip", "suite_class", "status = 'ok'", unit=TLS_IPS,
+    negotiated = distribution(scan, "ip", "suite_class", _TLS_OK, unit=TLS_IPS,
                               categories=SECURITY_CLASSES, include_null="unknown suite")
     negotiated.insert(0, "measure", "negotiated")
     worst = ("(SELECT max(list_position(['good','sufficient','phase-out','insufficient'], "
@@ -248,7 +269,7 @@ def cipher_classes(scan: Scan) -> pd.DataFrame:
 
 def forward_secrecy(scan: Scan) -> list[Share]:
     """Forward secrecy of what was negotiated, per address and per MX host name."""
-    out = [share(scan, "ip", "coalesce(fs, false)", "status = 'ok'",
+    out = [share(scan, "ip", "coalesce(fs, false)", _TLS_OK,
                  name="forward secrecy negotiated", unit=TLS_IPS),
            share(scan, "host", "coalesce(fs, false)", "tls_ok",
                  name="forward secrecy negotiated (every address)", unit=TLS_HOSTS)]
@@ -305,7 +326,7 @@ def chain_classes(scan: Scan) -> pd.DataFrame:
 def cert_keys(scan: Scan) -> pd.DataFrame:
     """Leaf key type and size, per address with a handshake (e.g. ``RSA 2048``)."""
     return distribution(scan, "ip", "key_type || ' ' || CAST(key_bits AS VARCHAR)",
-                        "status = 'ok' AND leaf IS NOT NULL", unit=TLS_IPS)
+                        f"{_TLS_OK} AND leaf IS NOT NULL", unit=TLS_IPS)
 
 
 SELF_SIGNED_ISSUER = "self-signed (issuer names itself)"
@@ -320,7 +341,7 @@ def top_issuers(scan: Scan, n: int = 10, *, group_self_signed: bool = True) -> p
     """
     issuer = (f"CASE WHEN coalesce(leaf_self_signed, false) THEN '{SELF_SIGNED_ISSUER}' "
               "ELSE issuer END") if group_self_signed else "issuer"
-    return distribution(scan, "ip", issuer, "status = 'ok' AND leaf IS NOT NULL",
+    return distribution(scan, "ip", issuer, f"{_TLS_OK} AND leaf IS NOT NULL",
                         unit=TLS_IPS, top=n)
 
 
@@ -336,15 +357,19 @@ def top_banners(scan: Scan, n: int = 10, width: int = 80) -> pd.DataFrame:
     first = (f"left(regexp_replace({line}, '^([0-9][0-9][0-9][ -])[^ ]+', '\\1[host]'), "
              f"{int(width)})")
     scan.facts()
-    return distribution(scan, "ip", first, "outcome IN ('starttls_ok', 'starttls_failed', "
-                        "'no_starttls', 'rejected', 'rate_limited')",
+    greeted = OUTCOMES[:OUTCOMES.index("rate_limited") + 1]   # these sent a greeting
+    return distribution(scan, "ip", first, f"outcome IN {_in(greeted)}",
                         unit="IP addresses that sent a greeting", top=n)
 
 
 # -- MTA-STS and TLSRPT --------------------------------------------------------------------
 
 _VALID_POLICY = "sts_txt_valid AND sts_policy_valid"
-_ACTIVE = f"{_VALID_POLICY} AND sts_mode IN ('enforce', 'testing')"
+# the session failures of an MX that matched the policy (RFC 8460 §4.3.1), validation-failure
+# aside (it also means "MX not matched")
+_SESSION_FAILURES = (ResultType.STARTTLS_NOT_SUPPORTED, ResultType.CERTIFICATE_HOST_MISMATCH,
+                     ResultType.CERTIFICATE_EXPIRED, ResultType.CERTIFICATE_NOT_TRUSTED)
+_ACTIVE = f"{_VALID_POLICY} AND sts_mode IN {_in(STS_ACTIVE)}"
 # (step, condition, the group the step leaves out of the previous one); each condition
 # implies the previous, so every step's count is the previous one's minus its excluded
 FUNNEL = (
@@ -393,23 +418,23 @@ def mta_sts_modes(scan: Scan) -> pd.DataFrame:
     """Policy mode among domains with a valid TXT record and a valid policy."""
     return distribution(scan, "domain", "sts_mode", "sts_txt_valid AND sts_policy_valid",
                         unit="domains with a valid MTA-STS policy",
-                        categories=("enforce", "testing", "none"))
+                        categories=tuple(StsMode))
 
 
 def mta_sts_misconfigurations(scan: Scan) -> pd.DataFrame:
     """What is wrong, per domain with an ``_mta-sts`` record (a domain may have several)."""
     categories = [
-        ("TXT record invalid", "sts_txt_status = 'invalid'"),
-        ("several TXT records", "sts_txt_status = 'multiple'"),
-        ("policy fetch failed", "sts_txt_valid AND sts_policy_status = 'fetch_error'"),
-        ("policy invalid", "sts_txt_valid AND sts_policy_status = 'invalid'"),
+        ("TXT record invalid", f"sts_txt_status = '{TxtStatus.INVALID}'"),
+        ("several TXT records", f"sts_txt_status = '{TxtStatus.MULTIPLE}'"),
+        ("policy fetch failed",
+         f"sts_txt_valid AND sts_policy_status = '{PolicyStatus.FETCH_ERROR}'"),
+        ("policy invalid", f"sts_txt_valid AND sts_policy_status = '{PolicyStatus.INVALID}'"),
         ("an MX not matched by the policy",
-         "sts_policy_valid AND sts_mode <> 'none' AND NOT sts_all_mx_match"),
+         f"sts_policy_valid AND sts_mode <> '{StsMode.NONE}' AND NOT sts_all_mx_match"),
         ("an MX fails TLS or its certificate",
-         ("sts_policy_valid AND sts_mode <> 'none' AND domain IN (SELECT domain FROM mx_rows "
-          "WHERE tlsrpt_result_type IN ('starttls-not-supported', "
-          "'certificate-host-mismatch', 'certificate-expired', 'certificate-not-trusted') "
-          "OR (tlsrpt_result_type = 'validation-failure' AND sts_mx_match))")),
+         (f"sts_policy_valid AND sts_mode <> '{StsMode.NONE}' AND domain IN (SELECT domain "
+          f"FROM mx_rows WHERE tlsrpt_result_type IN {_in(_SESSION_FAILURES)} "
+          f"OR (tlsrpt_result_type = '{ResultType.VALIDATION_FAILURE}' AND sts_mx_match))")),
         ("misconfigured (any of the above)", "NOT sts_correct"),
         ("a sender would fail to deliver", "sts_fail"),
     ]
@@ -421,7 +446,8 @@ def mta_sts_misconfigurations(scan: Scan) -> pd.DataFrame:
 def mta_sts_policy_errors(scan: Scan) -> pd.DataFrame:
     """The category of each failed or invalid policy fetch (``mta_sts_policy_error``)."""
     return distribution(scan, "domain", "sts_policy_error",
-                        "sts_txt_valid AND sts_policy_status IN ('fetch_error', 'invalid')",
+                        "sts_txt_valid AND sts_policy_status IN "
+                        f"{_in((PolicyStatus.FETCH_ERROR, PolicyStatus.INVALID))}",
                         unit="domains whose policy fetch failed or was invalid",
                         include_null="unspecified")
 
@@ -500,15 +526,15 @@ def denominators(scan: Scan) -> pd.DataFrame:
     q = {
         DOMAINS: "SELECT count(*) FROM domain_facts",
         "domains whose MX lookup failed": "SELECT count(*) FROM domain_facts WHERE dns_status "
-                                          "NOT IN ('ok', 'no_data')",
+                                          f"NOT IN {_in((DnsStatus.OK, DnsStatus.NO_DATA))}",
         MAIL_DOMAINS: "SELECT count(*) FROM domain_facts WHERE accepts_mail",
         "domains with a null MX (no mail)": "SELECT count(*) FROM domain_facts "
-                                            "WHERE mx_kind = 'null_mx'",
+                                            f"WHERE mx_kind = '{MxKind.NULL_MX}'",
         MX_HOSTS: "SELECT count(*) FROM host_facts",
         EHLO_HOSTS: f"SELECT count(*) FROM host_facts WHERE outcome IN {_in(EHLO_ANSWERED)}",
         IPS: "SELECT count(*) FROM ip_facts",
         EHLO_IPS: f"SELECT count(*) FROM ip_facts WHERE outcome IN {_in(EHLO_ANSWERED)}",
-        TLS_IPS: "SELECT count(*) FROM ip_facts WHERE status = 'ok'",
+        TLS_IPS: f"SELECT count(*) FROM ip_facts WHERE status = '{HostStatus.OK}'",
         "distinct certificates": "SELECT count(*) FROM certs_dedup",
     }
     return pd.DataFrame([{"population": k, "count": int(scan.scalar(v))} for k, v in q.items()])
@@ -520,7 +546,7 @@ def headline(scan: Scan) -> pd.DataFrame:
     fs = forward_secrecy(scan)
     return frame([
         d[0], d[3], *starttls_hosts(scan), *starttls_ips(scan), fs[0],
-        share(scan, "host", "cert_status = 'valid'", "tls_ok",
+        share(scan, "host", f"cert_status = '{CertStatus.VALID}'", "tls_ok",
               name="valid certificate", unit=TLS_HOSTS),
         share(scan, "domain", "sts_txt_valid AND sts_policy_valid", "accepts_mail",
               name="valid MTA-STS policy", unit=MAIL_DOMAINS),

@@ -29,13 +29,15 @@ from importlib import resources
 
 import pandas as pd
 
-from survey.analysis.facts import EHLO_ANSWERED
+from survey.analysis.facts import EHLO_ANSWERED, STS_ACTIVE
 from survey.analysis.load import Scan
 from survey.analysis.metrics import DOMAINS, EHLO_HOSTS, EHLO_IPS, TLS_HOSTS, TLS_IPS, share
 from survey.analysis.shares import Share
+from survey.vocabulary import CertStatus, HostStatus, StsMode
 
 STATUSES = ("computable", "definition unclear", "volume", "not computable yet")
 _EHLO = "(" + ", ".join(f"'{o}'" for o in EHLO_ANSWERED) + ")"
+_ACTIVE = "(" + ", ".join(f"'{m}'" for m in STS_ACTIVE) + ")"
 CLAIMING_TLS = "domains whose primary MX completed TLS"
 STS_RECORDS = "domains with an MTA-STS record"
 STS_POLICIES = "domains with a valid MTA-STS policy"
@@ -72,13 +74,13 @@ def _uriports(scan: Scan) -> Share:
 
 MEASURES: dict[str, Callable[[Scan], Share]] = {
     "durumeric2015-encryption": lambda scan: share(
-        scan, "ip", "status = 'ok'", f"outcome IN {_EHLO}",
+        scan, "ip", f"status = '{HostStatus.OK}'", f"outcome IN {_EHLO}",
         name="STARTTLS handshake completed", unit=EHLO_IPS),
     "facebook2014-starttls": lambda scan: share(
         scan, "host", "offered", f"outcome IN {_EHLO}", name="STARTTLS offered",
         unit=EHLO_HOSTS),
     "facebook2014-cert-valid": lambda scan: share(
-        scan, "host", "cert_status = 'valid'", "tls_ok", name="certificate valid",
+        scan, "host", f"cert_status = '{CertStatus.VALID}'", "tls_ok", name="certificate valid",
         unit=TLS_HOSTS),
     "facebook2014-pfs": lambda scan: share(
         scan, "host", "coalesce(fs, false)", "tls_ok", name="forward secrecy",
@@ -90,15 +92,16 @@ MEASURES: dict[str, Callable[[Scan], Share]] = {
     "postini2008-broken": _postini("broken", "CA-signed but broken"),
     "postini2008-valid": _postini("valid_chain", "valid chain"),
     "postini2008-valid-name-mismatch": lambda scan: share(
-        scan, "domain", "cert_primary = 'name_mismatch'",
+        scan, "domain", f"cert_primary = '{CertStatus.NAME_MISMATCH}'",
         "accepts_mail AND chain_primary = 'valid_chain'", name="name does not match",
         unit="domains with a valid chain"),
     "mayer2016-self-signed": lambda scan: share(
-        scan, "ip", "coalesce(leaf_self_signed, false)", "status = 'ok' AND leaf IS NOT NULL",
+        scan, "ip", "coalesce(leaf_self_signed, false)",
+        f"status = '{HostStatus.OK}' AND leaf IS NOT NULL",
         name="self-signed leaf", unit=TLS_IPS),
     "tatang2021-active": lambda scan: share(
-        scan, "domain", "sts_txt_valid AND sts_policy_valid AND sts_mode IN "
-        "('enforce', 'testing')", name="MTA-STS active", unit=DOMAINS),
+        scan, "domain", f"sts_txt_valid AND sts_policy_valid AND sts_mode IN {_ACTIVE}",
+        name="MTA-STS active", unit=DOMAINS),
     "ashiq2025-records": lambda scan: share(
         scan, "domain", "sts_record", name="MTA-STS record", unit=DOMAINS),
     "ashiq2025-incorrect": lambda scan: share(
@@ -111,7 +114,7 @@ MEASURES: dict[str, Callable[[Scan], Share]] = {
     "uriports2025-policy": _uriports,
     "uriports2026-policy": _uriports,
     "uriports2026-testing": lambda scan: share(
-        scan, "domain", "sts_mode = 'testing'", "sts_txt_valid AND sts_policy_valid",
+        scan, "domain", f"sts_mode = '{StsMode.TESTING}'", "sts_txt_valid AND sts_policy_valid",
         name="mode testing", unit=STS_POLICIES),
 }
 

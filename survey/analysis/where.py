@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Self
 
+from survey.vocabulary import CertStatus, HostStatus, StsMode
+
 
 class Predicate(str):
     """A condition over one fact table (``domain``, ``host`` or ``ip``): SQL with a name."""
@@ -61,16 +63,16 @@ STARTTLS_ALL_MX = Predicate("all_working", "STARTTLS working (every MX)",
                             "every (MX, address) completed the TLS handshake")
 STARTTLS_PRIMARY = Predicate("primary_working", "STARTTLS working (primary MX)",
                              "every address of the lowest-preference MX hosts did")
-CERT_VALID_PRIMARY = Predicate("cert_primary = 'valid'", "valid certificate (primary MX)",
+CERT_VALID_PRIMARY = Predicate(f"cert_primary = '{CertStatus.VALID}'", "valid certificate (primary MX)",
                                "the primary MX's worst certificate verdict is valid")
 STS_RECORD = Predicate("sts_record", "MTA-STS record",
                        "an _mta-sts TXT record set (valid, invalid or several)")
 STS_VALID_POLICY = Predicate("sts_txt_valid AND sts_policy_valid", "valid MTA-STS policy",
                              "a valid _mta-sts TXT record and a valid policy (any mode)")
 STS_ACTIVE = Predicate("sts_txt_valid AND sts_policy_valid AND sts_mode IN "
-                       "('enforce', 'testing')", "MTA-STS active",
+                       f"('{StsMode.ENFORCE}', '{StsMode.TESTING}')", "MTA-STS active",
                        "a valid policy in mode enforce or testing")
-STS_ENFORCE = Predicate("sts_txt_valid AND sts_policy_valid AND sts_mode = 'enforce'",
+STS_ENFORCE = Predicate(f"sts_txt_valid AND sts_policy_valid AND sts_mode = '{StsMode.ENFORCE}'",
                         "MTA-STS enforce", "a valid policy in mode enforce")
 STS_DELIVER = Predicate("sts_deliver", "a sender would deliver (MTA-STS)",
                         "active policy and the dataset's sts_domain_verdict is deliver")
@@ -85,9 +87,9 @@ TLSRPT_VALID = Predicate("tlsrpt_valid", "valid TLSRPT record",
 # -- MX host names (host_facts) and addresses (ip_facts) -------------------------------------
 HOST_OFFERED = Predicate("offered", "STARTTLS offered", "on some address", table="host")
 HOST_TLS = Predicate("tls_ok", "TLS handshake completed", "on some address", table="host")
-HOST_CERT_VALID = Predicate("cert_status = 'valid'", "valid certificate",
+HOST_CERT_VALID = Predicate(f"cert_status = '{CertStatus.VALID}'", "valid certificate",
                             "worst verdict over its addresses is valid", table="host")
-IP_TLS = Predicate("status = 'ok'", "TLS handshake completed", table="ip")
+IP_TLS = Predicate(f"status = '{HostStatus.OK}'", "TLS handshake completed", table="ip")
 IP_FORWARD_SECRET = Predicate("coalesce(fs, false)", "forward secrecy negotiated", table="ip")
 
 
