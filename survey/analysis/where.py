@@ -63,7 +63,8 @@ STARTTLS_ALL_MX = Predicate("all_working", "STARTTLS working (every MX)",
                             "every (MX, address) completed the TLS handshake")
 STARTTLS_PRIMARY = Predicate("primary_working", "STARTTLS working (primary MX)",
                              "every address of the lowest-preference MX hosts did")
-CERT_VALID_PRIMARY = Predicate(f"cert_primary = '{CertStatus.VALID}'", "valid certificate (primary MX)",
+CERT_VALID_PRIMARY = Predicate(f"cert_primary = '{CertStatus.VALID}'",
+                               "valid certificate (primary MX)",
                                "the primary MX's worst certificate verdict is valid")
 STS_RECORD = Predicate("sts_record", "MTA-STS record",
                        "an _mta-sts TXT record set (valid, invalid or several)")
@@ -72,7 +73,8 @@ STS_VALID_POLICY = Predicate("sts_txt_valid AND sts_policy_valid", "valid MTA-ST
 STS_ACTIVE = Predicate("sts_txt_valid AND sts_policy_valid AND sts_mode IN "
                        f"('{StsMode.ENFORCE}', '{StsMode.TESTING}')", "MTA-STS active",
                        "a valid policy in mode enforce or testing")
-STS_ENFORCE = Predicate(f"sts_txt_valid AND sts_policy_valid AND sts_mode = '{StsMode.ENFORCE}'",
+STS_ENFORCE = Predicate("sts_txt_valid AND sts_policy_valid AND "
+                        f"sts_mode = '{StsMode.ENFORCE}'",
                         "MTA-STS enforce", "a valid policy in mode enforce")
 STS_DELIVER = Predicate("sts_deliver", "a sender would deliver (MTA-STS)",
                         "active policy and the dataset's sts_domain_verdict is deliver")
