@@ -25,9 +25,8 @@ from survey.scan.servers import Attempted, ServerProber
 from survey.scan.verdicts import host_row
 from survey.store import read_pandas, schemadoc, to_table
 from survey.store import schema as store_schema
-from survey.testbed.generator import generate
+from survey.testbed.generator import SCALES
 from survey.testbed.listen import ConnectionLog
-from survey.testbed.pki import Pki
 from survey.testbed.smtp_server import serve_smtp
 from survey.testbed.truth import CONVENTIONS, host_attempts, host_truth
 from survey.vocabulary import (
@@ -39,28 +38,22 @@ from survey.vocabulary import (
     refused_before_ok,
 )
 
-WORLD = generate(300, seed=11, scale="fast")
-S = WORLD.scanner
+S = SCALES["fast"].scanner
 # The behaviours whose attempts differ (retried refusals, greylisting), and a few that are
 # not retried at all.
 BEHAVIOURS = ("greylist", "banner_421_rate_limit", "banner_421", "ehlo_4xx", "normal",
               "no_starttls", "banner_554", "starttls_454")
 
 
-def servers_of(behaviour: str) -> list[str]:
-    return sorted(ip for ip, s in WORLD.smtp_servers.items() if s.behaviour == behaviour)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    return Pki(tmp_path_factory.mktemp("pki"))
+def servers_of(world, behaviour: str) -> list[str]:
+    return sorted(ip for ip, s in world.smtp_servers.items() if s.behaviour == behaviour)
 
 
 @pytest.fixture
-async def port(nursery, pki):
+async def port(nursery, pki, net_world):
     """A fresh SMTP world per test: greylisting counts from zero."""
     return await nursery.start(lambda task_status: serve_smtp(
-        WORLD, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
+        net_world, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
 
 
 def prober(port: int, rows: list[dict]) -> ServerProber:
@@ -91,23 +84,23 @@ def test_the_rule_in_code():
 
 
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
-async def test_scanner_and_truth_follow_the_rule_alike(port, behaviour):
-    ips = servers_of(behaviour)
+async def test_scanner_and_truth_follow_the_rule_alike(port, behaviour, net_world):
+    ips = servers_of(net_world, behaviour)
     assert ips, f"the world has no {behaviour} server"
     rows: list[dict] = []
     probe = prober(port, rows)
     with trio.fail_after(60):
         for ip in ips:
-            server = WORLD.smtp_servers[ip]
+            server = net_world.smtp_servers[ip]
             await probe.for_name(ip, server.hostname)
     assert len(rows) == len(ips)
     to_table("hosts", rows)                   # the attempts fit the schema and vocabulary
     for row in rows:
-        server = WORLD.smtp_servers[row["ip"]]
-        expected = host_attempts(server, WORLD)
+        server = net_world.smtp_servers[row["ip"]]
+        expected = host_attempts(server, net_world)
         statuses = [a["status"] for a in row["attempts"]]
         assert statuses == expected, (row["ip"], row["attempts"])
-        assert row["status"] == final_status(expected) == host_truth(server, WORLD).status
+        assert row["status"] == final_status(expected) == host_truth(server, net_world).status
         assert row["refused_before_ok"] == refused_before_ok(expected)
         assert row["connections"] == len(row["attempts"])
         times = [a["at"] for a in row["attempts"]]
