@@ -192,12 +192,9 @@ class Validator:
         zone = await self.zone(signer)
         if not zone.judgement.secure:
             return zone.judgement
-        now = self.now()
-        for rrset in proofs:
-            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer,
-                                 zone.keys, now)
-            if reason is not None:
-                return bogus(reason)
+        reason = self._unsigned_proof(proofs, sigs, signer, zone.keys)
+        if reason is not None:
+            return bogus(reason)
         nsecs, nsec3s = denial_records(proofs)
         nxdomain = message.rcode() == 3
         if nxdomain:
@@ -208,6 +205,17 @@ class Validator:
                 is DsAbsence.UNSIGNED_DELEGATION:
             return INSECURE          # an opt-out span or NSEC3 beyond the iteration cap
         return SECURE if proven else bogus(Reason.DENIAL_UNPROVEN)
+
+    def _unsigned_proof(self, proofs: list[dns.rrset.RRset],
+                        sigs: dict[tuple[dns.name.Name, int], list], signer: dns.name.Name,
+                        keys: Any) -> Reason | None:
+        """Why the first denial record whose signatures do not check fails, or None."""
+        now = self.now()
+        for rrset in proofs:
+            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer, keys, now)
+            if reason is not None:
+                return reason
+        return None
 
     # -- zones and their keys -------------------------------------------------------------
 
@@ -307,12 +315,9 @@ class Validator:
             return zone.judgement
         proofs = [r for r in message.authority
                   if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
-        now = self.now()
-        for rrset in proofs:
-            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer,
-                                 zone.keys, now)
-            if reason is not None:
-                return bogus(reason)
+        reason = self._unsigned_proof(proofs, sigs, signer, zone.keys)
+        if reason is not None:
+            return bogus(reason)
         nsecs, nsec3s = denial_records(proofs)
         result = ds_absence(name, nsecs, nsec3s, message.rcode() == 3)
         if result is DsAbsence.UNPROVEN:
