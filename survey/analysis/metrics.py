@@ -33,6 +33,7 @@ from survey.vocabulary import (
     ProbeStatus,
     ResultType,
     StsMode,
+    StsVerdict,
     TxtStatus,
 )
 
@@ -407,7 +408,7 @@ def mta_sts_funnel(scan: Scan) -> pd.DataFrame:
     # domains that accept no mail (MX lookup failed, null MX) may still carry a verdict
     df.attrs["outside"] = int(scan.scalar(
         "SELECT count(*) FROM domain_facts WHERE NOT accepts_mail "
-        "AND sts_verdict IN ('deliver', 'fail')"))
+        f"AND sts_verdict IN {_in((StsVerdict.DELIVER, StsVerdict.FAIL))}"))
     if unexplained:      # an active policy without a verdict (an older scan)
         df.loc[df.index[-1], "excluded_as"] = (
             f"a sender would fail ({fails:,}); no verdict recorded ({unexplained:,})")
