@@ -351,6 +351,20 @@ def is_uri(text: str) -> bool:
     return _only(hier, _PATH)
 
 
+def _the_record(found: list[tuple[str, bool, RecordInput]], version: str) -> tuple[str, str]:
+    """The one record that begins with ``version`` (RFC 8461 §3.1, RFC 8460 §3): its text
+    to parse and its ``record_text``; ``_Invalid`` when there is none, several, or it is
+    longer than ``MAX_RECORD_OCTETS``."""
+    if not found:
+        raise _Invalid(NO_RECORD, f"no record begins with {version};")
+    if len(found) > 1:
+        raise _Invalid(MULTIPLE_RECORDS, f"{len(found)} records begin with {version};")
+    text, oversized, original = found[0]
+    if oversized:
+        raise _Invalid(SYNTAX, f"record longer than {MAX_RECORD_OCTETS} octets")
+    return text, record_text(original)
+
+
 # --------------------------------------------------------------------------- MTA-STS
 
 
@@ -362,17 +376,9 @@ def parse_mta_sts_txt(records: Iterable[RecordInput]) -> StsRecord:
     """
     version = "v=STSv1"
     found, discarded = _candidates(records, version)
-    if not found:
-        return StsRecord(False, None, {}, discarded, NO_RECORD,
-                         detail="no record begins with v=STSv1;")
-    if len(found) > 1:
-        return StsRecord(False, None, {}, discarded, MULTIPLE_RECORDS,
-                         detail=f"{len(found)} records begin with v=STSv1;")
-    text, oversized, original = found[0]
-    raw = record_text(original) if not oversized else None
+    raw: str | None = None
     try:
-        if oversized:
-            raise _Invalid(SYNTAX, f"record longer than {MAX_RECORD_OCTETS} octets")
+        text, raw = _the_record(found, version)
         sts_id: str | None = None
         extensions: dict[str, str] = {}
         for index, (name, value) in enumerate(_fields(text, version, frozenset()), start=1):
@@ -437,17 +443,9 @@ def parse_tlsrpt_txt(records: Iterable[RecordInput]) -> TlsrptRecord:
     """
     version = "v=TLSRPTv1"
     found, discarded = _candidates(records, version)
-    if not found:
-        return TlsrptRecord(False, discarded=discarded, error=NO_RECORD,
-                            detail="no record begins with v=TLSRPTv1;")
-    if len(found) > 1:
-        return TlsrptRecord(False, discarded=discarded, error=MULTIPLE_RECORDS,
-                            detail=f"{len(found)} records begin with v=TLSRPTv1;")
-    text, oversized, original = found[0]
-    raw = record_text(original) if not oversized else None
+    raw: str | None = None
     try:
-        if oversized:
-            raise _Invalid(SYNTAX, f"record longer than {MAX_RECORD_OCTETS} octets")
+        text, raw = _the_record(found, version)
         fields = _fields(text, version, frozenset({"rua"}))
         # Grammar first (every field), then the rua contents: syntax > invalid_rua.
         rua_fields: list[tuple[int, list[str]]] = []
