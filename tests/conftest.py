@@ -110,3 +110,15 @@ def net_world():
     enumeration tests serve: every SMTP behaviour, every TLS configuration kind."""
     from survey.testbed.generator import generate
     return generate(300, seed=11, scale="fast")
+
+
+@pytest.fixture
+async def net_smtp(nursery, pki, net_world):
+    """``net_world``'s SMTP servers on a free loopback port, fresh per test: (port, its
+    connection log)."""
+    from survey.testbed.listen import ConnectionLog
+    from survey.testbed.smtp_server import serve_smtp
+    log = ConnectionLog(None)
+    port = await nursery.start(lambda task_status: serve_smtp(
+        net_world, port=0, pki=pki, connlog=log, task_status=task_status))
+    return port, log

@@ -24,8 +24,6 @@ from survey.proto import ciphers
 from survey.proto.enumerate import Chosen, Failed, Offer, Refused
 from survey.proto.tlshello import HelloSpec, ServerHello, build_client_hello
 from survey.testbed.generator import SCALES
-from survey.testbed.listen import ConnectionLog
-from survey.testbed.smtp_server import serve_smtp
 from tests.tlsservers import Certs, TlsliteServer
 
 TESTBED = DestinationPolicy("testbed")
@@ -44,14 +42,6 @@ def hello(o: Offer, sni: str | None = "mx.example.test") -> bytes:
     return build_client_hello(HelloSpec(o.version, o.suites, server_name=sni))
 
 
-@pytest.fixture
-async def world(nursery, pki, net_world):
-    log = ConnectionLog(None)
-    port = await nursery.start(lambda task_status: serve_smtp(
-        net_world, port=0, pki=pki, connlog=log, task_status=task_status))
-    return port, log
-
-
 def server_with(spec, *, versions: tuple[str, ...], behaviour: str = "normal"):
     return next(s for _, s in sorted(spec.smtp_servers.items())
                 if s.behaviour == behaviour and s.tls is not None and s.tls.engine == "openssl"
@@ -64,8 +54,8 @@ def first(spec, behaviour: str):
 
 # -- the testbed's OpenSSL servers behind STARTTLS -----------------------------------------
 
-async def test_a_supported_version_gets_a_server_hello_for_a_suite_we_offered(world, net_world):
-    port, _ = world
+async def test_a_supported_version_gets_a_server_hello_for_a_suite_we_offered(net_smtp, net_world):
+    port, _ = net_smtp
     server = server_with(net_world, versions=("TLSv1.2", "TLSv1.3"))
     for version in ("TLSv1.2", "TLSv1.3"):
         o = offer(version)
@@ -78,8 +68,8 @@ async def test_a_supported_version_gets_a_server_hello_for_a_suite_we_offered(wo
         assert isinstance(outcome, Chosen) and outcome.suite in o.suites
 
 
-async def test_an_unsupported_version_is_a_refusal(world, net_world):
-    port, _ = world
+async def test_an_unsupported_version_is_a_refusal(net_smtp, net_world):
+    port, _ = net_smtp
     server = server_with(net_world, versions=("TLSv1.2", "TLSv1.3"))
     for version in ("SSLv3", "TLSv1.0", "TLSv1.1"):
         o = offer(version)
@@ -88,9 +78,9 @@ async def test_an_unsupported_version_is_a_refusal(world, net_world):
         assert isinstance(answer.outcome(o), Refused), answer
 
 
-async def test_a_lower_maximum_answers_with_its_own_version(world, net_world):
+async def test_a_lower_maximum_answers_with_its_own_version(net_smtp, net_world):
     # RFC 5246 E.1: a TLS 1.1 server answers a TLS 1.2 hello with a TLS 1.1 ServerHello.
-    port, _ = world
+    port, _ = net_smtp
     server = server_with(net_world, versions=("TLSv1.1",))
     o = offer("TLSv1.2")
     answer = await hello_probe(server.ip, port, hello(o), policy=TESTBED, ehlo_name=EHLO,
@@ -98,11 +88,11 @@ async def test_a_lower_maximum_answers_with_its_own_version(world, net_world):
     assert answer.outcome(o) == Refused("version:TLSv1.1")
 
 
-async def test_one_connection_per_probe_over_for_the_server_before_the_probe_returns(world,
+async def test_one_connection_per_probe_over_for_the_server_before_the_probe_returns(net_smtp,
                                                                                    net_world):
     # The probe half-closes and waits for the server's close: the world logs a connection
     # when its handler has finished, so the record is there the moment the probe returns.
-    port, log = world
+    port, log = net_smtp
     for versions, version in [(("TLSv1.2", "TLSv1.3"), "TLSv1.2"),
                               (("TLSv1.2", "TLSv1.3"), "TLSv1.3"),
                               (("TLSv1.2", "TLSv1.3"), "SSLv3")]:
@@ -113,8 +103,8 @@ async def test_one_connection_per_probe_over_for_the_server_before_the_probe_ret
         assert Counter(r.ip for r in log.records)[server.ip] == before + 1
 
 
-async def test_smtp_refusals_come_back_as_the_preamble_status(world, net_world):
-    port, _ = world
+async def test_smtp_refusals_come_back_as_the_preamble_status(net_smtp, net_world):
+    port, _ = net_smtp
     for behaviour, status in [("banner_421_rate_limit", "rate_limited"),
                               ("banner_554", "smtp_reject_5xx"),
                               ("no_starttls", "no_starttls"),
@@ -124,8 +114,8 @@ async def test_smtp_refusals_come_back_as_the_preamble_status(world, net_world):
         assert answer.status == status and not answer.sent and not answer.events
 
 
-async def test_a_drop_after_220_is_a_close_without_tls(world, net_world):
-    port, _ = world
+async def test_a_drop_after_220_is_a_close_without_tls(net_smtp, net_world):
+    port, _ = net_smtp
     o = offer("TLSv1.2")
     answer = await hello_probe(first(net_world, "drop_after_starttls").ip, port, hello(o),
                                policy=TESTBED,
@@ -258,9 +248,9 @@ async def test_bad_answers_end_in_an_outcome_within_the_deadline(nursery, name, 
     assert trio.current_time() - started < SHORT.tls + 2
 
 
-async def test_the_shared_preamble_is_the_starttls_probes_dialogue(world, net_world):
+async def test_the_shared_preamble_is_the_starttls_probes_dialogue(net_smtp, net_world):
     # the same server through probe_starttls and through a hello probe: the same statuses
-    port, _ = world
+    port, _ = net_smtp
     for behaviour in ("normal", "starttls_500", "ehlo_4xx", "banner_421"):
         server = first(net_world, behaviour)
         full = await probe_starttls(server.ip, port, policy=TESTBED, ehlo_name=EHLO,
@@ -270,10 +260,10 @@ async def test_the_shared_preamble_is_the_starttls_probes_dialogue(world, net_wo
         assert answer.status == ("ok" if full.status == "ok" else full.status)
 
 
-async def test_a_starttls_probe_is_over_for_the_server_before_it_returns(world, net_world):
+async def test_a_starttls_probe_is_over_for_the_server_before_it_returns(net_smtp, net_world):
     # after QUIT's 221 the client waits for the server's close (RFC 5321 §4.1.1.10), so a
     # hello right after it never meets a server still counting the starttls connection
-    port, log = world
+    port, log = net_smtp
     for behaviour in ("normal", "no_starttls", "starttls_500"):
         server = first(net_world, behaviour)
         before = Counter(r.ip for r in log.records)[server.ip]

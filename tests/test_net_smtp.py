@@ -26,14 +26,6 @@ TIMEOUTS = Timeouts(connect=S.connect_timeout, greeting=S.greeting_timeout,
                     command=S.command_timeout, tls=S.tls_timeout)
 
 
-@pytest.fixture
-async def smtp(nursery, pki, net_world):
-    log = ConnectionLog(None)
-    port = await nursery.start(lambda task_status: serve_smtp(
-        net_world, port=0, pki=pki, connlog=log, task_status=task_status))
-    return port, log
-
-
 def one_server_per_behaviour(spec):
     chosen = {}
     for ip, server in sorted(spec.smtp_servers.items()):
@@ -50,8 +42,8 @@ async def probe(spec, ip, port) -> SmtpProbe:
 
 
 @pytest.mark.parametrize("behaviour", sorted(SMTP_BEHAVIOURS))
-async def test_each_behaviour_ends_in_its_true_status(smtp, net_world, behaviour):
-    port, _ = smtp
+async def test_each_behaviour_ends_in_its_true_status(net_smtp, net_world, behaviour):
+    port, _ = net_smtp
     ip = one_server_per_behaviour(net_world)[behaviour]   # the world has every behaviour
     truth = host_truth(net_world.smtp_servers[ip], net_world)
     result = await probe(net_world, ip, port)
@@ -70,8 +62,8 @@ async def test_each_behaviour_ends_in_its_true_status(smtp, net_world, behaviour
         assert result.chain, "the chain is recorded whatever its validity"
 
 
-async def test_the_chain_verifies_against_the_world_ca(smtp, pki, net_world):
-    port, _ = smtp
+async def test_the_chain_verifies_against_the_world_ca(net_smtp, pki, net_world):
+    port, _ = net_smtp
     store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
     server = next(s for s in net_world.smtp_servers.values()
                   if s.behaviour == "normal" and s.tls and s.tls.cert_kind == "valid")
@@ -80,8 +72,8 @@ async def test_the_chain_verifies_against_the_world_ca(smtp, pki, net_world):
     assert verdict.status == "valid", verdict
 
 
-async def test_the_scanner_never_sends_mail_commands(smtp, net_world):
-    port, _ = smtp
+async def test_the_scanner_never_sends_mail_commands(net_smtp, net_world):
+    port, _ = net_smtp
     ip = one_server_per_behaviour(net_world)["normal"]
     result = await probe(net_world, ip, port)
     sent = [line[3:].split()[0] for line in result.transcript if line.startswith("C: ")]
@@ -95,8 +87,8 @@ async def test_connection_refused_and_blackholed_ports():
     assert result.status == "connection_refused"
 
 
-async def test_one_connection_per_probe(smtp, net_world):
-    port, log = smtp
+async def test_one_connection_per_probe(net_smtp, net_world):
+    port, log = net_smtp
     ip = one_server_per_behaviour(net_world)["normal"]
     await probe(net_world, ip, port)
     assert Counter(r.ip for r in log.records)[ip] == 1
