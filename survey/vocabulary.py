@@ -401,3 +401,29 @@ ALL: tuple[type[Vocabulary], ...] = (
     HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
     PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus,
     CertReason, DnssecStatus, DnssecReason)
+
+
+# -- analysis results (survey.analysis): what the analysis says, not dataset columns ------------
+# Not in ALL (docs/schema.md lists the dataset's vocabularies): these label the rows of
+# analysis tables.
+
+class CertChange(Vocabulary):
+    """What became of an MX host name's certificate between two scans (analysis.compare)."""
+
+    UNCHANGED = "unchanged", "the same leaf certificates in both scans"
+    REISSUED = ("re-issued", ("a new certificate with the same validity period (within a "
+                              "day): not a renewal, whether or not key or issuer changed"))
+    RENEWED = ("renewed", ("valid at least a day longer than before, and in date when "
+                           "probed"))
+    REPLACED = ("replaced", ("any other new certificate: a shorter validity, or one not in "
+                             "date (an expired certificate replaced by an expired one)"))
+
+
+class Calibration(Vocabulary):
+    """How a published figure relates to a testbed world's profile (analysis.published)."""
+
+    CALIBRATED = "calibrated", "the profile states the figure as an exact quota"
+    NOT_CALIBRATED = ("not calibrated", ("the profile cannot hold it as well: published "
+                                         "figures contradict each other"))
+    UNCLEAR = ("definition unclear", ("not calibrated, and the source leaves the "
+                                      "definition open"))

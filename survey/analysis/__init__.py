@@ -12,12 +12,15 @@ definitions), ``shares`` (Share, cluster bootstrap), ``metrics``,
 ``breakdowns``, ``providers``, ``compare``, ``published``, ``plots``,
 ``display`` (tables and figures for notebooks and the report), ``where``
 (named conditions), ``measured`` (what a scan did not measure, and why).
+``sa.columns()`` lists the fact tables' columns with their meaning (also
+``help(sa.columns)`` and docs/analysis.md).
 """
 
 from __future__ import annotations
 
 from survey.analysis import measured, metrics, plots, published, where
 from survey.analysis.breakdowns import breakdown
+from survey.analysis.columns import columns
 from survey.analysis.compare import Comparison, compare
 from survey.analysis.display import Note, Output, Table, pivot_shares
 from survey.analysis.load import AnalysisError, Scan, load, load_many
@@ -27,7 +30,7 @@ from survey.analysis.where import Predicate
 
 __all__ = [
     "AnalysisError", "Comparison", "Note", "Output", "Predicate", "ProviderMap", "Scan",
-    "Share", "Table", "breakdown", "cluster_bootstrap", "compare", "frame", "load",
+    "Share", "Table", "breakdown", "cluster_bootstrap", "columns", "compare", "frame", "load",
     "load_many", "measured", "metrics", "pivot_shares", "plots", "published",
     "registrable_domain", "shares_of", "where", "wilson",
 ]

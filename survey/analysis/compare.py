@@ -38,7 +38,7 @@ import pandas as pd
 
 from survey.analysis.load import Scan
 from survey.store import TABLES, open_dataset
-from survey.vocabulary import HostStatus, PolicyStatus, TxtStatus
+from survey.vocabulary import CertChange, HostStatus, PolicyStatus, TxtStatus
 
 _STS_OK = (f"d.mta_sts_txt_status = '{TxtStatus.VALID}' "
            f"AND d.mta_sts_policy_status = '{PolicyStatus.OK}'")
@@ -89,8 +89,8 @@ WHERE l.mx_host IN (SELECT a.mx_host FROM a_leaves a JOIN b_leaves b USING (mx_h
                     WHERE a.leaves <> b.leaves)
 """
 
-# Renewal outcomes, in the order they are tested (see the module docstring)
-CERT_OUTCOMES = ("unchanged", "re-issued", "renewed", "replaced")
+# Renewal outcomes (survey.vocabulary.CertChange), in the order of the table
+CERT_OUTCOMES = CertChange.values()
 SAME_VALIDITY = timedelta(days=1)
 # what the manifests of two comparable scans share: (label, path into the manifest)
 PROVENANCE = (
@@ -191,12 +191,12 @@ def _renewals(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                          and abs(new["not_before"] - old["not_before"]) < SAME_VALIDITY)
         in_date = new["not_before"] <= new["probed_at"] <= new["not_after"]
         if same_validity:
-            outcome = "re-issued"
+            outcome = CertChange.REISSUED
         elif new["not_after"] - old["not_after"] >= SAME_VALIDITY and in_date:
-            outcome = "renewed"
+            outcome = CertChange.RENEWED
         else:
-            outcome = "replaced"
-        rows.append({"mx_host": host, "outcome": outcome, "key_changed": key_changed,
+            outcome = CertChange.REPLACED
+        rows.append({"mx_host": host, "outcome": str(outcome), "key_changed": key_changed,
                      "issuer_changed": issuer_changed, "validity_changed": not same_validity,
                      "earlier_not_after": old["not_after"], "later_not_after": new["not_after"],
                      "later_in_date": in_date})
@@ -246,11 +246,11 @@ def compare(earlier: Scan, later: Scan, *, examples: int = 20) -> Comparison:
         changed = _renewals(con)
     finally:
         con.close()
-    cert_rows = [{"outcome": "unchanged", "mx_hosts": unchanged, "key_changed": 0,
+    cert_rows = [{"outcome": str(CertChange.UNCHANGED), "mx_hosts": unchanged, "key_changed": 0,
                   "issuer_changed": 0, "validity_changed": 0}]
     for outcome in CERT_OUTCOMES[1:]:
         part = changed[changed["outcome"] == outcome]
-        cert_rows.append({"outcome": outcome, "mx_hosts": len(part),
+        cert_rows.append({"outcome": str(outcome), "mx_hosts": len(part),
                           "key_changed": int(part["key_changed"].sum()),
                           "issuer_changed": int(part["issuer_changed"].sum()),
                           "validity_changed": int(part["validity_changed"].sum())})

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from survey.store import SCHEMAS
+from survey.vocabulary import Profile
 
 if TYPE_CHECKING:
     from survey.analysis.load import Scan
 
-PROFILES = ("starttls", "versions", "ciphers")
+PROFILES = Profile.values()
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,12 @@ class Measurement:
 
 MEASUREMENTS: dict[str, Measurement] = {
     "versions": Measurement("supported TLS versions", "hosts", ("versions_supported",),
-                            ("versions", "ciphers"), "--profile versions or ciphers"),
+                            (Profile.VERSIONS, Profile.CIPHERS), "--profile versions or ciphers"),
     "cipher_suites": Measurement("offered cipher suites", "hosts", ("cipher_suites",),
-                                 ("ciphers",), "--profile ciphers"),
+                                 (Profile.CIPHERS,), "--profile ciphers"),
     "server_preference": Measurement("the server's suite order", "hosts",
-                                     ("server_preference",), ("ciphers",), "--profile ciphers"),
+                                     ("server_preference",), (Profile.CIPHERS,),
+                                     "--profile ciphers"),
     # the DANE columns the scanner writes once it validates TLSA records with DNSSEC
     "dane": Measurement("DANE (TLSA records validated with DNSSEC)", "mx", ("dane_status",),
                         PROFILES, "a survey that checks DANE"),

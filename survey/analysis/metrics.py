@@ -1,7 +1,10 @@
 """The statistics a paper reports, each with its denominator said out loud.
 
-Every function takes a ``Scan`` and returns ``Share`` values or a small
-DataFrame whose rows are shares (count, total, share, low, high, unit). The
+Every share function takes a ``Scan`` and returns one type: a shares table
+(``shares.frame``: a row per share with name, count, total, share, low,
+high, unit, interval, not_measured; ``shares_of`` turns it back into
+``Share`` values). Counts that are not shares say so in their name
+(``versions_measured``, ``denominators``, ``tlsrpt_result_types``). The
 units of analysis and their definitions live in ``facts.py``; this module
 only aggregates. Intervals appear when the scan is a sample (see
 ``shares.py``: cluster bootstrap by provider).
@@ -164,7 +167,7 @@ def _category_intervals(scan: Scan, table: str, expr: str, where: str,
 
 # -- STARTTLS --------------------------------------------------------------------------
 
-def starttls_domains(scan: Scan) -> list[Share]:
+def _starttls_domains(scan: Scan) -> list[Share]:
     """STARTTLS offered / working on any MX, all MX, the primary MX (domains accepting mail)."""
     out = []
     for scope in ("any", "all", "primary"):
@@ -174,13 +177,13 @@ def starttls_domains(scan: Scan) -> list[Share]:
     return out
 
 
-def starttls_hosts(scan: Scan) -> list[Share]:
+def _starttls_hosts(scan: Scan) -> list[Share]:
     """STARTTLS offered / working per MX host name (any of its addresses)."""
     return [share(scan, "host", "offered", name="STARTTLS offered", unit=MX_HOSTS),
             share(scan, "host", "tls_ok", name="STARTTLS working", unit=MX_HOSTS)]
 
 
-def starttls_ips(scan: Scan) -> list[Share]:
+def _starttls_ips(scan: Scan) -> list[Share]:
     """STARTTLS offered / working per server address that was scanned."""
     den = "outcome <> 'not_scanned'"
     return [share(scan, "ip", "coalesce(starttls_offered, false)", den,
@@ -191,7 +194,7 @@ def starttls_ips(scan: Scan) -> list[Share]:
 
 def starttls(scan: Scan) -> pd.DataFrame:
     """Every STARTTLS share, one table (the three denominators apart)."""
-    return frame([*starttls_domains(scan), *starttls_hosts(scan), *starttls_ips(scan)])
+    return frame([*_starttls_domains(scan), *_starttls_hosts(scan), *_starttls_ips(scan)])
 
 
 def outcomes(scan: Scan) -> pd.DataFrame:
@@ -268,7 +271,7 @@ def cipher_classes(scan: Scan) -> pd.DataFrame:
     return pd.concat([negotiated, offered], ignore_index=True)
 
 
-def forward_secrecy(scan: Scan) -> list[Share]:
+def _forward_secrecy(scan: Scan) -> list[Share]:
     """Forward secrecy of what was negotiated, per address and per MX host name."""
     out = [share(scan, "ip", "coalesce(fs, false)", _TLS_OK,
                  name="forward secrecy negotiated", unit=TLS_IPS),
@@ -290,8 +293,12 @@ def forward_secrecy(scan: Scan) -> list[Share]:
     return out
 
 
-def server_preference(scan: Scan) -> Share:
+def server_preference(scan: Scan) -> pd.DataFrame:
     """Addresses that enforce their own suite order in some version (where it was measured)."""
+    return frame([_server_preference(scan)])
+
+
+def _server_preference(scan: Scan) -> Share:
     name, unit = "server enforces its suite order", "IP addresses with a measured preference"
     why = scan.not_measured("server_preference")
     if why:
@@ -494,7 +501,7 @@ def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
     return df
 
 
-def tlsrpt(scan: Scan) -> list[Share]:
+def _tlsrpt(scan: Scan) -> list[Share]:
     """TLSRPT adoption among domains accepting mail."""
     return [share(scan, "domain", "tlsrpt_record", "accepts_mail",
                   name="_smtp._tls TXT present", unit=MAIL_DOMAINS),
@@ -543,10 +550,10 @@ def denominators(scan: Scan) -> pd.DataFrame:
 
 def headline(scan: Scan) -> pd.DataFrame:
     """A handful of numbers for the first page."""
-    d = starttls_domains(scan)
-    fs = forward_secrecy(scan)
+    d = _starttls_domains(scan)
+    fs = _forward_secrecy(scan)
     return frame([
-        d[0], d[3], *starttls_hosts(scan), *starttls_ips(scan), fs[0],
+        d[0], d[3], *_starttls_hosts(scan), *_starttls_ips(scan), fs[0],
         share(scan, "host", f"cert_status = '{CertStatus.VALID}'", "tls_ok",
               name="valid certificate", unit=TLS_HOSTS),
         share(scan, "domain", "sts_txt_valid AND sts_policy_valid", "accepts_mail",
@@ -554,3 +561,30 @@ def headline(scan: Scan) -> pd.DataFrame:
         share(scan, "domain", "tlsrpt_valid", "accepts_mail", name="valid TLSRPT record",
               unit=MAIL_DOMAINS),
     ])
+
+
+# -- the public shares: every one a shares table (shares.COLUMNS) -----------------------------
+
+def starttls_domains(scan: Scan) -> pd.DataFrame:
+    """STARTTLS offered / working on any MX, all MX, the primary MX (domains accepting mail)."""
+    return frame(_starttls_domains(scan))
+
+
+def starttls_hosts(scan: Scan) -> pd.DataFrame:
+    """STARTTLS offered / working per MX host name (any of its addresses)."""
+    return frame(_starttls_hosts(scan))
+
+
+def starttls_ips(scan: Scan) -> pd.DataFrame:
+    """STARTTLS offered / working per server address that was scanned."""
+    return frame(_starttls_ips(scan))
+
+
+def forward_secrecy(scan: Scan) -> pd.DataFrame:
+    """Forward secrecy negotiated (per address, per MX host name) and offered (ciphers)."""
+    return frame(_forward_secrecy(scan))
+
+
+def tlsrpt(scan: Scan) -> pd.DataFrame:
+    """TLSRPT adoption among domains accepting mail (and among those with an MTA-STS policy)."""
+    return frame(_tlsrpt(scan))

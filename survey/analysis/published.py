@@ -33,7 +33,7 @@ from survey.analysis.facts import EHLO_ANSWERED, STS_ACTIVE
 from survey.analysis.load import Scan
 from survey.analysis.metrics import DOMAINS, EHLO_HOSTS, EHLO_IPS, TLS_HOSTS, TLS_IPS, share
 from survey.analysis.shares import Share
-from survey.vocabulary import CertStatus, HostStatus, StsMode
+from survey.vocabulary import Calibration, CertStatus, HostStatus, StsMode
 
 STATUSES = ("computable", "definition unclear", "volume", "not computable yet")
 _EHLO = "(" + ", ".join(f"'{o}'" for o in EHLO_ANSWERED) + ")"
@@ -125,9 +125,9 @@ def measure(scan: Scan, figure_id: str) -> Share | None:
     return fn(scan) if fn else None
 
 
-CALIBRATED = "calibrated"
-NOT_CALIBRATED = "not calibrated"
-UNCLEAR = "definition unclear"
+CALIBRATED = str(Calibration.CALIBRATED)
+NOT_CALIBRATED = str(Calibration.NOT_CALIBRATED)
+UNCLEAR = str(Calibration.UNCLEAR)
 
 
 def calibrated_figures(profile: str = "published") -> dict[str, str]:

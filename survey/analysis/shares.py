@@ -105,12 +105,14 @@ class Share:
                 "not_measured": self.not_measured}
 
 
-def frame(shares: Iterable[Share], *, index: str = "metric") -> pd.DataFrame:
+def frame(shares: Iterable[Share] | pd.DataFrame, *, index: str = "metric") -> pd.DataFrame:
     """Shares as the one shares table (``COLUMNS``; ``index`` renames ``metric``).
 
     ``count`` and ``total`` are nullable integers: empty for a share that was
     not measured, never a zero standing in for "unknown".
     """
+    if isinstance(shares, pd.DataFrame):       # a shares table already
+        return shares if index == "metric" else shares.rename(columns={"metric": index})
     rows = [s.as_row() for s in shares]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for column in ("count", "total"):
