@@ -102,12 +102,12 @@ CIPHERS: dict[str, tuple[str, str, bool]] = {
     "ECDHE-RSA-AES256-SHA": ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "rsa", False),
     "AES128-SHA": ("TLS_RSA_WITH_AES_128_CBC_SHA", "rsa", False),
     "AES256-GCM-SHA384": ("TLS_RSA_WITH_AES_256_GCM_SHA384", "rsa", True),
-    # anonymous (no certificate): what Postfix's default cipher lists still hold
+    # anonymous (no certificate): what Postfix's default cipher lists still hold (ECDH
+    # only: Python's ssl servers have no DH parameters, so no DH_anon suite)
     "AECDH-AES256-SHA": ("TLS_ECDH_anon_WITH_AES_256_CBC_SHA", "any", False),
-    "ADH-AES256-GCM-SHA384": ("TLS_DH_anon_WITH_AES_256_GCM_SHA384", "any", True),
 }
 # The suites an anon_preferred server puts first (with its own order enforced).
-ANON_FIRST = ("AECDH-AES256-SHA", "ADH-AES256-GCM-SHA384")
+ANON_FIRST = ("AECDH-AES256-SHA",)
 # OpenSSL's default TLS 1.3 suites, in its default order (not configurable from
 # Python 3.11's ssl, so every TLS 1.3 server has exactly these).
 TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
