@@ -110,10 +110,18 @@ class CertError(ValueError):
     """A certificate we cannot parse (the peer's fault)."""
 
 
+# What cryptography raises for a certificate it cannot read; parsing is lazy, so a
+# broken version, name or extension shows when that part is first read.
+PARSE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion,
+                x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
+
 def load_cert(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except (ValueError, TypeError) as exc:
+        with warnings.catch_warnings():   # a peer's non-positive serial is its business
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            return x509.load_der_x509_certificate(der)
+    except PARSE_ERRORS as exc:
         raise CertError(f"malformed certificate: {exc}") from None
 
 
@@ -155,7 +163,7 @@ def _san_dns(cert: x509.Certificate) -> tuple[str, ...]:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return ()
-    except (ValueError, TypeError) as exc:
+    except PARSE_ERRORS as exc:
         raise CertError(f"malformed subjectAltName: {exc}") from None
     return tuple(san.get_values_for_type(x509.DNSName))
 
@@ -207,20 +215,26 @@ def facts(der: bytes) -> CertFacts:
     """
     cert = _load_cached(der)
     try:
-        key_type, key_bits = _key(cert)
-        return CertFacts(
-            sha256=sha256_hex(der), der=der,
-            subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
-            san_dns=_san_dns(cert), subject_cn=_subject_cn(cert),
-            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-            key_type=key_type, key_bits=key_bits,
-            signature_algorithm=_signature_algorithm(cert),
-            self_signed=is_directly_issued_by(cert, cert),
-        )
+        with warnings.catch_warnings():   # e.g. a 5-letter country code: the peer's business
+            warnings.simplefilter("ignore", UserWarning)
+            return _facts(der, cert)
     except CertError:
         raise
-    except (ValueError, TypeError) as exc:
+    except PARSE_ERRORS as exc:
         raise CertError(f"malformed certificate: {exc}") from None
+
+
+def _facts(der: bytes, cert: x509.Certificate) -> CertFacts:
+    key_type, key_bits = _key(cert)
+    return CertFacts(
+        sha256=sha256_hex(der), der=der,
+        subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+        san_dns=_san_dns(cert), subject_cn=_subject_cn(cert),
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+        key_type=key_type, key_bits=key_bits,
+        signature_algorithm=_signature_algorithm(cert),
+        self_signed=is_directly_issued_by(cert, cert),
+    )
 
 
 # -- what path validation needs of one certificate (OpenSSL's x509v3_cache_extensions) ------
@@ -389,6 +403,17 @@ def _ns_cert_type(value: bytes) -> int:
 
 
 def _info(der: bytes) -> _Info:
+    """What path validation needs of one certificate (CertError when it cannot be read:
+    parsing is lazy, so a broken name or key shows only here)."""
+    try:
+        return _read_info(der)
+    except CertError:
+        raise
+    except PARSE_ERRORS as exc:
+        raise CertError(f"malformed certificate: {exc}") from None
+
+
+def _read_info(der: bytes) -> _Info:
     cert = _load_cached(der)
     invalid = False
     ski = akid_keyid = akid_dirname = None
@@ -403,7 +428,7 @@ def _info(der: bytes) -> _Info:
     ip_sans: tuple = ()
     try:
         extensions = list(cert.extensions)
-    except (ValueError, TypeError):
+    except PARSE_ERRORS:
         extensions, invalid = [], True
     for ext in extensions:
         oid, value = ext.oid.dotted_string, ext.value
@@ -636,7 +661,7 @@ class TrustStore:
                 for cert in certs:
                     self.anchors.append(cert)
                     self._index(cert)
-        except (OSError, ValueError) as exc:
+        except (OSError, *PARSE_ERRORS) as exc:
             raise CertError(f"cannot read CA file {path}: {exc}") from None
         self.sources.append(str(path))
 

@@ -190,3 +190,37 @@ def test_an_unreadable_ca_file_is_a_clear_error(tmp_path):
 def test_any_bytes_give_a_verdict(chain):
     verdict = evaluate(chain, HOST, NOW, TrustStore())
     assert verdict.status in {"no_cert", "self_signed", "untrusted"}
+
+
+@pytest.fixture(scope="module")
+def good_chain():
+    from survey.testbed import chains
+    kind = chains.kind("valid_two_intermediates", HOST)
+    built = chains.build(kind.spec, NOW)
+    return built.sent_der(), TrustStore(list(built.anchors))
+
+
+@given(st.data())
+def test_damaged_chains_give_a_verdict_never_a_traceback(good_chain, data):
+    """Hostile input: flip, cut or splice bytes anywhere in a real chain."""
+    ders, store = good_chain
+    i = data.draw(st.integers(0, len(ders) - 1))
+    der = bytearray(ders[i])
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(der) - 1))
+        der[at] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        der = der[:data.draw(st.integers(1, len(der)))]
+    chain = list(ders)
+    chain[i] = bytes(der)
+    verdict = evaluate(chain, HOST, NOW, store)
+    assert verdict.status in {"valid", "untrusted", "self_signed", "expired", "not_yet_valid",
+                              "name_mismatch"}
+    if verdict.trusted is False:
+        assert verdict.reason is not None
+
+
+def test_every_reason_is_in_the_vocabulary():
+    from survey.certs import REASONS
+    from survey.vocabulary import CertReason
+    assert set(REASONS) == set(CertReason)
