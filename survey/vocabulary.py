@@ -397,10 +397,37 @@ class DnssecReason(Vocabulary):
     NO_TRUST_ANCHOR = "no_trust_anchor", "indeterminate: no trust anchor encloses the name"
 
 
+class DaneStatus(Vocabulary):
+    """What a DANE-capable sender (RFC 7672) finds for one (domain, MX host, address):
+    ``mx.dane``; survey/dane.py."""
+
+    NOT_APPLICABLE = ("not_applicable", ("DANE does not apply: the MX RRset, the host's "
+                                         "addresses or its TLSA RRset is insecure, or no "
+                                         "TLSA record exists (the sender falls back to "
+                                         "MTA-STS or opportunistic TLS)"))
+    VALID = ("valid", ("a usable TLSA record (DANE-EE, or DANE-TA with a valid path and "
+                       "name) matches the chain the server presented"))
+    NO_MATCH = ("no_match", ("usable TLSA records, none matches the presented chain: a DANE "
+                             "sender does not deliver (tlsa-invalid)"))
+    NO_USABLE_RECORDS = ("no_usable_records", ("TLSA records, none usable for SMTP (PKIX-TA/"
+                                               "PKIX-EE or unknown parameters, RFC 7672 "
+                                               "§3.1.3): TLS is still mandatory, the "
+                                               "certificate is not checked"))
+    NO_STARTTLS = ("no_starttls", ("DANE applies but the server offers no STARTTLS (or "
+                                   "refuses it): a DANE sender does not deliver"))
+    TLS_FAILED = ("tls_failed", ("DANE applies but no TLS session was established (the "
+                                 "connection, the dialogue or the handshake failed)"))
+    DNSSEC_BOGUS = ("dnssec_bogus", ("the MX, address or TLSA lookup is bogus: a DANE sender "
+                                     "treats the host as unusable (dnssec-invalid)"))
+    TLSA_LOOKUP_FAILED = ("tlsa_lookup_failed", ("the TLSA lookup failed (SERVFAIL, "
+                                                 "timeout): a DANE sender defers (RFC 7672 "
+                                                 "§2.2.3)"))
+
+
 ALL: tuple[type[Vocabulary], ...] = (
     HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
     PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus,
-    CertReason, DnssecStatus, DnssecReason)
+    CertReason, DnssecStatus, DnssecReason, DaneStatus)
 
 
 # -- analysis results (survey.analysis): what the analysis says, not dataset columns ------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
+from survey.dane import Tlsa, parse_tlsa, tlsa_name
 from survey.net.dns import HostCache, Lookup, Resolver
 from survey.net.dnssec import Validator, status_of
 from survey.proto.txtrecords import (
@@ -46,6 +47,16 @@ class MxTarget:
     ips: tuple[str, ...]        # A then AAAA, each sorted, canonical text
     dnssec: str | None = None   # the worst DNSSEC status of the A and AAAA lookups
     dnssec_reason: str | None = None
+    tlsa: Lookup | None = None  # the TLSA lookup (RFC 7672 §2.2.2), when one was made
+    tlsa_base: str | None = None    # its base domain: the secure CNAME target or the host
+
+    @property
+    def tlsa_records(self) -> list[Tlsa] | None:
+        if self.tlsa is None:
+            return None
+        if not self.tlsa.ok:
+            return [] if self.tlsa.status in (DnsStatus.NXDOMAIN, DnsStatus.NO_DATA) else None
+        return [t for t in (parse_tlsa(bytes(r)) for r in self.tlsa.records) if t is not None]
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,22 @@ async def resolve_host(cache: HostCache, host: str, preference: int) -> MxTarget
     ips = tuple(sorted({canonical_ip(r.address) for r in a.records},
                        key=ipaddress.ip_address)) + tuple(
         sorted({canonical_ip(r.address) for r in aaaa.records}, key=ipaddress.ip_address))
-    return MxTarget(host, preference, host_status(a, aaaa), ips, *status_of(a, aaaa))
+    dnssec, reason = status_of(a, aaaa)
+    tlsa, base = None, None
+    if dnssec == "secure" and ips:
+        tlsa, base = await lookup_tlsa(cache, host, a.canonical_name or aaaa.canonical_name)
+    return MxTarget(host, preference, host_status(a, aaaa), ips, dnssec, reason, tlsa, base)
+
+
+async def lookup_tlsa(cache: HostCache, host: str, canonical: str | None
+                      ) -> tuple[Lookup, str]:
+    """RFC 7672 §2.2.2: TLSA at the (secure) CNAME target first, then at the host name."""
+    if canonical and canonical != host:
+        lookup = await cache.get(tlsa_name(canonical), "TLSA")
+        if lookup.status not in (DnsStatus.NXDOMAIN, DnsStatus.NO_DATA) \
+                or lookup.dnssec != "secure":
+            return lookup, canonical
+    return await cache.get(tlsa_name(host), "TLSA"), host
 
 
 async def read_txt(resolver: Resolver | Validator, name: str, kind: str) -> TxtResult:

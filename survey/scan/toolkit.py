@@ -28,7 +28,7 @@ from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
 from survey.scan.resolve import DomainDns, canonical_ip
 from survey.scan.servers import Attempted, ServerProber
-from survey.scan.verdicts import domain_row, mx_row
+from survey.scan.verdicts import dane_columns, domain_row, mx_row
 from survey.vocabulary import HostStatus, StsPolicyError, TxtStatus
 
 
@@ -168,6 +168,7 @@ def domain_rows(dns: DomainDns, outcomes: Mapping[tuple[str, str], ServerOutcome
                              outcome.probe if outcome else None, verdict, shas, policy_fetch,
                              now(), address_dnssec=mx.dnssec,
                              address_dnssec_reason=mx.dnssec_reason)
+            row.update(dane_columns(dns, mx, ip, outcome.probe if outcome else None, now()))
             rows.append(("mx", row))
             sessions.append(ok)
     rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from survey import dane
 from survey.certs import Verdict
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
 from survey.proto.mtasts import Policy, policy_matches, sts_domain_verdict, sts_verdict
 from survey.scan.enumeration import NOT_RUN, Enumeration
-from survey.scan.resolve import DomainDns
+from survey.scan.resolve import DomainDns, MxTarget
 from survey.scan.servers import Attempt
 from survey.vocabulary import (
     CertStatus,
@@ -110,6 +111,31 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
                tlsrpt_result_type=tlsrpt_result_type(dns, fetch, mx_match, host_status,
                                                      cert_status, ip is not None))
     return row, session_ok
+
+
+def dane_columns(dns: DomainDns, mx: MxTarget, ip: str | None,
+                 probe: SmtpProbe | None, at: datetime) -> dict:
+    """The TLSA and DANE columns of one mx row (RFC 7672; survey/dane.py)."""
+    records = mx.tlsa_records
+    tlsa = mx.tlsa
+    row: dict = {"tlsa_records": sorted(r.text() for r in records) if records is not None
+                 else None,
+                 "tlsa_dnssec": tlsa.dnssec if tlsa is not None else None,
+                 "tlsa_dnssec_reason": tlsa.dnssec_reason if tlsa is not None else None,
+                 "dane": None}
+    if dns.mx_dnssec is None or mx.dnssec is None or ip is None:
+        return row          # DNSSEC not validated, or no address to talk to
+    status = dane.applicability(dns.mx_dnssec, mx.dnssec,
+                                tlsa.dnssec if tlsa is not None else None,
+                                tlsa.status if tlsa is not None else None, bool(records))
+    if status is None:
+        status = dane.session_status(probe.status if probe is not None else None)
+    if status is None:
+        assert probe is not None and records
+        names = list(dict.fromkeys(n for n in (mx.tlsa_base, mx.host) if n))
+        status = dane.verdict(records, probe.chain or [], names, at)
+    row["dane"] = status
+    return row
 
 
 def domain_row(dns: DomainDns, fetch: PolicyFetch | None, sessions_ok: list[bool],

@@ -24,6 +24,7 @@ from survey.vocabulary import (
     AttemptStep,
     CertReason,
     CertStatus,
+    DaneStatus,
     DnssecReason,
     DnssecStatus,
     DnsStatus,
@@ -104,6 +105,10 @@ MX = _schema("mx", [
     ("mx_status", pa.string()),        # DNS status of the host's A/AAAA lookup
     ("address_dnssec", pa.string()),
     ("address_dnssec_reason", pa.string()),
+    ("tlsa_records", STRINGS),
+    ("tlsa_dnssec", pa.string()),
+    ("tlsa_dnssec_reason", pa.string()),
+    ("dane", pa.string()),
     ("ip", pa.string()),
     ("port", pa.int32()),
     ("host_status", pa.string()),      # hosts.status of (ip, port), copied for convenience
@@ -178,6 +183,7 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
         "mx_status": DnsStatus, "host_status": HostStatus, "cert_status": CertStatus,
         "cert_untrusted_reason": CertReason,
         "address_dnssec": DnssecStatus, "address_dnssec_reason": DnssecReason,
+        "tlsa_dnssec": DnssecStatus, "tlsa_dnssec_reason": DnssecReason, "dane": DaneStatus,
         "sts_verdict": StsVerdict, "tlsrpt_result_type": ResultType,
     },
     "hosts": {
@@ -251,6 +257,17 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                           "not validated",
         "address_dnssec_reason": "why `address_dnssec` is `bogus` or `indeterminate`: "
                                  "`DnssecReason`",
+        "tlsa_records": "the TLSA RRset at `_25._tcp.<base>` as published (`usage selector "
+                        "type hex`, sorted; base: the target of a secure CNAME, else the MX "
+                        "host, RFC 7672 §2.2.2); looked up only when the host's addresses are "
+                        "secure; [] when none; null when not looked up",
+        "tlsa_dnssec": "DNSSEC status of that TLSA lookup: `DnssecStatus`",
+        "tlsa_dnssec_reason": "why `tlsa_dnssec` is `bogus` or `indeterminate`: "
+                              "`DnssecReason`",
+        "dane": "what a DANE sender (RFC 7672) finds for this (MX, IP): `DaneStatus`; this "
+                "dataset requires a secure MX RRset (Postfix 3.6+ also applies DANE to "
+                "secure hosts under an insecure MX RRset); null when DNSSEC was not "
+                "validated or the host has no address",
         "ip": "an address of the host, one row per address (IPv6 in RFC 5952 text); null "
               "when none resolved",
         "port": "the SMTP port probed (25 on the Internet)",

@@ -37,6 +37,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import dns.exception
 import dns.flags
@@ -63,8 +64,11 @@ SIGNED_CACHE = 400_000      # signed answers kept whole (sections), per (name, t
 class Answerer:
     """Query bytes -> response bytes (or None to stay silent) for one world."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, tlsa_data: Any = None) -> None:
         self.world = world
+        # TLSA association data named by the world (``@leaf-ec``...): the keys of this
+        # process's PKI (serve.py; signing.tlsa_placeholders). Unknown names stay as written.
+        self.tlsa_data = tlsa_data or {}
         self._rdatasets: dict[tuple[str, int], list[dns.rdata.Rdata]] = {}
         self._parents: set[str] | None = None
         soa = world.dns.get(TLD)
@@ -95,11 +99,18 @@ class Answerer:
             node = self.world.dns.get(name)
             text = dns.rdatatype.to_text(rdtype)
             origin = dns.name.root
-            cached = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, r.value, origin=origin,
-                                          relativize=False)
+            cached = [dns.rdata.from_text(dns.rdataclass.IN, rdtype,
+                                          self._value(r.value) if r.rtype == "TLSA"
+                                          else r.value, origin=origin, relativize=False)
                       for r in (node.records if node else ()) if r.rtype == text]
             self._rdatasets[key] = cached
         return cached
+
+    def _value(self, value: str) -> str:
+        head, _, placeholder = value.rpartition(" ")
+        if not placeholder.startswith("@"):
+            return value
+        return f"{head} {self.tlsa_data.get(placeholder, '00')}"
 
     def _ttl(self, name: str, rdtype: dns.rdatatype.RdataType) -> int:
         node = self.world.dns.get(name)
@@ -368,8 +379,9 @@ def _bind_to_loopback(sock: trio.socket.SocketType) -> None:
 class DnsServer:
     """Serves one world's DNS on ``host`` (default: the world's resolver) UDP+TCP ``port``."""
 
-    def __init__(self, world: World, *, host: str | None = None, port: int = 0) -> None:
-        self.answerer = Answerer(world)
+    def __init__(self, world: World, *, host: str | None = None, port: int = 0,
+                 tlsa_data: Any = None) -> None:
+        self.answerer = Answerer(world, tlsa_data)
         self.host = host or world.resolver
         self.port = port
 
@@ -460,6 +472,8 @@ class DnsServer:
 
 
 async def serve_dns(world: World, *, host: str | None = None, port: int = 0,
+                    tlsa_data: Any = None,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve a world's DNS until cancelled; ``task_status.started((host, port))``."""
-    await DnsServer(world, host=host, port=port).serve(task_status=task_status)
+    await DnsServer(world, host=host, port=port, tlsa_data=tlsa_data).serve(
+        task_status=task_status)

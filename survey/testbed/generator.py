@@ -117,6 +117,10 @@ TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
 # (delegation without DS: insecure), a signed zone, and signed zones with one planted fault:
 # the MX RRset's RRSIG expired / not yet valid / over altered data / missing, the parent's DS
 # matching no key, an own MX host delegated to an unsigned zone of its own.
+# DANE planted on the first own MX host of a signed domain (profile "dnssec"."dane"):
+# DANE-EE matching the served key, DANE-TA matching the intermediate CA, a record matching
+# nothing, a stale record beside a matching one, only a PKIX-EE record (unusable), none.
+DANE_KINDS = ("ee", "ta", "mismatch", "rollover", "unusable", "none")
 DNSSEC_KINDS = ("unsigned", "signed", "expired", "not_yet_valid", "altered", "stripped",
                 "ds_mismatch", "unsigned_mx_zone")
 
@@ -560,6 +564,11 @@ class _Builder:
                 raise ProfileError(f"unknown dnssec kind {kind!r}")
         shares["unsigned"] = max(0.0, 1.0 - sum(shares.values()))
         deck = Deck(rng, shares)
+        dane = {k: float(v) for k, v in cfg.get("dane", {}).items()}
+        for kind in dane:
+            if kind not in DANE_KINDS:
+                raise ProfileError(f"unknown dane kind {kind!r}")
+        dane_deck = Deck(rng, dane) if dane else None
         zones = {"": ZoneSpec(""), TLD: ZoneSpec(TLD)}
         self.dnssec_faults: dict[str, tuple[str, tuple[str, ...]]] = {}
         for k, d in enumerate(self.domains):
@@ -587,8 +596,36 @@ class _Builder:
             elif kind == "unsigned_mx_zone":
                 host = own_hosts[0]
                 zones[host] = ZoneSpec(host, signed=False, ds=False)
-            self.domains[k] = replace(d, traits=tuple(sorted(set(d.traits) | {f"dnssec:{kind}"})))
+            extra = {f"dnssec:{kind}"}
+            if kind == "signed" and own_hosts and dane_deck is not None:
+                planted = self.plant_dane(own_hosts[0], dane_deck.draw(), rng)
+                if planted:
+                    extra.add(f"dane:{planted}")
+            self.domains[k] = replace(d, traits=tuple(sorted(set(d.traits) | extra)))
         return zones
+
+    def plant_dane(self, host: str, kind: str, rng: random.Random) -> str | None:
+        """TLSA records at ``_25._tcp.<host>`` of one DANE_KINDS kind (None: not planted).
+        Matching data is named (``@leaf-ec``...): the served keys exist only in the
+        serving process (signing.tlsa_placeholders)."""
+        owner = f"_25._tcp.{host}"
+        if owner in self.records or kind == "none":
+            return None
+        spec = self.mx_hosts[host]
+        server = self.servers.get(spec.ips[0])
+        tls = server.tls if server is not None else None
+        if tls is None or tls.cert_kind.startswith("chain:"):
+            kind = "mismatch"
+        elif kind == "ta" and (tls.cert_kind != "valid" or host not in tls.names):
+            kind = "ee"
+        stale = f"3 1 1 {rng.getrandbits(256):064x}"
+        ee = f"3 1 1 @leaf-{tls.key_type}" if tls is not None else stale
+        records = {"ee": [ee], "ta": ["2 1 1 @intermediate"], "mismatch": [stale],
+                   "rollover": [stale, ee], "unusable": [f"1 1 1 {rng.getrandbits(256):064x}"],
+                   }[kind]
+        for value in records:
+            self.add(owner, "TLSA", value)
+        return kind
 
     def build_domain(self, i: int) -> None:
         if self.cohorts is not None:

@@ -193,7 +193,12 @@ async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | 
     info: dict[str, Any] = {}
     try:
         async with trio.open_nursery() as nursery:
-            dns = await nursery.start(_dns_task, world, dns_port)
+            tlsa_data = None
+            if pki is not None and world.zones:
+                from survey.testbed.signing import tlsa_placeholders
+
+                tlsa_data = tlsa_placeholders(pki)
+            dns = await nursery.start(_dns_task, world, dns_port, tlsa_data)
             services["dns"] = "ready"
 
             async def start(service: str, serve: Any, port: int, missing: str | None) -> Any:
@@ -222,8 +227,9 @@ async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | 
             connlog.close()
 
 
-async def _dns_task(world: World, port: int, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    await serve_dns(world, port=port, task_status=task_status)
+async def _dns_task(world: World, port: int, tlsa_data: Any = None,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
+    await serve_dns(world, port=port, tlsa_data=tlsa_data, task_status=task_status)
 
 
 async def _server_task(serve: Any, world: World, port: int, pki: Any, connlog: Any,

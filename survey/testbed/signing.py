@@ -222,3 +222,31 @@ def predecessor(name: dns.name.Name) -> dns.name.Name:
         label = first[:-1] + bytes([last - 1])
         label += b"\xff" * max(0, min(63, room) - len(label))
     return dns.name.Name((label,) + rest)
+
+
+# TLSA association data a world names instead of spelling (the keys are made per process,
+# pki.py): DANE-EE "3 1 1" of each shared leaf key, DANE-TA "2 1 1" of the intermediate CA.
+TLSA_PLACEHOLDERS = ("@leaf-ec", "@leaf-rsa", "@intermediate")
+
+
+class tlsa_placeholders:  # noqa: N801 - a mapping made lazily (RSA keys cost ~0.5 s)
+    """``@name`` -> SHA-256 of the SubjectPublicKeyInfo it names, hex (RFC 6698 §2.1.3)."""
+
+    def __init__(self, pki) -> None:
+        self.pki = pki
+        self._values: dict[str, str] = {}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        if name not in self._values:
+            if name == "@intermediate":
+                key = self.pki.intermediate.cert.public_key()
+            elif name in ("@leaf-ec", "@leaf-rsa"):
+                key = self.pki.leaf_key(name[len("@leaf-"):]).public_key()
+            else:
+                return default
+            from cryptography.hazmat.primitives import serialization
+
+            der = key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+            self._values[name] = hashlib.sha256(der).hexdigest()
+        return self._values[name]

@@ -79,6 +79,7 @@ _DOMAIN_COLUMNS = [
     "mta_sts_txt_dnssec", "mta_sts_txt_dnssec_reason", "tlsrpt_dnssec", "tlsrpt_dnssec_reason"]
 _MX_COLUMNS = [
     "domain", "mx_host", "preference", "mx_status", "address_dnssec", "address_dnssec_reason",
+    "tlsa_records", "tlsa_dnssec", "tlsa_dnssec_reason", "dane",
     "ip", "port", "host_status",
     "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match",
     "cert_untrusted_reason", "sts_mx_match", "sts_verdict", "tlsrpt_result_type"]
@@ -115,6 +116,12 @@ CONVENTIONS: dict[str, str] = {
                       "no_rrsig), else secure; several parts: the worst (bogus, "
                       "indeterminate, insecure, secure). address_dnssec is the worst of the "
                       "host's A and AAAA lookups",
+    "tlsa / dane": "TLSA looked up only when the host's addresses are secure, at the CNAME "
+                   "target first then the host (RFC 7672 §2.2.2); dane requires a secure MX "
+                   "RRset; planted records name the served keys (@leaf-ec, @leaf-rsa, "
+                   "@intermediate), so tlsa_records of those rows are in unknown.json; "
+                   "DANE-EE of the served key matches whatever the names and dates, DANE-TA of "
+                   "the intermediate matches a valid-kind leaf that names the host",
     "dns_status": "outcome of the domain's MX query: ok (MX records, null MX included), "
                   "no_data (no MX: implicit or none), nxdomain, servfail, dns_refused, "
                   "dns_timeout",
@@ -450,11 +457,94 @@ class DnssecTruth:
             return "bogus", _DNSSEC_FAULT_REASONS[fault]
         return state
 
+    def tlsa(self, spec: MxHostSpec) -> tuple[str, list[str], str, tuple] | None:
+        """(base, values, DNS status, DNSSEC status) of the TLSA lookup a scan makes for a
+        host: only when its addresses are secure; at the CNAME target first (RFC 7672
+        §2.2.2), then at the host name."""
+        if not spec.ips or self.addresses(spec.name)[0] != "secure":
+            return None
+        bases = ([spec.cname] if spec.cname else []) + [spec.name]
+        for base in bases:
+            name = f"_25._tcp.{base}"
+            node = self.world.dns.get(name)
+            values = [r.value for r in node.records if r.rtype == "TLSA"] if node else []
+            fault = node.faulty("TLSA") if node else None
+            status = self.lookup(name, "TLSA")
+            if fault in ("servfail", "refused", "timeout"):
+                dns_status = {"servfail": "servfail", "refused": "dns_refused",
+                              "timeout": "dns_timeout"}[fault]
+            elif values:
+                dns_status = "ok"
+            else:
+                dns_status = "no_data" if node is not None or self._ent(name) else "nxdomain"
+            if base != spec.name and dns_status in ("no_data", "nxdomain") \
+                    and status[0] == "secure":
+                continue
+            return base, values, dns_status, status
+        return None
+
+    def _ent(self, name: str) -> bool:
+        suffix = "." + name
+        return any(owner.endswith(suffix) for owner in self.world.dns)
+
+    def dane(self, d: DomainSpec, spec: MxHostSpec, ip: str | None, host_status: str | None,
+             server: SmtpServerSpec | None, mx_status: tuple) -> dict[str, Any]:
+        """The TLSA and DANE columns of an mx row, from how the world was built."""
+        row: dict[str, Any] = {"tlsa_records": None, "tlsa_dnssec": None,
+                               "tlsa_dnssec_reason": None, "dane": None}
+        if not self.zones:
+            return row
+        address = self.addresses(spec.name)
+        found = self.tlsa(spec)
+        if found is not None:
+            base, values, dns_status, status = found
+            row["tlsa_records"] = (sorted(values) if dns_status in ("ok", "no_data", "nxdomain")
+                                   else None)
+            row["tlsa_dnssec"], row["tlsa_dnssec_reason"] = status
+        if ip is None:
+            return row
+        if "bogus" in (mx_status[0], address[0]):
+            row["dane"] = "dnssec_bogus"
+        elif mx_status[0] != "secure" or address[0] != "secure" or found is None:
+            row["dane"] = "not_applicable"
+        elif found[3][0] == "bogus":
+            row["dane"] = "dnssec_bogus"
+        elif found[2] not in ("ok", "no_data", "nxdomain"):
+            row["dane"] = "tlsa_lookup_failed"
+        elif found[3][0] != "secure" or not found[1]:
+            row["dane"] = "not_applicable"
+        elif host_status in ("no_starttls", "starttls_rejected"):
+            row["dane"] = "no_starttls"
+        elif host_status != "ok":
+            row["dane"] = "tls_failed"
+        else:
+            row["dane"] = _dane_match(found[0], spec.name, found[1], server)
+        return row
+
     def addresses(self, host: str) -> tuple[str | None, str | None]:
         a, aaaa = self.lookup(host, "A"), self.lookup(host, "AAAA")
         if a[0] is None or aaaa[0] is None:
             return None, None
         return _worst([a, aaaa])  # type: ignore[list-item]
+
+
+def _dane_match(base: str, host: str, values: list[str],
+                server: SmtpServerSpec | None) -> str:
+    """A planted TLSA RRset against the chain the server serves (by construction)."""
+    usable = [v for v in values if v.split()[0] in ("2", "3") and v.split()[1] in ("0", "1")
+              and v.split()[2] in ("0", "1", "2")]
+    if not usable:
+        return "no_usable_records"
+    tls = server.tls if server is not None else None
+    if tls is None:
+        return "no_match"
+    own_key = not tls.cert_kind.startswith("chain:")
+    if own_key and f"3 1 1 @leaf-{tls.key_type}" in usable:
+        return "valid"           # DANE-EE: the served key; names and dates ignored
+    if ("2 1 1 @intermediate" in usable and tls.cert_kind == "valid"
+            and (host in tls.names or base in tls.names)):
+        return "valid"           # DANE-TA: issued by the intermediate, in date, named
+    return "no_match"
 
 
 def _build_truth(world: World) -> Truth:
@@ -508,6 +598,14 @@ def _build_truth(world: World) -> Truth:
                               p_error, mode, patterns, policy, cert_rows)
                 row["address_dnssec"], row["address_dnssec_reason"] = \
                     dnssec.addresses(spec.name)
+                row.update(dnssec.dane(d, spec, ip, row["host_status"],
+                                       world.smtp_servers.get(ip) if ip else None,
+                                       dnssec.lookup(d.name, "MX")))
+                if row["tlsa_records"] and any("@" in v for v in row["tlsa_records"]):
+                    unknown.append({"table": "mx", "key": [d.name, spec.name, ip],
+                                    "column": "tlsa_records",
+                                    "why": "the association data names a key made by the "
+                                           "serving process (signing.tlsa_placeholders)"})
                 rows.append(row)
         mx_rows.extend(rows)
         sessions_ok = [r.pop("_session_ok") for r in rows]

@@ -46,6 +46,10 @@ def zone_text_lines(world: World):
             types = ",".join(node.fault_types) or "all types"
             yield f"; fault {_fqdn(node.name)} {node.fault} ({types})"
         for r in node.records:
+            if r.rtype == "TLSA" and r.value.rsplit(" ", 1)[-1].startswith("@"):
+                # data naming a key of the serving process (signing.tlsa_placeholders)
+                yield f"; {_fqdn(node.name)} {r.ttl} IN TLSA {r.value} (made when served)"
+                continue
             yield f"{_fqdn(node.name)} {r.ttl} IN {r.rtype} {r.value}"
 
 
