@@ -129,7 +129,7 @@ class Validator:
             if any(r.rtype == code and r.owner == current for r in records):
                 break
             alias = next((r.rdata.target for r in records
-                          if r.rtype == CNAME_CODE and r.owner == current), None)
+                          if isinstance(r.rdata, dnswire.CNAME) and r.owner == current), None)
             if alias is None or alias in owners:
                 break
             owners.append(alias)
@@ -385,7 +385,7 @@ def status_of(*lookups: Lookup) -> tuple[str | None, str | None]:
     """The combined (status, reason) of several validated lookups (None: not validated)."""
     if any(lookup.dnssec is None for lookup in lookups) or not lookups:
         return None, None
-    j = worst(Judgement(Status(lk.dnssec or ""),
-                        Reason(lk.dnssec_reason) if lk.dnssec_reason else None)
+    j = worst(Judgement(Status.of(lk.dnssec or ""),
+                        Reason.of(lk.dnssec_reason) if lk.dnssec_reason else None)
               for lk in lookups)
     return j.status.value, j.reason.value if j.reason else None

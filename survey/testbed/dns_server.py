@@ -78,7 +78,7 @@ class Answerer:
                                         "86400 300")
         self.queries = 0
         self.signer = Signer(world) if world.zones else None
-        self._signed: dict[tuple[str, int], tuple[int, list, list]] = {}
+        self._signed: dict[tuple[str, int], tuple[dns.rcode.Rcode, list, list]] = {}
 
     # -- lookups ---------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -189,7 +190,7 @@ def _altered(rdtype: int) -> dns.rdata.Rdata:
     return dns.rdata.from_text("IN", dns.rdatatype.RdataType.make(rdtype), text)
 
 
-def _wire_length(labels) -> int:
+def _wire_length(labels: Iterable[bytes]) -> int:
     return sum(len(label) + 1 for label in labels)
 
 

@@ -384,7 +384,7 @@ _DNSSEC_RANK = {"secure": 0, "insecure": 1, "indeterminate": 2, "bogus": 3}
 
 
 def _worst(parts: Iterable[tuple[str, str | None]]) -> tuple[str, str | None]:
-    out = _SECURE
+    out: tuple[str, str | None] = _SECURE
     for part in parts:
         if _DNSSEC_RANK[part[0]] > _DNSSEC_RANK[out[0]]:
             out = part
@@ -441,7 +441,7 @@ class DnssecTruth:
             if rtype in types or (rtype == "CNAME" and "CNAME" in types):
                 parts.append(self._signed(state, node, rtype))
                 break
-            if "CNAME" in types:
+            if node is not None and "CNAME" in types:
                 parts.append(self._signed(state, node, "CNAME"))
                 current = next(r.value for r in node.records
                                if r.rtype == "CNAME").rstrip(".").lower()
