@@ -33,7 +33,7 @@ import hashlib
 import time
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dns.dnssec
 import dns.name
@@ -46,6 +46,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from survey.testbed.model import World
+
+if TYPE_CHECKING:
+    from survey.testbed.pki import Pki
 
 ALGORITHM = dns.dnssec.Algorithm.ED25519
 DAY = 86400
@@ -233,7 +236,7 @@ TLSA_PLACEHOLDERS = ("@leaf-ec", "@leaf-rsa", "@intermediate")
 class tlsa_placeholders:  # noqa: N801 - a mapping made lazily (RSA keys cost ~0.5 s)
     """``@name`` -> SHA-256 of the SubjectPublicKeyInfo it names, hex (RFC 6698 §2.1.3)."""
 
-    def __init__(self, pki) -> None:
+    def __init__(self, pki: Pki) -> None:
         self.pki = pki
         self._values: dict[str, str] = {}
 
