@@ -85,3 +85,32 @@ def test_output_saves_figures_and_shows_tables(scans, tmp_path, capsys):
     out.provenance(a)
     shown = capsys.readouterr().out
     assert "Modes" in shown and "fixture-a" in shown
+
+
+def test_degenerate_charts_are_replaced_by_a_sentence():
+    one = plots.shares_bar([sa.Share("self-hosted", 3, 4, "domains")], title="By provider")
+    assert "one metric only" in plots.omitted(one) and "75.0% (3 of 4)" in plots.omitted(one)
+    same = plots.shares_bar([sa.Share(f"s{i}", 5, 8, "domains") for i in range(6)],
+                            title="STARTTLS")
+    assert "all 6 bars are the same, 5 of 8 domains" in plots.omitted(same)
+    differ = plots.shares_bar([sa.Share("a", 5, 8, "domains"), sa.Share("b", 4, 8, "domains")])
+    assert plots.omitted(differ) is None
+    nothing = pd.DataFrame({"feature": ["MTA-STS policy"], "adopted": [0], "dropped": [0]})
+    assert "no changes" in plots.omitted(plots.comparison_bars(nothing, title="Changes"))
+    unmeasured = plots.shares_bar([sa.Share.missing("x", "IPs", "not measured: needs y")])
+    assert "needs y" in plots.omitted(unmeasured)
+
+
+def test_rank_buckets_stop_at_the_list_length():
+    from survey.analysis.breakdowns import rank_buckets
+
+    assert [b for b, _ in rank_buckets(2_000)] == ["top 1k"]
+    assert [b for b, _ in rank_buckets(1_000_000)] == ["top 1k", "top 10k", "top 100k"]
+    assert rank_buckets(None) == ()
+
+
+def test_a_not_measured_share_draws_no_bar():
+    fig = plots.shares_bar([sa.Share("measured", 1, 2, "IPs"),
+                            sa.Share.missing("offered", "IPs", "not measured: needs ciphers")])
+    widths = [p.get_width() for p in fig.axes[0].patches]
+    assert widths[1] == 0 and any(t.get_text() == "not measured" for t in fig.axes[0].texts)
