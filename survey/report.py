@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import html
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -222,6 +224,7 @@ async def _execute(path: Path, params: dict[str, Any], timeout: int, workdir: Pa
     km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "k"))
     client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
+    _RUNNING[id(km)] = (km, sockets)
     try:
         # our own kernel manager (for the ipc transport): ask nbclient to shut the kernel
         # down all the same, or it outlives us ("Parent appears to have exited")
@@ -233,8 +236,55 @@ async def _execute(path: Path, params: dict[str, Any], timeout: int, workdir: Pa
     except (CellTimeoutError, DeadKernelError, TimeoutError) as exc:
         raise ReportError(f"{path.name}: {type(exc).__name__}: {clean_text(str(exc))}") from None
     finally:
+        _RUNNING.pop(id(km), None)
         shutil.rmtree(sockets, ignore_errors=True)
     return nb
+
+
+# The kernels running now (id(manager) -> (manager, socket directory)), for Ctrl-C.
+_RUNNING: dict[int, tuple[Any, Path]] = {}
+
+
+def _stop_now() -> None:
+    """Ctrl-C while notebooks run: kill their kernels, say so in one line, exit 130.
+
+    Not asyncio's cancellation: nbclient's clean-up of a cancelled run fails half-way
+    (it asserts on a kernel manager it has let go of) and leaves kernels behind. The
+    report is written only at the end, so there is nothing of it to finish.
+    """
+    # every process this one started (kernels, a kernel still starting included)
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for km, sockets in list(_RUNNING.values()):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        with contextlib.suppress(Exception):
+            if process is not None:
+                process.kill()
+                process.wait(timeout=5)
+        shutil.rmtree(sockets, ignore_errors=True)
+    print("\nsurvey report: interrupted; no report written", file=sys.stderr, flush=True)
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(130)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (Linux /proc; elsewhere none are found)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+            parent = int(stat.rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def execute_notebooks(jobs: list[tuple[Path, dict[str, Any]]], *, timeout: int = DEFAULT_TIMEOUT,
@@ -257,9 +307,36 @@ def execute_notebooks(jobs: list[tuple[Path, dict[str, Any]]], *, timeout: int =
                     progress(f"{path.name}: {time.monotonic() - started:.1f} s")
                 return nb
 
-        return await asyncio.gather(*(one(p, q) for p, q in jobs))
+        # nbclient puts its own SIGINT handler on the loop for each notebook (a clean-up that
+        # fails half-way for our kernel managers) and takes it off after, back to Python's
+        # default: ours stays instead, from start to end (_stop_now)
+        loop = asyncio.get_running_loop()
+        add, remove = loop.add_signal_handler, loop.remove_signal_handler
 
-    return asyncio.run(main())
+        def add_ours(sig: int, callback: Any, *args: Any) -> None:
+            add(sig, *((_stop_now,) if sig == signal.SIGINT else (callback, *args)))
+
+        def keep_ours(sig: int) -> bool:
+            if sig == signal.SIGINT and not loop.is_closed():
+                add(sig, _stop_now)
+                return True
+            return remove(sig)
+
+        loop.add_signal_handler = add_ours                # type: ignore[method-assign]
+        loop.remove_signal_handler = keep_ours            # type: ignore[method-assign]
+        with contextlib.suppress(NotImplementedError, RuntimeError):   # not the main thread
+            add(signal.SIGINT, _stop_now)
+        try:
+            return await asyncio.gather(*(one(p, q) for p, q in jobs))
+        finally:
+            del loop.add_signal_handler, loop.remove_signal_handler
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        return asyncio.run(main())
+    finally:
+        with contextlib.suppress(ValueError, TypeError):     # not the main thread
+            signal.signal(signal.SIGINT, handler)
 
 
 def execute_notebook(path: Path, params: dict[str, Any], *, timeout: int = DEFAULT_TIMEOUT,
@@ -454,6 +531,8 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or (args.scan / "report")
     say = None if args.quiet else (lambda text: print(f"survey report: {text}",
                                                       file=sys.stderr))
+    # Ctrl-C: kill the kernels and end in one line (_stop_now), wherever the report is
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: _stop_now())
     try:
         report = build_report(args.scan, out, previous=args.previous, notebooks=args.notebooks,
                               sample=args.sample, timeout=args.timeout, parallel=args.jobs,
@@ -461,5 +540,7 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"survey report: {clean_text(str(exc))}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
     print(f"{report}\nfigures: {report.parent / 'figures'}")
     return 0

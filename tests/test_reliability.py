@@ -421,3 +421,27 @@ def test_a_family_left_out_is_never_contacted_and_says_so(world, tmp_path):
     assert "family_excluded" not in set(v6["status"])
     vantage = read_manifest(out)["vantage"]
     assert vantage["ip_version"] == "6" and vantage["reach"] == "loopback"
+
+
+def test_ctrl_c_ends_a_report_in_one_line_and_leaves_no_kernel(world, tmp_path):
+    from survey.report import _descendants
+
+    out = tmp_path / "scan"
+    assert survey(*scan_args(world, out, "--limit", "20")).returncode == 0
+    report = subprocess.Popen(SURVEY + ["report", str(out), "--out", str(tmp_path / "r")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60          # until its kernels run
+    while len(_descendants(report.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)
+    kernels = _descendants(report.pid)
+    assert kernels, "no kernel started"
+    report.send_signal(signal.SIGINT)
+    _, err = report.communicate(timeout=60)
+    assert report.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "survey report: interrupted; no report written"
+    time.sleep(0.5)
+    assert [pid for pid in kernels if Path(f"/proc/{pid}").exists()] == []
+    assert not (tmp_path / "r" / "report.html").exists()
