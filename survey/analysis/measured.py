@@ -53,8 +53,8 @@ MEASUREMENTS: dict[str, Measurement] = {
     "server_preference": Measurement("the server's suite order", "hosts",
                                      ("server_preference",), (Profile.CIPHERS,),
                                      "--profile ciphers"),
-    # the DANE columns the scanner writes once it validates TLSA records with DNSSEC
-    "dane": Measurement("DANE (TLSA records validated with DNSSEC)", "mx", ("dane_status",),
+    # mx.dane: what a DANE sender (RFC 7672) finds per (MX, IP), once the scanner writes it
+    "dane": Measurement("DANE (TLSA records validated with DNSSEC)", "mx", ("dane",),
                         PROFILES, "a survey that checks DANE"),
 }
 
