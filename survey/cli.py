@@ -8,6 +8,7 @@ table and a subcommand's imports cost nothing until it is used.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        undecodable = _not_utf8(args)
+        if undecodable:
+            print(f"survey {args.command}: {undecodable}", file=sys.stderr)
+            return 2
         return args._run(args)
     except BaseException as exc:
         # A command handles its own Ctrl-C when it has more to say (scan: how to resume);
@@ -86,10 +91,31 @@ def _late_ctrl_c_ignored() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _not_utf8(args: argparse.Namespace) -> str | None:
+    """Why an argument cannot be used: a name whose bytes are not UTF-8 (None: all are).
+
+    Python keeps such bytes as surrogates (PEP 383), but pyarrow, which reads and writes
+    every dataset, takes UTF-8 paths only: refused here in one line rather than failing
+    at the end of a scan.
+    """
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None or callable(item) or isinstance(item, (bool, int, float)):
+                continue
+            text = str(item)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+                option = name if name in ("input", "scan", "scan_dir") else \
+                    "--" + name.replace("_", "-")
+                return (f"{option} {shown}: the name is not UTF-8 (the dataset's Parquet "
+                        "library takes UTF-8 paths only); rename it")
+    return None
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -108,6 +108,9 @@ CASES = [
     ("score-not-a-scan", ["score", "{tmp}", "--world", "{tmp}"], 2, "no manifest"),
     ("world-too-many-domains", ["world", "--domains", "100000000", "--out", "{out}"], 2,
      "--domains"),
+    ("out-not-utf8", ["scan", "{list}", "--out", "{tmp}/x\udcffy"], 2,
+     "x\\xffy: the name is not UTF-8"),
+    ("report-not-utf8", ["report", "{tmp}/x\udcffy"], 2, "the name is not UTF-8"),
     ("world-bad-profile", ["world", "--domains", "10", "--profile", "{badprofile}",
                            "--out", "{out}"], 2, "profile"),
 ]

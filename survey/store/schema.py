@@ -319,7 +319,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                          "enforces no order",
         "server_preference": "per version: does the server enforce its own suite order "
                              "(`enforced` null: undecidable, a single suite)",
-        "connections": "TCP connections this row cost (retries and hellos included)",
+        "connections": "TCP connections this row cost: the starttls probe, its retries and "
+                       "the profile's hellos (a second SNI name's probes are counted in the "
+                       "manifest's stats)",
         "transcript": "the SMTP dialogue, one `C:`/`S:` line per step (capped at 64 KiB)",
         "probed_at": "when the server was probed (UTC)",
         "attempts": "every STARTTLS attempt, oldest first (temporary refusals are retried; "
