@@ -322,7 +322,7 @@ def execute_notebooks(jobs: list[tuple[Path, dict[str, Any]]], *, timeout: int =
                 return True
             return remove(sig)
 
-        loop.add_signal_handler = add_ours                # type: ignore[method-assign]
+        loop.add_signal_handler = add_ours    # type: ignore[method-assign, assignment]
         loop.remove_signal_handler = keep_ours            # type: ignore[method-assign]
         with contextlib.suppress(NotImplementedError, RuntimeError):   # not the main thread
             add(signal.SIGINT, _stop_now)
