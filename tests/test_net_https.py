@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import trio
 
@@ -73,3 +75,25 @@ async def test_a_refused_policy_host_is_blocked(pki):
     fetch = await fetch_policy("x.test", "10.0.0.1", 443, policy=DestinationPolicy("internet"),
                                store=TrustStore(), probed_at=pki.now, timeout=TIMEOUT)
     assert (fetch.status, fetch.error) == ("fetch_error", "blocked")
+
+
+@pytest.mark.parametrize(("kind", "status", "cert_status"), [
+    ("valid_out_of_order", "ok", "valid"),
+    ("inter_not_ca", "fetch_error", "untrusted"),       # the validator scans use for MX hosts
+    ("leaf_client_auth_only", "fetch_error", "untrusted"),
+    ("valid_cn_only", "fetch_error", "name_mismatch"),  # RFC 8461 §4.2: a DNS-ID, no CN
+])
+async def test_policy_hosts_are_judged_by_the_same_path_validation(nursery, pki, world, kind,
+                                                                   status, cert_status):
+    domain = one_domain_per_behaviour(world)["ok"]
+    host = dataclasses.replace(world.policy_hosts[domain.name], cert_kind=f"chain:{kind}")
+    served = dataclasses.replace(world, policy_hosts={**world.policy_hosts, domain.name: host})
+    port = await nursery.start(lambda task_status: serve_https(
+        served, port=0, pki=pki, connlog=ConnectionLog(None), task_status=task_status))
+    store = TrustStore.load([pki.ca_bundle_path], mozilla=False)
+    with trio.fail_after(TIMEOUT * 3):
+        fetch = await fetch_policy(domain.name, host.ip, port, policy=TESTBED, store=store,
+                                   probed_at=pki.now, timeout=TIMEOUT)
+    assert (fetch.status, fetch.cert_status) == (status, cert_status), fetch
+    if status != "ok":
+        assert fetch.error == "certificate"
