@@ -448,3 +448,22 @@ def test_ctrl_c_ends_a_report_in_one_line_and_leaves_no_kernel(world, tmp_path):
     time.sleep(0.5)
     assert [pid for pid in kernels if Path(f"/proc/{pid}").exists()] == []
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_ctrl_c_while_a_world_is_built_ends_in_one_line_and_frees_it(tmp_path):
+    world = tmp_path / "w"
+    process = subprocess.Popen(SURVEY + ["world", "--domains", "300000", "--out", str(world)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60          # until it holds the directory
+    while not (world / ".lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("the world was built before the signal")
+    assert process.returncode == 130, err
+    assert err.strip() == "survey world: interrupted"
+    with exclusive(world, "survey world"):     # the lock died with the process
+        pass
