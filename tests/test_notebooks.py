@@ -184,10 +184,25 @@ def test_not_measured_is_not_zero(scans, tmp_path):
     share = rendered["columns"].index("share")
     assert [r[share] for r in rendered["rows"][-4:]] == ["not measured"] * 4
     assert "not measured because" in rendered["columns"]
-    # DANE is not checked: its RFC 8460 result types are not measured, not "0 of 120"
+    # DANE: measured on this (signed, validated) world; not measured, rather than "0 of
+    # 120", when DNSSEC validation was off or the scan predates the dane column
     types = m.tlsrpt_result_types(scan).set_index("result_type")
-    for kind in m.DANE_RESULT_TYPES:
-        assert types.loc[kind, "not_measured"] and pd.isna(types.loc[kind, "domains"])
+    assert types.loc[list(m.DANE_RESULT_TYPES), "domains"].notna().all()
+    off = tmp_path / "no-dnssec"
+    shutil.copytree(full, off)
+    manifest = json.loads((off / "manifest.json").read_text())
+    manifest["config"]["dnssec"] = False
+    (off / "manifest.json").write_text(json.dumps(manifest))
+    predates = tmp_path / "no-dane-column"
+    shutil.copytree(full, predates)
+    for part in (predates / "mx").glob("*.parquet"):
+        pq.write_table(pq.read_table(part).drop_columns(["dane"]), part)
+    for older, why in ((off, "DNSSEC validation was off"),
+                       (predates, "predates the column dane")):
+        types = m.tlsrpt_result_types(sa.load(older)).set_index("result_type")
+        for kind in m.DANE_RESULT_TYPES:
+            assert why in types.loc[kind, "not_measured"], kind
+            assert pd.isna(types.loc[kind, "domains"])
     versions = m.tls_versions(scan)
     supported = versions[versions["measure"] == "supported"]
     assert supported["not_measured"].str.contains("needs --profile versions or ciphers").all()

@@ -11,6 +11,7 @@ None when the scan has it:
     (e.g. DANE before the scanner validates TLSA records);
   * the column is not in the scan's Parquet files: the scan predates it (an
     older survey wrote it); reading the table gives nulls, not data;
+  * a setting turned it off (DANE needs DNSSEC validation: ``--no-dnssec``);
   * the scan's profile does not fill it (``--profile versions`` enumerates
     versions but not cipher suites).
 
@@ -43,6 +44,9 @@ class Measurement:
     columns: tuple[str, ...]
     profiles: tuple[str, ...] = PROFILES
     needs: str = ""          # what to run to get it, e.g. "--profile ciphers"
+    # a scan setting it needs (manifest config key, value) and what turned it off
+    setting: tuple[str, object] | None = None
+    setting_off: str = ""
 
 
 MEASUREMENTS: dict[str, Measurement] = {
@@ -55,7 +59,9 @@ MEASUREMENTS: dict[str, Measurement] = {
                                      "--profile ciphers"),
     # mx.dane: what a DANE sender (RFC 7672) finds per (MX, IP), once the scanner writes it
     "dane": Measurement("DANE (TLSA records validated with DNSSEC)", "mx", ("dane",),
-                        PROFILES, "a survey that checks DANE"),
+                        PROFILES, "a survey that checks DANE", ("dnssec", True),
+                        "DNSSEC validation was off (--no-dnssec, or a testbed world "
+                        "without a trust anchor)"),
 }
 
 
@@ -78,6 +84,9 @@ def not_measured(scan: Scan, key: str) -> str | None:
             by = f" (written by survey {version})" if version else ""
             return (f"not measured: the scan predates the column {missing[0]}{by}; "
                     f"rescan for {m.name}")
+    config = scan.manifest.get("config") or {}
+    if m.setting is not None and m.setting[0] in config and config[m.setting[0]] != m.setting[1]:
+        return f"not measured: {m.setting_off}"
     profile = profile_of(scan)
     if profile is not None and profile not in m.profiles:
         return f"not measured: needs {m.needs} (this scan ran --profile {profile})"
