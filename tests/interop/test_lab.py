@@ -134,7 +134,9 @@ def test_nginx_serves_the_policies(lab):
 
 def test_internet_mode_refuses_the_lab(lab, scan_list, tmp_path):
     """Without --testbed the destination policy blocks loopback: rows, not traffic."""
-    done = survey_scan(lab, scan_list, tmp_path / "internet", "--limit", "3", testbed=False)
+    # the Internet mode wants a per-IP spacing above 0 (FAST's 0 is for a loopback lab)
+    done = survey_scan(lab, scan_list, tmp_path / "internet", "--limit", "3",
+                       "--per-ip-spacing", "0.1", testbed=False)
     assert done.returncode == 0, done.stderr
     result = ScanResult.read(tmp_path / "internet")
     assert result.hosts and {h["status"] for h in result.hosts.values()} == {"blocked_by_policy"}
