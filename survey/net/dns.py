@@ -382,7 +382,7 @@ def _rrsets(records) -> list:
             rd = dns.rdata.from_text("IN", "CNAME", f"{value.target}.")
         else:                              # A, AAAA
             rd = dns.rdata.from_text("IN", rtype, value.address)
-        covers = rd.type_covered if rtype == dnswire.TYPES["RRSIG"] else 0
+        covers = rd.covers()               # the RRSIG's type_covered; NONE (0) for the rest
         key = (r.owner, rtype, covers)
         rrset = groups.get(key)
         if rrset is None:
