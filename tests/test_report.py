@@ -207,3 +207,24 @@ def test_the_report_renders_whole_in_chromium(report, tmp_path):
     assert len(measured["images"]) >= 10
     assert problems(measured) == []
     assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_notes_and_warnings_are_escaped_and_warnings_stand_out():
+    from survey.analysis.display import Note
+
+    bundle = Note("profiles differ: <b>versions</b> then ciphers", "warning")._repr_mimebundle_()
+    html = output_html({"output_type": "display_data", "data": bundle})
+    assert html.startswith('<p class="warning"><strong>Warning:</strong>')
+    assert "&lt;b&gt;versions&lt;/b&gt;" in html and "<b>" not in html
+    note = output_html({"output_type": "display_data",
+                        "data": Note("one provider only")._repr_mimebundle_()})
+    assert note == '<p class="note">one provider only</p>'
+
+
+def test_provenance_tables_are_left_to_the_top_of_the_report():
+    table = {"title": "Scan", "columns": ["field", "value"], "rows": [["scan", "x"]],
+             "provenance": True}
+    assert output_html({"output_type": "display_data",
+                        "data": {"application/vnd.survey.table+json": table}}) == ""
+    page = render_report([], {"scan": "x", "profile": "versions"})
+    assert page.count("<caption>Scan</caption>") == 1
