@@ -398,6 +398,7 @@ class DnssecTruth:
         self.world = world
         self.zones = world.zones
         self._zone_states: dict[str, tuple[str, str | None]] = {}
+        self._parents: set[str] | None = None
 
     def zone_of(self, name: str) -> str:
         while name and name not in self.zones:
@@ -484,8 +485,14 @@ class DnssecTruth:
         return None
 
     def _ent(self, name: str) -> bool:
-        suffix = "." + name
-        return any(owner.endswith(suffix) for owner in self.world.dns)
+        """An empty non-terminal: no records, but names below it (NODATA, not NXDOMAIN)."""
+        if self._parents is None:
+            parents: set[str] = set()
+            for owner in self.world.dns:
+                labels = owner.split(".")
+                parents.update(".".join(labels[i:]) for i in range(1, len(labels)))
+            self._parents = parents
+        return name in self._parents
 
     def dane(self, d: DomainSpec, spec: MxHostSpec, ip: str | None, host_status: str | None,
              server: SmtpServerSpec | None, mx_status: tuple) -> dict[str, Any]:
