@@ -13,8 +13,9 @@ starts as fast as an unsigned one; a scan pays one signature per RRset it
 asks for.
 
 Signatures are valid from a day before the server started to 30 days after;
-``DnsNode.dnssec_fault`` breaks them on purpose: ``expired`` (valid until a
-day ago), ``not_yet_valid`` (from tomorrow), ``altered`` (the signature is
+``DnsNode.dnssec_fault`` breaks them on purpose: ``expired`` (valid until 10
+days ago), ``not_yet_valid`` (from 10 days on: beyond validators' clock-skew
+allowances), ``altered`` (the signature is
 over different data: the record was changed after signing), ``unsigned`` (no
 RRSIG). ``ZoneSpec.fault = ds_mismatch`` publishes a DS whose digest matches
 no key of the zone.
@@ -135,10 +136,13 @@ class Signer:
         if key in self._sigs:
             return self._sigs[key]
         inception, expiration = self.window
+        start = inception + DAY
+        # Planted faults lie 10 days outside the validity window: beyond any validator's
+        # clock-skew allowance (Unbound accepts up to a day, val-sig-skew-max).
         if fault == "expired":
-            inception, expiration = inception - 30 * DAY, inception
+            inception, expiration = start - 40 * DAY, start - 10 * DAY
         elif fault == "not_yet_valid":
-            inception, expiration = expiration - 29 * DAY, expiration + 30 * DAY
+            inception, expiration = start + 10 * DAY, start + 40 * DAY
         signed = rrset
         if fault == "altered":      # sign what the record said before it was changed
             signed = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)

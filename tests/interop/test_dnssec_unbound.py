@@ -1,0 +1,118 @@
+"""survey's DNSSEC statuses against Unbound's, lookup by lookup (issue 18, Deliver 5).
+
+The signed testbed world of tests/test_dnssec.py (every behaviour: secure, insecure
+delegation, unsigned zone under a signed one, CNAMEs across both, expired / not yet valid /
+altered / stripped signatures, a DS matching no key) is served on loopback; Unbound
+(started here, stopped after) forwards everything to it and validates from the same trust
+anchor. Unbound's verdict per lookup: SERVFAIL = bogus (and with +cd the data still
+comes), AD = secure, neither = insecure. survey's validator asks the world directly.
+The agreement table is printed (``-s``) and every row must agree.
+
+Zones here are signed by survey's own on-line signer (testbed/signing.py); zones signed by
+dnssec-signzone / ldns-signzone and served by NSD are not covered yet.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import trio
+
+from survey.dnssec import Anchors
+from survey.net.dns import Resolver
+from survey.net.dnssec import Validator
+from survey.testbed.dns_server import DnsServer
+from survey.testbed.signing import Signer
+from tests.requirements import needs
+from tests.test_dnssec import CASES, signed_world
+
+pytestmark = needs("unbound")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unbound(tmp_path, world_port: int, anchor: str) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    (tmp_path / "anchor").write_text(anchor)
+    conf = tmp_path / "unbound.conf"
+    conf.write_text(f"""server:
+    interface: 127.0.0.1
+    port: {port}
+    do-not-query-localhost: no
+    username: ""
+    chroot: ""
+    directory: "{tmp_path}"
+    pidfile: "{tmp_path}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    trust-anchor-file: "{tmp_path}/anchor"
+    local-zone: "test." nodefault
+    module-config: "validator iterator"
+    aggressive-nsec: no
+    qname-minimisation: no
+    access-control: 127.0.0.0/8 allow
+    cache-max-ttl: 0
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{world_port}
+""")
+    proc = subprocess.Popen([shutil.which("unbound") or "unbound", "-d", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            dns.query.udp(dns.message.make_query("version.server.", "TXT", rdclass="CH"),
+                          "127.0.0.1", timeout=0.5, port=port)
+            return proc, port
+        except (OSError, dns.exception.Timeout):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("unbound did not start")
+
+
+def _unbound_status(port: int, name: str, rdtype: str) -> str:
+    query = dns.message.make_query(name, rdtype, want_dnssec=True)
+    reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=5)
+    if reply.rcode() == dns.rcode.SERVFAIL:
+        checked = dns.message.make_query(name, rdtype, want_dnssec=True)
+        checked.flags |= dns.flags.CD
+        data = dns.query.udp(checked, "127.0.0.1", port=port, timeout=5)
+        return "bogus" if data.rcode() != dns.rcode.SERVFAIL else "servfail"
+    return "secure" if reply.flags & dns.flags.AD else "insecure"
+
+
+async def test_survey_and_unbound_agree_on_every_lookup(nursery, tmp_path):
+    world = signed_world()
+    server = DnsServer(world, host="127.0.0.1")
+    host, world_port = await nursery.start(server.serve)
+    anchor = Signer(world).anchor_text()
+    proc, port = _unbound(tmp_path, world_port, anchor)
+    try:
+        validator = Validator(Resolver([(host, world_port)], timeout=1, lifetime=3),
+                              Anchors.from_text(anchor))
+        table = []
+        for name, rdtype, *_ in CASES:
+            ours = (await validator.lookup(name, rdtype)).dnssec
+            # blocking dnspython in a thread: the world answers Unbound from this event loop
+            theirs = await trio.to_thread.run_sync(_unbound_status, port, name, rdtype)
+            table.append((name, rdtype, ours, theirs))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print("\nlookup | survey | unbound")
+    for name, rdtype, ours, theirs in table:
+        print(f"{name} {rdtype} | {ours} | {theirs}")
+    assert [(n, t, o) for n, t, o, _ in table] == [(n, t, u) for n, t, _, u in table]
