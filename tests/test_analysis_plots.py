@@ -114,3 +114,8 @@ def test_a_not_measured_share_draws_no_bar():
                             sa.Share.missing("offered", "IPs", "not measured: needs ciphers")])
     widths = [p.get_width() for p in fig.axes[0].patches]
     assert widths[1] == 0 and any(t.get_text() == "not measured" for t in fig.axes[0].texts)
+
+
+def test_an_empty_table_is_a_sentence(capsys):
+    sa.Output().table(pd.DataFrame({"from_mode": [], "to_mode": []}), title="Mode changes")
+    assert capsys.readouterr().out.strip() == "Mode changes: none."

@@ -101,7 +101,7 @@ PROVENANCE = (
     ("vantage", ("vantage", "hostname")),
     ("EHLO name", ("vantage", "ehlo_name")),
     ("tool version", ("tool_version",)),
-    ("testbed world", ("world", "seed")),
+    ("testbed world seed", ("world", "seed")),
 )
 
 

@@ -310,6 +310,9 @@ class Output:
 
     def table(self, df: pd.DataFrame, title: str | None = None, note: str | None = None,
               columns: Iterable[str] | None = None, fold: int | None = None) -> None:
+        if df.empty:          # a header without rows says nothing: say "none" instead
+            self.note(f"{title or 'Table'}: none.")
+            return
         _display(Table(df, title, note, columns, fold=fold))
 
     def pivot(self, df: pd.DataFrame, title: str | None = None, *, index: str = "category",
