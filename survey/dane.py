@@ -165,6 +165,28 @@ def applicability(mx_dnssec: str | None, address_dnssec: str | None,
     return None
 
 
+DANE_RESULT_TYPES = {
+    DaneStatus.NO_MATCH: "tlsa-invalid", DaneStatus.DNSSEC_BOGUS: "dnssec-invalid",
+    DaneStatus.TLSA_LOOKUP_FAILED: "dnssec-invalid",
+    DaneStatus.NO_STARTTLS: "starttls-not-supported", DaneStatus.TLS_FAILED: "validation-failure",
+}
+DANE_DELIVERS = (DaneStatus.VALID, DaneStatus.NO_USABLE_RECORDS)
+
+
+def sender(dane: str | None, sts_verdict: str | None) -> str | None:
+    """RFC 8461 §2 with RFC 7672: DANE decides a DANE-protected host, then MTA-STS, then
+    opportunistic TLS (``SenderVerdict``); None when DANE was not measured."""
+    if dane is None:
+        return None
+    if dane != DaneStatus.NOT_APPLICABLE:
+        return "dane_deliver" if dane in DANE_DELIVERS else "dane_fail"
+    if sts_verdict == "deliver":
+        return "sts_deliver"
+    if sts_verdict == "fail":
+        return "sts_fail"
+    return "opportunistic"
+
+
 def session_status(host_status: str | None) -> DaneStatus | None:
     """What the STARTTLS probe alone decides for an applicable host (None: judge the chain)."""
     if host_status == "ok":

@@ -397,6 +397,21 @@ class DnssecReason(Vocabulary):
     NO_TRUST_ANCHOR = "no_trust_anchor", "indeterminate: no trust anchor encloses the name"
 
 
+class SenderVerdict(Vocabulary):
+    """What a sender that supports DANE and MTA-STS does with one (MX, IP) (``mx.sender``):
+    RFC 8461 §2, a DANE-protected MX host is decided by DANE (RFC 7672), otherwise by the
+    MTA-STS policy, otherwise opportunistically."""
+
+    DANE_DELIVER = ("dane_deliver", ("DANE applies and the session authenticates (a "
+                                     "matching TLSA record, or none usable over TLS)"))
+    DANE_FAIL = ("dane_fail", ("DANE applies and the session fails it (no match, no "
+                               "STARTTLS, no TLS, bogus or failed lookups): no delivery"))
+    STS_DELIVER = "sts_deliver", "no DANE; the MTA-STS policy delivers (testing mode too)"
+    STS_FAIL = "sts_fail", "no DANE; the enforced MTA-STS policy refuses this host"
+    OPPORTUNISTIC = ("opportunistic", ("neither DANE nor an MTA-STS policy: delivery with "
+                                       "TLS if offered, in clear otherwise"))
+
+
 class DaneStatus(Vocabulary):
     """What a DANE-capable sender (RFC 7672) finds for one (domain, MX host, address):
     ``mx.dane``; survey/dane.py."""
@@ -427,7 +442,7 @@ class DaneStatus(Vocabulary):
 ALL: tuple[type[Vocabulary], ...] = (
     HostStatus, AttemptStep, ProbeStatus, Profile, TlsVersion, DnsStatus, MxKind, TxtStatus,
     PolicyStatus, StsPolicyError, StsMode, StsVerdict, ResultType, CertStatus,
-    CertReason, DnssecStatus, DnssecReason, DaneStatus)
+    CertReason, DnssecStatus, DnssecReason, DaneStatus, SenderVerdict)
 
 
 # -- analysis results (survey.analysis): what the analysis says, not dataset columns ------------

@@ -114,3 +114,16 @@ def test_applicability_rfc7672_2_2():
     assert session_status("starttls_rejected") is DaneStatus.NO_STARTTLS
     assert session_status("tls_handshake_failed") is DaneStatus.TLS_FAILED
     assert session_status("connect_timeout") is DaneStatus.TLS_FAILED
+
+
+def test_the_sender_decides_by_dane_then_mta_sts_then_opportunistic_rfc8461_2():
+    from survey.dane import DANE_RESULT_TYPES, sender
+    assert sender("valid", "fail") == "dane_deliver"             # DANE first
+    assert sender("no_usable_records", None) == "dane_deliver"   # TLS without checks
+    assert sender("no_match", "deliver") == "dane_fail"
+    assert sender("not_applicable", "deliver") == "sts_deliver"
+    assert sender("not_applicable", "fail") == "sts_fail"
+    assert sender("not_applicable", "no_policy") == "opportunistic"
+    assert sender(None, "deliver") is None                       # DANE not measured
+    assert DANE_RESULT_TYPES[DaneStatus.NO_MATCH] == "tlsa-invalid"
+    assert DANE_RESULT_TYPES[DaneStatus.DNSSEC_BOGUS] == "dnssec-invalid"

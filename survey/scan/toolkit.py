@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from survey import dane
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
 from survey.dnssec import Anchors
 from survey.net.dns import SILENT_AFTER, HostCache, Resolver
@@ -169,6 +170,8 @@ def domain_rows(dns: DomainDns, outcomes: Mapping[tuple[str, str], ServerOutcome
                              now(), address_dnssec=mx.dnssec,
                              address_dnssec_reason=mx.dnssec_reason)
             row.update(dane_columns(dns, mx, ip, outcome.probe if outcome else None, now()))
+            row["dane_result_type"] = dane.DANE_RESULT_TYPES.get(row["dane"])
+            row["sender"] = dane.sender(row["dane"], row["sts_verdict"])
             rows.append(("mx", row))
             sessions.append(ok)
     rows.append(("domains", domain_row(dns, policy_fetch, sessions, now())))

@@ -33,6 +33,7 @@ from survey.vocabulary import (
     PolicyStatus,
     ProbeStatus,
     ResultType,
+    SenderVerdict,
     StsMode,
     StsPolicyError,
     StsVerdict,
@@ -109,6 +110,8 @@ MX = _schema("mx", [
     ("tlsa_dnssec", pa.string()),
     ("tlsa_dnssec_reason", pa.string()),
     ("dane", pa.string()),
+    ("dane_result_type", pa.string()),
+    ("sender", pa.string()),
     ("ip", pa.string()),
     ("port", pa.int32()),
     ("host_status", pa.string()),      # hosts.status of (ip, port), copied for convenience
@@ -184,6 +187,7 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
         "cert_untrusted_reason": CertReason,
         "address_dnssec": DnssecStatus, "address_dnssec_reason": DnssecReason,
         "tlsa_dnssec": DnssecStatus, "tlsa_dnssec_reason": DnssecReason, "dane": DaneStatus,
+        "sender": SenderVerdict, "dane_result_type": ResultType,
         "sts_verdict": StsVerdict, "tlsrpt_result_type": ResultType,
     },
     "hosts": {
@@ -264,6 +268,13 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "tlsa_dnssec": "DNSSEC status of that TLSA lookup: `DnssecStatus`",
         "tlsa_dnssec_reason": "why `tlsa_dnssec` is `bogus` or `indeterminate`: "
                               "`DnssecReason`",
+        "dane_result_type": "the RFC 8460 result type (`ResultType`) a DANE sender reports "
+                            "for this (MX, IP) when DANE applies and fails: `tlsa-invalid`, "
+                            "`dnssec-invalid`, `starttls-not-supported` or "
+                            "`validation-failure`; null otherwise",
+        "sender": "what a sender supporting both DANE and MTA-STS does (RFC 8461 §2: DANE "
+                  "first, then MTA-STS, then opportunistic TLS): `SenderVerdict`; null when "
+                  "DNSSEC was not validated or the host has no address",
         "dane": "what a DANE sender (RFC 7672) finds for this (MX, IP): `DaneStatus`; this "
                 "dataset requires a secure MX RRset (Postfix 3.6+ also applies DANE to "
                 "secure hosts under an insecure MX RRset); null when DNSSEC was not "

@@ -79,7 +79,7 @@ _DOMAIN_COLUMNS = [
     "mta_sts_txt_dnssec", "mta_sts_txt_dnssec_reason", "tlsrpt_dnssec", "tlsrpt_dnssec_reason"]
 _MX_COLUMNS = [
     "domain", "mx_host", "preference", "mx_status", "address_dnssec", "address_dnssec_reason",
-    "tlsa_records", "tlsa_dnssec", "tlsa_dnssec_reason", "dane",
+    "tlsa_records", "tlsa_dnssec", "tlsa_dnssec_reason", "dane", "dane_result_type", "sender",
     "ip", "port", "host_status",
     "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match",
     "cert_untrusted_reason", "sts_mx_match", "sts_verdict", "tlsrpt_result_type"]
@@ -608,6 +608,16 @@ def _build_truth(world: World) -> Truth:
                 row.update(dnssec.dane(d, spec, ip, row["host_status"],
                                        world.smtp_servers.get(ip) if ip else None,
                                        dnssec.lookup(d.name, "MX")))
+                row["dane_result_type"] = {
+                    "no_match": "tlsa-invalid", "dnssec_bogus": "dnssec-invalid",
+                    "tlsa_lookup_failed": "dnssec-invalid",
+                    "no_starttls": "starttls-not-supported",
+                    "tls_failed": "validation-failure"}.get(row["dane"] or "")
+                row["sender"] = (None if row["dane"] is None else
+                                 ("dane_deliver" if row["dane"] in ("valid", "no_usable_records")
+                                  else "dane_fail") if row["dane"] != "not_applicable" else
+                                 {"deliver": "sts_deliver", "fail": "sts_fail"}.get(
+                                     row["sts_verdict"], "opportunistic"))
                 if row["tlsa_records"] and any("@" in v for v in row["tlsa_records"]):
                     unknown.append({"table": "mx", "key": [d.name, spec.name, ip],
                                     "column": "tlsa_records",
