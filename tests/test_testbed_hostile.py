@@ -61,7 +61,14 @@ def world():
 
 
 def server_for(world, behaviour: str):
-    return next(s for ip, s in sorted(world.smtp_servers.items()) if s.behaviour == behaviour)
+    return next(s for ip, s in sorted(world.smtp_servers.items()) if s.behaviour == behaviour
+                and (behaviour != "hostile_text" or openssl_tls(s)))
+
+
+def openssl_tls(server) -> bool:
+    """Hostile text reaches the EHLO after TLS only where the TLS itself completes: a
+    legacy-only server (tlslite, e.g. RC4 suites alone) fails the handshake by design."""
+    return server.tls is not None and server.tls.engine == "openssl"
 
 
 @pytest.fixture
@@ -132,7 +139,8 @@ def test_the_truth_of_the_hostile_servers(world):
               "starttls_500": "starttls_rejected", "tarpit": "read_timeout"}
     for behaviour, status in expect.items():
         for server in world.smtp_servers.values():
-            if server.behaviour == behaviour:
+            if server.behaviour == behaviour and (behaviour != "hostile_text"
+                                                  or openssl_tls(server)):
                 assert rows[server.ip]["status"] == status, behaviour
     tls_truncated = server_for(world, "tls_truncated")
     assert rows[tls_truncated.ip]["versions_supported"] is None

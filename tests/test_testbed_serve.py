@@ -146,7 +146,9 @@ def _client_ctx(cafile: str | None = None) -> ssl.SSLContext:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ssl.TLSVersion.TLSv1
-    ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")  # the scanner's: NULL suites too
+    # what a sender that verifies certificates offers (as the scanner's certificate probe):
+    # NULL suites too, but no anonymous, PSK or SRP suite, so every server shows its chain
+    ctx.set_ciphers("ALL:COMPLEMENTOFALL:!aNULL:!PSK:!SRP:@SECLEVEL=0")
     ctx.check_hostname = False
     if cafile:
         ctx.load_verify_locations(cafile)
@@ -332,7 +334,11 @@ async def test_truth_matches_live_smtp_servers(big_world_dir: Path, nursery) -> 
         if truth["status"] == "ok":
             leaf = leaves[f"mx:{r['domain']}|{r['mx_host']}|{r['ip']}"]
             assert got["san_dns"] == leaf["san_dns"], r
-            assert verified == bool(r["cert_trusted"] and r["cert_time_valid"]), r
+            # This client verifies at security level 0 (TLS 1.0 needs it), so it cannot
+            # judge the level-1 rule for weak signatures and keys: tests/test_certs_openssl.py
+            # and the posttls-finger interop test do.
+            if r["cert_untrusted_reason"] not in ("weak_signature", "weak_key"):
+                assert verified == bool(r["cert_trusted"] and r["cert_time_valid"]), r
     assert len(behaviours) >= 12
     nursery.cancel_scope.cancel()
 
