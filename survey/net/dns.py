@@ -168,17 +168,21 @@ class Resolver:
         result = Lookup(DnsStatus.DNS_TIMEOUT)
         with trio.move_on_after(self.lifetime + 1):
             result = await self._resolve(wire, qid, name, rdtype, _FAST)
+        self._heard(result)
+        return result
+
+    def _heard(self, result: Lookup) -> None:
+        """Count an answer or its absence; ResolverSilent when none came from the start."""
         if result.status != DnsStatus.DNS_TIMEOUT:
             self.answered += 1
-        else:
-            self.unanswered += 1
-            if (self.silent_after is not None and not self.answered
-                    and self.unanswered >= self.silent_after):
-                servers = ", ".join(f"{ip}:{port}" for _, (ip, port) in self._servers)
-                raise ResolverSilent(
-                    f"the resolver ({servers or 'system'}) answered none of the first "
-                    f"{self.unanswered} queries; is it running and reachable?")
-        return result
+            return
+        self.unanswered += 1
+        if (self.silent_after is not None and not self.answered
+                and self.unanswered >= self.silent_after):
+            servers = ", ".join(f"{ip}:{port}" for _, (ip, port) in self._servers)
+            raise ResolverSilent(
+                f"the resolver ({servers or 'system'}) answered none of the first "
+                f"{self.unanswered} queries; is it running and reachable?")
 
     async def lookup_dnssec(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
         """(the lookup, its DnssecReply or None when none came) with DO and CD set."""
@@ -189,10 +193,12 @@ class Resolver:
             wire = dnswire.build_query(qid, name, rdtype, dnssec=True)
         except DnsWireError as exc:
             return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), None
+        answer: tuple[Lookup, Any] = (Lookup(DnsStatus.DNS_TIMEOUT), None)
         with trio.move_on_after(self.lifetime + 1):
             result = await self._resolve(wire, qid, name, rdtype, _DNSSEC)
-            return result if isinstance(result, tuple) else (result, None)
-        return Lookup(DnsStatus.DNS_TIMEOUT), None
+            answer = result if isinstance(result, tuple) else (result, None)
+        self._heard(answer[0])
+        return answer
 
     async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str, codec) -> Lookup:
         deadline = trio.current_time() + self.lifetime
