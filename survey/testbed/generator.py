@@ -337,7 +337,7 @@ class _Builder:
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ProfileError):
                 raise
-            raise ProfileError(f"profile {p.get('name')!r}: {exc!r}") from None
+            raise ProfileError(f"profile {p.get('name')!r}: {_what(exc)}") from None
         for label in own["behaviour"]:
             if label not in SMTP_BEHAVIOURS:
                 raise ProfileError(f"unknown SMTP behaviour {label!r}")
@@ -1060,7 +1060,14 @@ def generate(n: int, seed: int = 0, profile: str | Path | dict[str, Any] = "defa
             raise
         # a hand-written profile with a missing key or a value of the wrong shape
         raise ProfileError(f"profile {prof.get('name')!r} does not fit the generator: "
-                           f"{type(exc).__name__}: {exc}") from None
+                           f"{_what(exc)}") from None
+
+
+def _what(exc: Exception) -> str:
+    """A profile's mistake in words: a missing key by name, else the error's own text."""
+    if isinstance(exc, KeyError):
+        return f"it has no key {exc.args[0]!r} where one is needed"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def behaviour_shares(world: World) -> dict[str, float]:
