@@ -55,6 +55,10 @@ def test_the_world_plants_every_chain_kind():
     world = generate(DOMAINS, SEED, profile=chain_profile(), scale="fast")
     planted = {s.tls.cert_kind for s in world.smtp_servers.values() if s.tls is not None}
     assert {f"chain:{name}" for name in chains.KIND_NAMES} <= planted
+    # a leaf that may not sign is served in TLS 1.3 only (OpenSSL finds no TLS 1.2 suite)
+    unsigning = [s for s in world.smtp_servers.values()
+                 if s.tls is not None and s.tls.cert_kind == "chain:leaf_key_usage"]
+    assert unsigning and all(s.tls.versions == ("TLSv1.3",) for s in unsigning)
 
 
 def test_the_scan_scores_100_percent_on_every_certificate_column(scanned):

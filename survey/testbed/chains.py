@@ -197,6 +197,13 @@ class Kind:
     def leaf_key_type(self) -> str:
         return "rsa" if _key_name(self.leaf).startswith("rsa") else "ec"
 
+    @property
+    def tls13_only(self) -> bool:
+        """A leaf whose keyUsage forbids signing is served by OpenSSL in TLS 1.3 only: at
+        TLS <= 1.2 it finds no suite the key may sign for ("no shared cipher"; measured with
+        s_server), while TLS 1.3 does not look at keyUsage."""
+        return self.leaf.key_usage == "certsign_only"
+
 
 @dataclass
 class Built:

@@ -445,18 +445,23 @@ class _Builder:
         versions = tuple(self.d_versions.draw().split())
         key = self.d_key.draw()
         cert_kind = None
+        tls13_only = False
         if self.d_chain_flag.draw() == "yes":
             # a chain kind (every certificate defect alone, cross-signs, ...): the suites
-            # follow its leaf's key
+            # follow its leaf's key, the versions what OpenSSL can serve with that leaf
             name = self.d_chain.draw()
             cert_kind = CHAIN_PREFIX + name
-            key = chains.kind(name, "h.invalid").leaf_key_type
+            kind = chains.kind(name, "h.invalid")
+            key = kind.leaf_key_type
+            tls13_only = kind.tls13_only
+            if tls13_only:
+                versions = ("TLSv1.3",)
         suites = list(self.cipher_sets[key][int(self.d_cipher[key].draw())])
         legacy = bool({"TLSv1.0", "TLSv1.1"} & set(versions))
         if legacy and all(CIPHERS[c][2] for c in suites):
             suites.append("ECDHE-ECDSA-AES128-SHA" if key == "ec" else "ECDHE-RSA-AES128-SHA")
         preference = self.d_pref.draw() == "true"
-        if self.d_anon.draw() == "yes":
+        if self.d_anon.draw() == "yes" and not tls13_only:
             # prefers anonymous suites (no TLS 1.3, which has none): a sender that verifies
             # certificates offers none and still gets the chain
             suites = [*ANON_FIRST, *suites]
