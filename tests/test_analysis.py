@@ -203,7 +203,11 @@ def test_mta_sts_modes_and_misconfigurations(a):
 def test_tlsrpt_result_types(a):
     df = m.tlsrpt_result_types(a).set_index("result_type")
     # sessions of domains with a valid TXT: a(2) b(1) g(2) h(2) = 7; domains a b f g h = 5
-    assert set(df["of_sessions"]) == {7} and set(df["of_domains"]) == {5}
+    sts = df.drop(index=list(m.DANE_RESULT_TYPES))
+    assert set(sts["of_sessions"]) == {7} and set(sts["of_domains"]) == {5}
+    # the DANE types are of the rows where DANE applies: none in this fixture
+    assert df.loc[["tlsa-invalid", "dnssec-invalid"], "of_sessions"].tolist() == [0, 0]
+    assert pd.isna(df.loc["dane-required", "sessions"])       # a sender's setting
     assert df.loc["starttls-not-supported", ["sessions", "domains"]].tolist() == [1, 1]
     assert df.loc["certificate-host-mismatch", ["sessions", "domains"]].tolist() == [1, 1]
     assert df.loc["validation-failure", ["sessions", "domains"]].tolist() == [2, 2]

@@ -187,7 +187,30 @@ def test_not_measured_is_not_zero(scans, tmp_path):
     # DANE: measured on this (signed, validated) world; not measured, rather than "0 of
     # 120", when DNSSEC validation was off or the scan predates the dane column
     types = m.tlsrpt_result_types(scan).set_index("result_type")
-    assert types.loc[list(m.DANE_RESULT_TYPES), "domains"].notna().all()
+    observed = ["tlsa-invalid", "dnssec-invalid"]
+    assert types.loc[observed, "domains"].notna().all()
+    # counted among the rows where DANE applies, not among MTA-STS domains
+    rows = scan.df("SELECT dane, dane_result_type, domain FROM mx_rows")
+    applies = rows[rows["dane"].notna() & (rows["dane"] != "not_applicable")]
+    assert (types.loc[observed, "of_sessions"] == len(applies)).all()
+    assert types.loc["tlsa-invalid", "sessions"] == \
+        (applies["dane_result_type"] == "tlsa-invalid").sum() > 0
+    assert "sender's own setting" in types.loc["dane-required", "not_measured"]
+    # DANE adoption: each share's denominator the step it names, all measured here
+    dane = sa.shares_of(m.dane(scan))
+    assert all(x.measured for x in dane) and dane[0].total > dane[0].count > 0
+    secure = scan.df("SELECT domain FROM domain_facts WHERE accepts_mail AND mx_dnssec = "
+                     "'secure'")
+    assert dane[0].count == dane[1].total == dane[2].total == len(secure)
+    assert dane[3].total == dane[4].total == dane[1].count >= dane[2].count == dane[3].count
+    usages = m.dane_usages(scan)
+    assert usages["count"].sum() == dane[1].count
+    together = m.dane_and_mta_sts(scan).set_index("category")
+    assert together.loc["DANE and MTA-STS", "count"] == dane[5].count
+    assert together["count"].sum() == dane[0].total
+    senders = m.sender_verdicts(scan).set_index("category")
+    assert senders["count"].sum() == scan.scalar("SELECT count(sender) FROM mx_rows")
+    assert senders.loc["dane_deliver", "count"] > 0
     off = tmp_path / "no-dnssec"
     shutil.copytree(full, off)
     manifest = json.loads((off / "manifest.json").read_text())
@@ -203,6 +226,11 @@ def test_not_measured_is_not_zero(scans, tmp_path):
         for kind in m.DANE_RESULT_TYPES:
             assert why in types.loc[kind, "not_measured"], kind
             assert pd.isna(types.loc[kind, "domains"])
+        older_scan = sa.load(older)
+        for table in (m.dane(older_scan), m.dane_usages(older_scan),
+                      m.dane_and_mta_sts(older_scan), m.sender_verdicts(older_scan)):
+            assert table["count"].isna().all() and table["share"].isna().all()
+            assert table["not_measured"].str.contains(why).all()
     versions = m.tls_versions(scan)
     supported = versions[versions["measure"] == "supported"]
     assert supported["not_measured"].str.contains("needs --profile versions or ciphers").all()

@@ -54,6 +54,14 @@ COLUMNS: dict[str, dict[str, str]] = {
         "tlsrpt_record": "an _smtp._tls TXT record set: valid, invalid or several",
         "tlsrpt_valid": "exactly one valid _smtp._tls record",
         "tlsrpt_rua": "the record's report URIs",
+        "mx_dnssec": "DNSSEC status of the MX lookup (null: the scan did not validate)",
+        "mx_secure": "the MX RRset is DNSSEC-signed and validates (mx_dnssec secure)",
+        "dane_tlsa": "MX RRset secure and usable TLSA (DANE-TA/EE, secure) on every primary "
+                     "(MX, address)",
+        "dane_valid": "dane_tlsa and mx.dane valid (a record matches) on every primary row",
+        "dane_usages": "DANE-EE, DANE-TA or both among the primary rows' usable TLSA "
+                       "(null without dane_tlsa)",
+        "dane_311": "dane_tlsa and every primary (MX, address) publishes a `3 1 1` record",
     },
     "host_facts": {
         "mx_host": "the MX host name",

@@ -40,6 +40,13 @@ Definitions (repeated in the notebooks):
     multiple; *correct* = TXT valid, policy valid, and either mode ``none``
     or no (MX, IP) row with an RFC 8460 failure type; *misconfigured* =
     record and not correct; *delivery failure* = ``sts_domain_verdict`` fail.
+  * DANE (RFC 7672; columns null/false when the scan did not validate DNSSEC,
+    see measured.py): a (MX, IP) row has *usable TLSA* when its TLSA lookup is
+    secure and some record is DANE-TA(2) or DANE-EE(3) with selector 0/1 and
+    matching type 0/1/2 (§3.1.3). A domain *has DANE* (``dane_tlsa``) when its
+    MX RRset is secure and every primary (MX, IP) row has usable TLSA; *DANE
+    valid* when every primary row's ``mx.dane`` is ``valid`` (a matching
+    record: Dukhovni's "correct TLSA at every primary MX").
   * Cluster (for the bootstrap): a domain's provider (from its primary MX);
     a self-hosted domain, or one without MX, is its own cluster. An MX host
     name's cluster is its provider (a self-hosted name: its domain's); an
@@ -53,6 +60,8 @@ from typing import Any
 
 from survey.vocabulary import (
     CertStatus,
+    DaneStatus,
+    DnssecStatus,
     HostStatus,
     MxKind,
     PolicyStatus,
@@ -104,6 +113,8 @@ ACCEPTS_MAIL = (MxKind.MX, MxKind.IMPLICIT)
 TXT_RECORD = (TxtStatus.VALID, TxtStatus.INVALID, TxtStatus.MULTIPLE)   # "has a record"
 POLICY_FETCHED = (PolicyStatus.OK, PolicyStatus.INVALID)
 STS_ACTIVE = (StsMode.ENFORCE, StsMode.TESTING)
+# a usable TLSA record as mx.tlsa_records spells it ("usage selector type hex"), RFC 7672 §3.1.3
+USABLE_TLSA = "^[23] [01] [012] "
 EHLO_ANSWERED = ("starttls_ok", "starttls_failed", "no_starttls")
 RANK_BUCKETS: tuple[tuple[str, int], ...] = (("top 1k", 1_000), ("top 10k", 10_000),
                                              ("top 100k", 100_000), ("top 1M", 1_000_000))
@@ -199,6 +210,16 @@ WITH m AS (
   SELECT m.domain, m.mx_host, m.preference, m.ip, m.port, m.host_status, m.cert_status,
          m.cert_trusted, m.cert_time_valid, m.cert_name_match,
          m.chain_sha256[1] AS leaf, m.sts_mx_match, m.sts_verdict, m.tlsrpt_result_type,
+         m.dane, m.dane_result_type, m.sender,
+         coalesce(m.tlsa_dnssec = '{DnssecStatus.SECURE}' AND len(list_filter(
+             m.tlsa_records, lambda r: regexp_matches(r, '{USABLE_TLSA}'))) > 0, false)
+             AS tlsa_usable,
+         len(list_filter(m.tlsa_records, lambda r: regexp_matches(r, '^3 [01] [012] ')))
+             > 0 AS tlsa_ee,
+         len(list_filter(m.tlsa_records, lambda r: regexp_matches(r, '^2 [01] [012] ')))
+             > 0 AS tlsa_ta,
+         list_contains(list_transform(m.tlsa_records, lambda r: left(r, 6)), '3 1 1 ')
+             AS tlsa_311,
          h.starttls_offered, h.tls_version, h.cipher_suite,
          s.forward_secrecy AS fs,
          coalesce(m.preference = m.min_preference, true) AS is_primary,
@@ -219,7 +240,8 @@ WITH m AS (
   LEFT JOIN mx_providers_full q ON q.tail = m.mx_host
 )
 SELECT *, CASE WHEN self_hosted THEN 'domain:' || domain
-               ELSE coalesce(mx_provider, 'host:' || mx_host) END AS cluster_key
+               ELSE coalesce(mx_provider, 'host:' || mx_host) END AS cluster_key,
+       cluster_key AS cluster
 FROM joined
 """
 
@@ -260,7 +282,13 @@ WITH agg AS (
     arg_min(self_hosted, mx_host) FILTER (WHERE is_primary) AS primary_self_hosted,
     arg_min(cluster_key, mx_host) FILTER (WHERE is_primary) AS primary_cluster,
     bool_and(coalesce(sts_mx_match, false)) AS all_mx_match,
-    count(tlsrpt_result_type) AS sts_failure_rows
+    count(tlsrpt_result_type) AS sts_failure_rows,
+    bool_and(tlsa_usable) FILTER (WHERE is_primary) AS primary_tlsa,
+    bool_and(coalesce(dane = '{DaneStatus.VALID}', false)) FILTER (WHERE is_primary)
+        AS primary_dane_valid,
+    bool_or(tlsa_ee) FILTER (WHERE is_primary AND tlsa_usable) AS primary_ee,
+    bool_or(tlsa_ta) FILTER (WHERE is_primary AND tlsa_usable) AS primary_ta,
+    bool_and(coalesce(tlsa_311, false)) FILTER (WHERE is_primary) AS primary_311
   FROM mx_rows GROUP BY domain
 )
 SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
@@ -301,6 +329,17 @@ SELECT d.domain, d.rank, d.dns_status, d.mx_kind,
            AND d.mta_sts_policy_status = '{PolicyStatus.OK}'
            AND (d.mta_sts_mode = '{StsMode.NONE}' OR coalesce(a.sts_failure_rows, 0) = 0),
            false) AS sts_correct,
+  d.mx_dnssec,
+  coalesce(d.mx_dnssec = '{DnssecStatus.SECURE}', false) AS mx_secure,
+  coalesce(d.mx_dnssec = '{DnssecStatus.SECURE}' AND a.primary_tlsa, false) AS dane_tlsa,
+  coalesce(d.mx_dnssec = '{DnssecStatus.SECURE}' AND a.primary_tlsa
+           AND a.primary_dane_valid, false) AS dane_valid,
+  CASE WHEN d.mx_dnssec = '{DnssecStatus.SECURE}' AND a.primary_tlsa THEN
+       CASE WHEN a.primary_ee AND a.primary_ta THEN 'DANE-EE and DANE-TA'
+            WHEN a.primary_ee THEN 'DANE-EE' WHEN a.primary_ta THEN 'DANE-TA' END
+       END AS dane_usages,
+  coalesce(d.mx_dnssec = '{DnssecStatus.SECURE}' AND a.primary_tlsa AND a.primary_311,
+           false) AS dane_311,
   d.tlsrpt_status,
   coalesce(d.tlsrpt_status IN {_sql_in(TXT_RECORD)}, false) AS tlsrpt_record,
   coalesce(d.tlsrpt_status = '{TxtStatus.VALID}', false) AS tlsrpt_valid,

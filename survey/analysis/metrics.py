@@ -29,12 +29,14 @@ from survey.analysis.shares import BOOTSTRAP, CENSUS, Share, cluster_bootstrap, 
 from survey.proto.ciphers import SECURITY_CLASSES, VERSIONS
 from survey.vocabulary import (
     CertStatus,
+    DaneStatus,
     DnsStatus,
     HostStatus,
     MxKind,
     PolicyStatus,
     ProbeStatus,
     ResultType,
+    SenderVerdict,
     StsMode,
     StsVerdict,
     TxtStatus,
@@ -51,7 +53,7 @@ EHLO_IPS = "IP addresses answering EHLO"
 EHLO_HOSTS = "MX host names answering EHLO"
 ENUMERATED_SUITES = "IP addresses with enumerated suites"
 
-_TABLE = {"domain": "domain_facts", "host": "host_facts", "ip": "ip_facts"}
+_TABLE = {"domain": "domain_facts", "host": "host_facts", "ip": "ip_facts", "row": "mx_rows"}
 
 
 _TLS_OK = f"status = '{HostStatus.OK}'"       # an ip_facts row whose STARTTLS worked
@@ -65,7 +67,8 @@ def share(scan: Scan, unit_table: str, numerator: str, denominator: str = "true"
           name: str, unit: str) -> Share:
     """count(numerator AND denominator) / count(denominator) over one fact table.
 
-    ``unit_table``: ``domain``, ``host`` or ``ip``; the conditions are SQL over
+    ``unit_table``: ``domain``, ``host``, ``ip`` or ``row`` (a (domain, MX, IP) row
+    of ``mx_rows``); the conditions are SQL over
     its columns (facts.py). A sample gets a cluster-bootstrap interval.
     """
     table = _TABLE[unit_table]
@@ -471,8 +474,13 @@ DANE_RESULT_TYPES = ("tlsa-invalid", "dnssec-invalid", "dane-required")
 def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
     """RFC 8460 result types a sender applying the policy would report.
 
-    ``sessions``: (domain, MX, IP) rows of domains with a valid ``_mta-sts``
-    record; ``domains``: domains with at least one row of the type.
+    MTA-STS types: ``sessions`` are (domain, MX, IP) rows of domains with a
+    valid ``_mta-sts`` record; ``domains``: those with at least one row of the
+    type. DANE types (``tlsa-invalid``, ``dnssec-invalid``): what a DANE sender
+    reports (``mx.dane_result_type``) over the rows where DANE applies (``mx.dane``
+    other than ``not_applicable``) and their domains; not measured (never 0)
+    when the scan did not validate DNSSEC. ``dane-required`` is a sender's own
+    setting (require DANE for a destination), which no scan can observe.
     """
     scan.facts()
     rows = scan.rows("SELECT tlsrpt_result_type, count(*), count(DISTINCT domain) FROM mx_rows "
@@ -483,22 +491,116 @@ def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
         "WHERE d.sts_txt_valid"))
     domains = int(scan.scalar("SELECT count(*) FROM domain_facts WHERE sts_txt_valid"))
     dane = scan.not_measured("dane")
+    dane_counted: dict[str, tuple[int, int]] = {}
+    dane_sessions = dane_domains = 0
+    if not dane:
+        applies = f"dane IS NOT NULL AND dane <> '{DaneStatus.NOT_APPLICABLE}'"
+        dane_counted = {r[0]: (int(r[1]), int(r[2])) for r in scan.rows(
+            "SELECT dane_result_type, count(*), count(DISTINCT domain) FROM mx_rows "
+            f"WHERE {applies} AND dane_result_type IS NOT NULL GROUP BY ALL")}
+        dane_sessions, dane_domains = (int(v) for v in scan.rows(
+            f"SELECT count(*), count(DISTINCT domain) FROM mx_rows WHERE {applies}")[0])
     out = []
     for kind in [*TLSRPT_RESULT_TYPES, *sorted(set(counted) - set(TLSRPT_RESULT_TYPES))]:
-        s, d = counted.get(kind, (0, 0))
-        if dane and kind in DANE_RESULT_TYPES and not s:
-            out.append({"result_type": kind, "sessions": None, "of_sessions": sessions,
-                        "domains": None, "of_domains": domains,
-                        "share_of_domains": float("nan"), "not_measured": dane})
+        if kind in DANE_RESULT_TYPES:
+            why = dane or (None if kind != ResultType.DANE_REQUIRED else
+                           "not measured: a sender's own setting (require DANE for a "
+                           "destination), not observable by a scan")
+            if why:
+                out.append({"result_type": kind, "sessions": None,
+                            "of_sessions": None if dane else dane_sessions,
+                            "domains": None, "of_domains": None if dane else dane_domains,
+                            "share_of_domains": float("nan"), "not_measured": why})
+                continue
+            s, d = dane_counted.get(kind, (0, 0))
+            out.append({"result_type": kind, "sessions": s, "of_sessions": dane_sessions,
+                        "domains": d, "of_domains": dane_domains,
+                        "share_of_domains": d / dane_domains if dane_domains else float("nan"),
+                        "not_measured": None})
             continue
+        s, d = counted.get(kind, (0, 0))
         out.append({"result_type": kind, "sessions": s, "of_sessions": sessions,
                     "domains": d, "of_domains": domains,
                     "share_of_domains": d / domains if domains else float("nan"),
                     "not_measured": None})
     df = pd.DataFrame(out)
-    for column in ("sessions", "domains"):
+    for column in ("sessions", "domains", "of_sessions", "of_domains"):
         df[column] = df[column].astype("Int64")
     return df
+
+
+# -- DANE (RFC 7672) ----------------------------------------------------------------------
+
+SECURE_MX = "domains accepting mail with a DNSSEC-signed (secure) MX RRset"
+DANE_DOMAINS = "domains with usable TLSA on every primary MX"
+DANE_ROWS = "(domain, MX, IP) rows with a sender verdict"
+DANE_PROTECTION = ("DANE and MTA-STS", "DANE only", "MTA-STS only", "neither")
+
+
+def _dane(scan: Scan) -> list[Share]:
+    """DANE adoption, each step of the one before (facts.py defines the columns)."""
+    steps = (
+        ("MX RRset DNSSEC-signed (secure)", "mx_secure", "accepts_mail", MAIL_DOMAINS),
+        ("usable TLSA on every primary MX", "dane_tlsa", "accepts_mail AND mx_secure",
+         SECURE_MX),
+        ("TLSA matches on every primary MX (DANE valid)", "dane_valid",
+         "accepts_mail AND mx_secure", SECURE_MX),
+        ("of those with usable TLSA: TLSA matches", "dane_valid", "dane_tlsa",
+         DANE_DOMAINS),
+        ("a `3 1 1` record on every primary MX", "dane_311", "dane_tlsa", DANE_DOMAINS),
+        ("DANE and an active MTA-STS policy", f"dane_tlsa AND {_ACTIVE}", "accepts_mail",
+         MAIL_DOMAINS),
+    )
+    why = scan.not_measured("dane")
+    if why:
+        return [Share.missing(name, unit, why) for name, _, _, unit in steps]
+    return [share(scan, "domain", num, den, name=name, unit=unit)
+            for name, num, den, unit in steps]
+
+
+def dane(scan: Scan) -> pd.DataFrame:
+    """DANE adoption with its denominators: secure MX RRset, usable TLSA, matching TLSA.
+
+    Not measured (never 0) when the scan did not validate DNSSEC or predates DANE.
+    """
+    return frame(_dane(scan))
+
+
+def _dane_distribution(scan: Scan, unit_table: str, category: str, denominator: str, *,
+                       unit: str, categories: Sequence[str]) -> pd.DataFrame:
+    why = scan.not_measured("dane")
+    if why:
+        return frame([Share.missing(c, unit, why) for c in categories], index="category")
+    return distribution(scan, unit_table, category, denominator, unit=unit,
+                        categories=categories)
+
+
+def dane_usages(scan: Scan) -> pd.DataFrame:
+    """DANE-EE(3) vs DANE-TA(2) among the domains with usable TLSA on every primary MX."""
+    return _dane_distribution(scan, "domain", "dane_usages", "dane_tlsa", unit=DANE_DOMAINS,
+                              categories=("DANE-EE", "DANE-TA", "DANE-EE and DANE-TA"))
+
+
+def dane_and_mta_sts(scan: Scan) -> pd.DataFrame:
+    """DANE (usable TLSA on every primary MX) and an active MTA-STS policy, per mail domain."""
+    expr = (f"CASE WHEN dane_tlsa AND {_ACTIVE} THEN '{DANE_PROTECTION[0]}' "
+            f"WHEN dane_tlsa THEN '{DANE_PROTECTION[1]}' "
+            f"WHEN {_ACTIVE} THEN '{DANE_PROTECTION[2]}' ELSE '{DANE_PROTECTION[3]}' END")
+    return _dane_distribution(scan, "domain", expr, "accepts_mail", unit=MAIL_DOMAINS,
+                              categories=DANE_PROTECTION)
+
+
+def sender_verdicts(scan: Scan) -> pd.DataFrame:
+    """What a sender supporting DANE and MTA-STS does, per (domain, MX, IP) (``mx.sender``)."""
+    return _dane_distribution(scan, "row", "sender", "sender IS NOT NULL", unit=DANE_ROWS,
+                              categories=tuple(SenderVerdict))
+
+
+def dane_statuses(scan: Scan) -> pd.DataFrame:
+    """``mx.dane`` per (domain, MX, IP) row with a verdict (DaneStatus)."""
+    return _dane_distribution(scan, "row", "dane", "dane IS NOT NULL",
+                              unit="(domain, MX, IP) rows with a DANE verdict",
+                              categories=tuple(DaneStatus))
 
 
 def _tlsrpt(scan: Scan) -> list[Share]:
