@@ -45,6 +45,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("interop: posttls-finger vs survey's certificate verdicts")
         for line in finger.pytest_terminal_summary_lines():
             terminalreporter.write_line(line)
+    dane = sys.modules.get("tests.interop.test_dane_posttls_finger")
+    if dane is not None and dane.TABLE:
+        terminalreporter.section("interop: posttls-finger -l dane vs survey's dane column")
+        for line in dane.pytest_terminal_summary_lines():
+            terminalreporter.write_line(line)
     if not AGREEMENT:
         return
     write = terminalreporter.write_line
