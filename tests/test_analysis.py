@@ -329,12 +329,11 @@ def test_published_figures_as_data():
     computable = set(df[df["status"].isin(["computable", "definition unclear"])]["id"])
     assert computable == set(sa.published.MEASURES)
     missing = set(sa.published.not_computable()["id"])
-    assert {"durumeric2015-dmarc", "lee2020-tlsa-unvalidatable", "lee2020-tlsa-inconsistent",
-            "dukhovni2023-tlsa"} == missing
+    assert {"durumeric2015-dmarc", "lee2020-tlsa-unvalidatable"} == missing
     assert (df["value"] > 0).all()
 
 
-def test_published_side_by_side_on_the_fixture(a):
+def test_published_side_by_side_on_the_fixture(a, scans):
     side = sa.published.side_by_side(a).set_index("id")
     assert side.loc["facebook2014-starttls", ["count", "total"]].tolist() == [5, 6]
     assert side.loc["mailchannels2015-starttls", ["count", "total"]].tolist() == [5, 6]
@@ -351,6 +350,20 @@ def test_published_side_by_side_on_the_fixture(a):
     assert side.loc["uriports2026-testing", ["count", "total"]].tolist() == [1, 4]
     assert side.loc["tatang2021-active", ["count", "total"]].tolist() == [3, 8]
     assert pd.isna(side.loc["durumeric2015-dmarc", "measured"])
+    # the fixture has the dane column and no secure MX RRset: DANE figures are real zeros
+    assert side.loc["dukhovni2023-tlsa", ["count", "total"]].tolist() == [0, 0]
+    assert side.loc["zivver2025-dane", ["count", "total"]].tolist() == [0, 6]
+    # the same scan with DNSSEC validation off: not measured, with the reason, never 0
+    off = sa.load(scans[0])
+    off.manifest.setdefault("config", {})["dnssec"] = False
+    side = sa.published.side_by_side(off).set_index("id")
+    for dane in ("dukhovni2023-tlsa", "lee2020-tlsa-inconsistent", "zivver2025-dane"):
+        assert pd.isna(side.loc[dane, "measured"]) and side.loc[dane, "total"] == 0
+        assert "DNSSEC validation was off" in side.loc[dane, "not_measured"]
+    text = sa.published.table(side.reset_index()).set_index("metric")
+    assert text.loc["correct SMTP TLSA at every primary MX", "this scan"].str.startswith(
+        "not measured").all()
+    assert side.loc["zivver2025-mta-sts", ["count", "total"]].tolist() == [3, 6]
 
 
 # -- two scans -----------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ citation, date, population, metric, value (a fraction, or a count when
   * ``definition unclear``: computable with the reading stated in
     ``definition``; the source leaves room;
   * ``volume``: a share of messages, which a domain scan cannot compute;
-  * ``not computable yet``: needs data the scanner does not collect yet
-    (DMARC records, DANE/TLSA with DNSSEC).
+  * ``not computable yet``: needs data the scanner does not collect (yet)
+    (DMARC records; TLSA records in zones a DANE sender never asks).
+
+DANE figures are not measured (never 0) on a scan without DNSSEC validation
+(``measured.py``): their share says so, with the reason.
 
 On a real scan the comparison is a reproduction (same definitions, different
 list and year: discuss the differences). On a testbed world calibrated to
@@ -31,9 +34,18 @@ import pandas as pd
 
 from survey.analysis.facts import EHLO_ANSWERED, STS_ACTIVE
 from survey.analysis.load import Scan
-from survey.analysis.metrics import DOMAINS, EHLO_HOSTS, EHLO_IPS, TLS_HOSTS, TLS_IPS, share
+from survey.analysis.metrics import (
+    DOMAINS,
+    EHLO_HOSTS,
+    EHLO_IPS,
+    MAIL_DOMAINS,
+    SECURE_MX,
+    TLS_HOSTS,
+    TLS_IPS,
+    share,
+)
 from survey.analysis.shares import Share
-from survey.vocabulary import Calibration, CertStatus, HostStatus, StsMode
+from survey.vocabulary import Calibration, CertStatus, DaneStatus, HostStatus, StsMode
 
 STATUSES = ("computable", "definition unclear", "volume", "not computable yet")
 _EHLO = "(" + ", ".join(f"'{o}'" for o in EHLO_ANSWERED) + ")"
@@ -72,7 +84,38 @@ def _uriports(scan: Scan) -> Share:
                  name="valid MTA-STS policy", unit=DOMAINS)
 
 
+def _dane(numerator: str, denominator: str, *, name: str,
+          unit: str) -> Callable[[Scan], Share]:
+    """A DANE figure: not measured (with the reason) when the scan has no DANE verdicts."""
+    def measure(scan: Scan) -> Share:
+        why = scan.not_measured("dane")
+        if why:
+            return Share.missing(name, unit, why)
+        return share(scan, "domain", numerator, denominator, name=name, unit=unit)
+    return measure
+
+
+_DUKHOVNI = _dane("dane_valid", "accepts_mail AND mx_secure",
+                  name="matching TLSA at every primary MX", unit=SECURE_MX)
+_SOME_USABLE = "domain IN (SELECT domain FROM mx_rows WHERE tlsa_usable)"
+
+
 MEASURES: dict[str, Callable[[Scan], Share]] = {
+    "dukhovni2023-tlsa": _DUKHOVNI,
+    "dukhovni2020-tlsa": _DUKHOVNI,
+    "lee2020-tlsa-inconsistent": _dane(
+        f"domain IN (SELECT domain FROM mx_rows WHERE dane = '{DaneStatus.NO_MATCH}')",
+        f"accepts_mail AND mx_secure AND {_SOME_USABLE}",
+        name="TLSA matches nothing on some MX",
+        unit="domains with a secure MX RRset and usable TLSA on some MX"),
+    "forumstandaardisatie2019-dane": _dane("dane_valid", "accepts_mail",
+                                           name="DANE valid on every primary MX",
+                                           unit=MAIL_DOMAINS),
+    "zivver2025-dane": _dane("dane_tlsa", "accepts_mail",
+                             name="usable TLSA on every primary MX", unit=MAIL_DOMAINS),
+    "zivver2025-mta-sts": lambda scan: share(
+        scan, "domain", f"sts_txt_valid AND sts_policy_valid AND sts_mode IN {_ACTIVE}",
+        "accepts_mail", name="MTA-STS active", unit=MAIL_DOMAINS),
     "durumeric2015-encryption": lambda scan: share(
         scan, "ip", f"status = '{HostStatus.OK}'", f"outcome IN {_EHLO}",
         name="STARTTLS handshake completed", unit=EHLO_IPS),
@@ -170,8 +213,10 @@ def side_by_side(scan: Scan) -> pd.DataFrame:
 
     Columns: the figure's (id, source, date, population, metric, published,
     published_value, kind, status, definition, citation) and the scan's
-    (measured, count, total, unit, low, high, calibration). ``measured`` is a
-    fraction, or the count for ``kind == count``; empty when not computable.
+    (measured, count, total, unit, low, high, not_measured, calibration).
+    ``measured`` is a fraction, or the count for ``kind == count``; empty when
+    not computable, or not measured (``not_measured`` says why: a DANE figure
+    on a scan without DNSSEC validation).
     ``calibration`` (testbed scans only, ``calibration``): calibrated, not
     calibrated, or definition unclear.
     """
@@ -185,17 +230,20 @@ def side_by_side(scan: Scan) -> pd.DataFrame:
                  "kind": row["kind"], "status": row["status"],
                  "definition": row["definition"], "citation": row["citation"],
                  "measured": None, "count": None, "total": None, "unit": None,
-                 "low": None, "high": None,
+                 "low": None, "high": None, "not_measured": None,
                  "calibration": (marks or {}).get(row["id"]) if marks is not None else None}
         if result is not None:
             entry.update(measured=result.count if row["kind"] == "count" else result.value,
                          count=result.count, total=result.total, unit=result.unit,
-                         low=result.low, high=result.high)
+                         low=result.low, high=result.high,
+                         not_measured=result.not_measured)
         out.append(entry)
     return pd.DataFrame(out)
 
 
 def _measured_text(row: dict) -> str:
+    if row.get("not_measured"):
+        return str(row["not_measured"])
     if row["measured"] is None or pd.isna(row["measured"]):
         return row["status"]
     if row["kind"] == "count":
