@@ -8,7 +8,7 @@
 #
 # No system service is configured or started: debconf is preseeded with
 # "No configuration" for Postfix, and a temporary policy-rc.d keeps apt from
-# starting postfix, unbound or nginx. The tests run their own instances with
+# starting postfix, unbound, nsd or nginx. The tests run their own instances with
 # their own configuration directories and stop them afterwards.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -42,7 +42,7 @@ install_exim() {
     chmod 755 "$wrapper"
 }
 
-packages=(postfix unbound nginx testssl.sh sslscan chromium
+packages=(postfix unbound nsd ldnsutils nginx testssl.sh sslscan chromium
           openssl curl bsdextrautils bsdmainutils procps bind9-dnsutils util-linux ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
