@@ -60,7 +60,7 @@ def test_the_report_is_one_file_with_figures_beside_it(report):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert str(out / "report.html") in result.stdout
     for title in ("Overview", "STARTTLS and certificates", "TLS versions and cipher suites",
-                  "MTA-STS and TLSRPT", "Published figures, side by side",
+                  "MTA-STS, DANE and TLSRPT", "Published figures, side by side",
                   "Comparing two scans"):
         assert f">{title}</h2>" in page
     parser = Elements()
