@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from survey.net.smtp import SmtpProbe
 from survey.scan.servers import trimmed
 
@@ -24,9 +22,3 @@ def test_the_mx_rows_fields_stay_the_host_rows_go():
                  "cipher_suite", "chain"):
         assert getattr(kept, name) == getattr(full, name), name
     assert full == probe()   # the written probe itself is not changed
-
-
-def test_a_judged_probe_drops_its_chain_too():
-    kept = trimmed(probe(), judged=True)
-    assert kept.chain == [] and kept.sni == "mx.example.test" and kept.status == "ok"
-    assert dataclasses.replace(kept, chain=[b"leaf", b"ca"]) == trimmed(probe())

@@ -151,11 +151,10 @@ class ServerProber:
         return probe
 
 
-def trimmed(probe: SmtpProbe, *, judged: bool = False) -> SmtpProbe:
+def trimmed(probe: SmtpProbe) -> SmtpProbe:
     """The probe as the mx rows need it once its host row is written.
 
-    Banner, EHLO lines and transcript are in the host row; the chain stays until
-    its verdict is taken (``judged``: the caller holds the verdict, the chain goes).
+    Banner, EHLO lines and transcript are in the host row; the chain stays: each mx
+    row's DANE verdict matches its TLSA records against it (survey/dane.py).
     """
-    return replace(probe, banner=None, ehlo=None, ehlo_tls=None, transcript=[],
-                   chain=[] if judged else probe.chain)
+    return replace(probe, banner=None, ehlo=None, ehlo_tls=None, transcript=[])

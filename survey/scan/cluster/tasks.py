@@ -200,7 +200,7 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     async def ask(ip: str, name: str) -> None:
         outcome = tools.outcome(await tools.prober.for_name(ip, name))
         if outcome is not None:
-            outcome = dataclasses.replace(outcome, probe=trimmed(outcome.probe, judged=True))
+            outcome = dataclasses.replace(outcome, probe=trimmed(outcome.probe))
         outcomes[(name, ip)] = outcome
 
     async def fetch(request: FetchRequest) -> None:
