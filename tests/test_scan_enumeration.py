@@ -366,3 +366,13 @@ async def test_a_record_that_never_completes_fails_the_enumeration_in_bounded_ti
     assert result.probe_status == "failed" and result.versions_supported is None
     assert result.connections == 3                      # the first hello, retried twice
     assert trio.current_time() - started < 3 * short.tls + 2
+
+
+def test_no_handshake_only_when_the_server_chose_a_suite_our_probe_speaks():
+    from survey.scan.enumeration import probe_could_negotiate
+    legacy = [{"version": "TLSv1.2", "name": "TLS_RSA_WITH_3DES_EDE_CBC_SHA"},
+              {"version": "SSLv3", "name": "TLS_RSA_WITH_AES_128_CBC_SHA"}]
+    assert not probe_could_negotiate(legacy)      # OpenSSL here lacks 3DES and SSLv3
+    assert probe_could_negotiate(
+        legacy + [{"version": "TLSv1.2", "name": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"}])
+    assert probe_could_negotiate([])              # nothing recorded: the rule holds

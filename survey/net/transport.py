@@ -86,6 +86,19 @@ async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.Socket
 CERTIFICATE_PROBE_CIPHERS = "ALL:COMPLEMENTOFALL:!aNULL:!PSK:!SRP:@SECLEVEL=0"
 
 
+# What the certificate probe's OpenSSL can speak (legacy suites such as RC4 and 3DES, and
+# SSLv3, are not in OpenSSL 3 here).
+PROBE_VERSIONS = frozenset({"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"})
+
+
+@functools.cache
+def certificate_probe_suites() -> frozenset[str]:
+    """IANA names of the suites the certificate probe can negotiate: a server that chose
+    none of them failed its handshake with this machine's OpenSSL, not with every sender."""
+    return frozenset(openssl_to_iana(c["name"]) or c["name"]
+                     for c in client_context().get_ciphers())
+
+
 @functools.cache
 def client_context() -> ssl.SSLContext:
     """Speak whatever the server speaks with a certificate; judge it later (survey.certs).

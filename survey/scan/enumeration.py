@@ -53,6 +53,7 @@ import trio
 
 from survey.net.probes import HelloAnswer, hello_probe
 from survey.net.smtp import SmtpProbe
+from survey.net.transport import PROBE_VERSIONS, certificate_probe_suites
 from survey.proto import ciphers, tlshello
 from survey.proto.enumerate import (
     DEFAULT_CHUNK,
@@ -147,6 +148,7 @@ class _Server:
         self.spoke_tls = base.status == HostStatus.OK
         self.results: dict[str, VersionResult] = {}
         self.decided: dict[str, bool | None] = {}   # versions profile: supported?
+        self.chosen: list[dict[str, Any]] = []     # versions profile: the suites chosen
         self.pending_chunks: list[str] = []
         self.detail: str | None = None
 
@@ -215,9 +217,13 @@ class _Server:
         detail = interrupted or (f"undecided: {', '.join(undecided)}" if undecided else None)
         if not ok and detail is None:
             detail = "incomplete"
-        if self.base.status == HostStatus.TLS_HANDSHAKE_FAILED and enumeration.versions_supported:
-            # ServerHellos only: a server that aborts every handshake after its hello is no
-            # TLS server to a sender, whatever versions it announces (issue 20)
+        if (self.base.status == HostStatus.TLS_HANDSHAKE_FAILED
+                and enumeration.versions_supported
+                and probe_could_negotiate(enumeration.cipher_suites or self.chosen)):
+            # ServerHellos only: a server that chose a suite our certificate probe speaks and
+            # still aborts every handshake is no TLS server to a sender, whatever versions it
+            # announces. One that chose only suites OpenSSL lacks here (RC4, 3DES, SSLv3)
+            # failed with our client, not with every sender: its lists stay ok.
             status = ProbeStatus.NO_HANDSHAKE
             detail = ("no handshake completed (the starttls probe's failed: "
                       f"{self.base.detail or 'no detail'}); the lists are what its "
@@ -282,6 +288,8 @@ class _Server:
                 outcome = await self.ask(offer)
                 first = first or outcome
                 if isinstance(outcome, Chosen):
+                    self.chosen.append({"version": version,
+                                        "name": ciphers.name_for_code(outcome.suite)})
                     return True
                 machine.record(outcome)
             if isinstance(first, Failed) or machine.result().error is not None:
@@ -346,3 +354,12 @@ def hello_profile() -> dict[str, Any]:
 def _stalled(answer: HelloAnswer) -> bool:
     """The SMTP part failed, or TLS never decided: wait and ask again, never a refusal."""
     return not answer.sent or answer.transport == "timeout"
+
+
+def probe_could_negotiate(found: list[dict[str, Any]] | None) -> bool:
+    """Did the server choose some (version, suite) our certificate probe offers? Unknown
+    (no suites recorded) counts as yes."""
+    if not found:
+        return True
+    ours = certificate_probe_suites()
+    return any(s["version"] in PROBE_VERSIONS and s["name"] in ours for s in found)
