@@ -471,6 +471,16 @@ TLSRPT_RESULT_TYPES = (
 DANE_RESULT_TYPES = ("tlsa-invalid", "dnssec-invalid", "dane-required")
 
 
+def _measured_type(kind: str, counted: dict[str, tuple[int, int]], sessions: int,
+                   domains: int) -> dict:
+    """One measured result type's row: its sessions and domains over their denominators."""
+    s, d = counted.get(kind, (0, 0))
+    return {"result_type": kind, "sessions": s, "of_sessions": sessions,
+            "domains": d, "of_domains": domains,
+            "share_of_domains": d / domains if domains else float("nan"),
+            "not_measured": None}
+
+
 def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
     """RFC 8460 result types a sender applying the policy would report.
 
@@ -512,17 +522,9 @@ def tlsrpt_result_types(scan: Scan) -> pd.DataFrame:
                             "domains": None, "of_domains": None if dane else dane_domains,
                             "share_of_domains": float("nan"), "not_measured": why})
                 continue
-            s, d = dane_counted.get(kind, (0, 0))
-            out.append({"result_type": kind, "sessions": s, "of_sessions": dane_sessions,
-                        "domains": d, "of_domains": dane_domains,
-                        "share_of_domains": d / dane_domains if dane_domains else float("nan"),
-                        "not_measured": None})
+            out.append(_measured_type(kind, dane_counted, dane_sessions, dane_domains))
             continue
-        s, d = counted.get(kind, (0, 0))
-        out.append({"result_type": kind, "sessions": s, "of_sessions": sessions,
-                    "domains": d, "of_domains": domains,
-                    "share_of_domains": d / domains if domains else float("nan"),
-                    "not_measured": None})
+        out.append(_measured_type(kind, counted, sessions, domains))
     df = pd.DataFrame(out)
     for column in ("sessions", "domains", "of_sessions", "of_domains"):
         df[column] = df[column].astype("Int64")
