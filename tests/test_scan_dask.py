@@ -24,7 +24,7 @@ from survey.scan.cluster.driver import DistributedScan
 from survey.scan.cluster.stage import read_pickle
 from survey.scan.config import ScanConfig
 from survey.store import open_dataset, read_manifest
-from survey.testbed.listen import max_concurrency, read_connection_log
+from survey.testbed.listen import read_connection_log
 from survey.testbed.score import score
 from tests.worlds import SURVEY, assert_same_rows, served_world
 
@@ -83,11 +83,11 @@ def test_the_per_ip_cap_holds_across_workers(distributed, world):
     log = [r for r in read_connection_log(world / "connections.jsonl")
            if started <= r.start <= ended]
     assert {r.service for r in log} >= {"smtp", "https"}
-    # 100 ms of slack: the world notes an end when its handler finishes (listen.py), and
-    # here its one event loop shares 2 cores with two workers and the driver. Measured lags
-    # reached 61 ms, all at a shared MTA-STS policy host after the scanner had closed the
-    # connection (the next fetch to an address starts only after the last one closed).
-    assert max(max_concurrency(log, slack=0.1).values()) == 1
+    # Asked of the kernel, not of the handlers' end times: on a loaded 2-core machine the
+    # world's one event loop noted ends up to 0.33 s after the scanner had closed and opened
+    # its next connection to the address, and an end-time check with 0.1 s of slack failed CI.
+    crowded = [r for r in log if r.held_open]
+    assert not crowded, crowded[:5]
     # and the addresses really were spread over both workers' tasks
     per_partition = [json.loads(p.read_text())["hosts"]
                      for p in (out / "_cluster" / "done").glob("r0-p*.json")]

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from survey.store import open_dataset, read_manifest, read_pandas
-from survey.testbed.listen import max_concurrency, read_connection_log
+from survey.testbed.listen import read_connection_log
 from survey.testbed.score import score
 from tests.worlds import SURVEY, assert_same_rows, served_world
 
@@ -59,8 +59,8 @@ def test_each_server_once_and_the_per_ip_cap_held(world, full_scan):
     log = [r for r in read_connection_log(world / "connections.jsonl")
            if started <= r.start <= ended]
     assert log, "the world logged no connections during the scan"
-    # 50 ms of slack: the world notes an end when its handler finishes (listen.py)
-    assert max(max_concurrency(log, slack=0.05).values()) == 1
+    # held_open is the kernel's view at accept time (listen.py), immune to the world's lag
+    assert not [r for r in log if r.held_open]
     hosts = read_pandas(out, "hosts")
     assert hosts[["ip", "port"]].duplicated().sum() == 0
     manifest = read_manifest(out)

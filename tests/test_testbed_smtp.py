@@ -125,6 +125,11 @@ async def test_log_proves_per_ip_concurrency(nursery, tmp_path):
     records = read_connection_log(tmp_path / "conn.jsonl")
     assert max_concurrency(records) == {"127.0.0.2": 3, "127.0.0.3": 1}
     assert connections_by_ip(records) == {"127.0.0.2": 3, "127.0.0.3": 2}
+    # the kernel's view: each new connection to .2 found the earlier ones still held open;
+    # the second to .3 came after the client had closed the first
+    held = sorted((r.ip, r.held_open) for r in records)
+    assert held == [("127.0.0.2", 0), ("127.0.0.2", 1), ("127.0.0.2", 2),
+                    ("127.0.0.3", 0), ("127.0.0.3", 0)]
 
 
 def test_max_concurrency_touching_intervals_do_not_overlap():

@@ -68,6 +68,7 @@ class ConnectionRecord:
     start: float           # Unix time, seconds
     end: float
     outcome: str           # "closed", "cancelled" or "error: <type>"
+    held_open: int = 0     # other connections to ``ip`` the client still held when it arrived
 
 
 Handler = Callable[[Connection], Awaitable[None]]
@@ -96,6 +97,8 @@ class ConnectionLog:
         self.path = Path(path) if path is not None else None
         self.keep = keep or path is None
         self.records: list[ConnectionRecord] = []
+        # ip -> the sockets being served there, for ConnectionRecord.held_open
+        self.open_at: dict[str, set[trio.socket.SocketType]] = defaultdict(set)
         self._fd: int | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,28 @@ def max_concurrency(records: Iterable[ConnectionRecord], *, slack: float = 0.0
             peak = max(peak, open_now)
         peaks[ip] = peak
     return peaks
+
+
+def held_by_client(sockets: Iterable[trio.socket.SocketType]) -> int:
+    """How many of these accepted sockets the client has not closed yet.
+
+    The kernel's TCP state says it exactly, however far the world's event
+    loop lags: a client's FIN or RST moves the server side out of
+    ESTABLISHED during the client's own ``close()`` on loopback, before it
+    can open its next connection. A politeness check built on this cannot
+    flake on a loaded machine as one built on the handlers' end times can.
+    """
+    held = 0
+    for sock in sockets:
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+        except OSError:
+            continue
+        held += state == TCP_ESTABLISHED
+    return held
+
+
+TCP_ESTABLISHED = 1    # linux/tcp_states.h
 
 
 def connections_by_ip(records: Iterable[ConnectionRecord]) -> dict[str, int]:
@@ -280,6 +305,9 @@ async def _run_one(conn_sock: trio.socket.SocketType, handler: Handler, connlog:
         remote = ("0.0.0.0", 0)
     conn = Connection(stream, canonical_ip(local[0]), local[1], canonical_ip(remote[0]),
                       remote[1])
+    neighbours = connlog.open_at[conn.ip]
+    held_open = held_by_client(neighbours)
+    neighbours.add(conn_sock)
     try:
         await handler(conn)
     except trio.Cancelled:
@@ -291,9 +319,13 @@ async def _run_one(conn_sock: trio.socket.SocketType, handler: Handler, connlog:
         outcome = f"error: {type(exc).__name__}"
         log.exception("%s handler failed for %s:%d", service, conn.ip, conn.port)
     finally:
+        neighbours.discard(conn_sock)
+        if not neighbours and connlog.open_at.get(conn.ip) is neighbours:
+            del connlog.open_at[conn.ip]
         try:
             stream.socket.close()
         finally:
             guard.leave()
             connlog.write(ConnectionRecord(service, conn.ip, conn.port, conn.peer,
-                                           conn.peer_port, start, time.time(), outcome))
+                                           conn.peer_port, start, time.time(), outcome,
+                                           held_open))
