@@ -109,3 +109,51 @@ def test_parse_resolver_rejects(text):
 def test_no_nameservers_is_an_error():
     with pytest.raises(ValueError):
         Resolver([])
+
+
+def _signed_reply(answer: str, authority: str = ""):
+    """A DO+CD reply as dnspython writes it (names compressed), read by the fast codec."""
+    import dns.message
+    import dns.rrset
+
+    from survey.net.dns import DnssecReply
+    from survey.proto import dnswire
+
+    query = dns.message.make_query("lab.test.", "SOA", want_dnssec=True)
+    reply = dns.message.make_response(query)
+    for section, text in ((reply.answer, answer), (reply.authority, authority)):
+        for line in filter(None, text.splitlines()):
+            owner, ttl, rdtype, rdata = line.split(maxsplit=3)
+            section.append(dns.rrset.from_text(owner, int(ttl), "IN", rdtype, rdata))
+    wire = reply.to_wire()
+    return DnssecReply(dnswire.parse_response(wire, sections=True), wire)
+
+
+RRSIG_SOA = ("lab.test. 300 RRSIG SOA 15 2 300 20300101000000 20200101000000 1 lab.test. "
+             "AAAA")
+
+
+def test_apex_soa_and_ns_with_compressed_names_reach_the_validator():
+    # RFC 1035 §4.1.4 / RFC 3597 §4: SOA and NS rdata names may be compressed; the
+    # validator needs them exactly as signed (they were left out: apex lookups looked bogus)
+    import dns.name
+    import dns.rdatatype
+
+    reply = _signed_reply("lab.test. 300 SOA ns.lab.test. hostmaster.lab.test. 1 3600 600 "
+                          "86400 300\n" + RRSIG_SOA + "\nlab.test. 300 NS ns.lab.test.\n")
+    ns_wire = next(r.rdata for r in reply.fast.records if r.rtype == dns.rdatatype.NS)
+    assert len(ns_wire) == 2                # a compression pointer: ns.lab.test was sent before
+    by_type = {r.rdtype: r for r in reply.message.answer}
+    soa = by_type[dns.rdatatype.SOA][0]
+    assert soa.mname == dns.name.from_text("ns.lab.test.")
+    assert soa.rname == dns.name.from_text("hostmaster.lab.test.")
+    assert by_type[dns.rdatatype.NS][0].target == dns.name.from_text("ns.lab.test.")
+    assert by_type[dns.rdatatype.RRSIG][0].type_covered == dns.rdatatype.SOA
+
+
+def test_authority_soa_of_a_negative_answer_stays_out():
+    import dns.rdatatype
+
+    reply = _signed_reply("", "lab.test. 300 SOA ns.lab.test. hostmaster.lab.test. 1 3600 "
+                          "600 86400 300\n" + RRSIG_SOA + "\n")
+    assert [r.rdtype for r in reply.message.authority] == [dns.rdatatype.RRSIG]

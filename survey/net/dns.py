@@ -336,14 +336,22 @@ class DnssecReply:
         from the fast parse, record by record, without dnspython's message machinery
         (a third of a validating scan's CPU when it parsed whole messages)."""
         if self._message is None:
-            self._message = LightMessage.of(self.fast)
+            self._message = LightMessage.of(self.fast, self.data)
         return self._message
 
 
 class LightMessage:
     """What the validator reads of a response: ``answer``, ``authority`` (lists of
-    dnspython RRsets; RRSIGs grouped by owner and covered type) and ``rcode()``. Records the
-    validator never verifies (SOA, NS: their names may be compressed) are left out."""
+    dnspython RRsets; RRSIGs grouped by owner and covered type) and ``rcode()``.
+
+    The fast codec keeps the rdata of most types as the bytes on the wire, which is
+    exact for types whose rdata holds no compressible name. RFC 1035's types that hold
+    one (NS, SOA, PTR, ...: RFC 3597 §4) may point into the rest of the message: in the
+    authority section (the SOA of a negative answer, the NS of a referral) the validator
+    never verifies them and they are left out; an answer section that holds one (an
+    ``NS`` or ``SOA`` lookup, a zone's apex records) is read by dnspython's message code
+    instead, names decompressed. (Leaving them out of the answer too made every apex
+    SOA/NS lookup of a signed zone bogus: no SOA in the answer, so a denial, unproven.)"""
 
     __slots__ = ("_rcode", "answer", "authority")
 
@@ -354,16 +362,24 @@ class LightMessage:
         return self._rcode
 
     @classmethod
-    def of(cls, fast: dnswire.Response) -> LightMessage:
+    def of(cls, fast: dnswire.Response, data: bytes = b"") -> LightMessage:
         import dns.exception
+        import dns.message
 
         try:
+            if data and any(r.rtype in _COMPRESSIBLE for r in fast.records):
+                message = dns.message.from_wire(data, ignore_trailing=True)
+                return cls(list(message.answer), list(message.authority), fast.rcode)
             return cls(_rrsets(fast.records), _rrsets(fast.authority), fast.rcode)
         except (dns.exception.DNSException, ValueError) as exc:
             raise DnsWireError(f"malformed DNSSEC record: {exc}") from None
 
 
-_SKIPPED = frozenset((dnswire.TYPES["SOA"], dnswire.TYPES["NS"]))
+# RFC 1035 types whose rdata names may be compressed (RFC 3597 §4), besides the CNAME and
+# MX that the fast codec reads itself: NS, MD, MF, SOA, MB, MG, MR, PTR, MINFO; and those
+# RFC 3597 §4 asks receivers to decompress: RP, AFSDB, RT, SIG, PX, NXT, SRV, NAPTR.
+_COMPRESSIBLE = frozenset((2, 3, 4, 6, 7, 8, 9, 12, 14, 17, 18, 21, 24, 26, 30, 33, 35))
+_SKIPPED = _COMPRESSIBLE
 
 
 def _rrsets(records) -> list:
