@@ -52,6 +52,7 @@ import dns.rdtypes.nsbase
 import dns.rrset
 import trio
 
+from survey.testbed.latency import dns_delay
 from survey.testbed.model import TLD, World
 from survey.testbed.signing import NS, SOA, Signer, parent_of
 
@@ -384,13 +385,15 @@ class DnsServer:
         self.answerer = Answerer(world, tlsa_data)
         self.host = host or world.resolver
         self.port = port
+        self.latency = world.dns_latency       # None: answer at once (latency.py)
+        self.seed = world.seed
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         udp, tcp = await self._bind()
         with udp, tcp:
             self.port = udp.getsockname()[1]
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._serve_udp, udp)
+                nursery.start_soon(self._serve_udp, udp, nursery)
                 nursery.start_soon(self._serve_tcp, tcp, nursery)
                 task_status.started((self.host, self.port))
 
@@ -417,18 +420,33 @@ class DnsServer:
                     break
         raise OSError(f"cannot bind DNS on {self.host}:{self.port}: {last}")
 
-    async def _serve_udp(self, sock: trio.socket.SocketType) -> None:
+    async def _serve_udp(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
         while True:
             try:
                 data, peer = await sock.recvfrom(65535)
             except OSError:
                 continue
             reply = self.answerer.answer(data, tcp=False)
-            if reply is not None:
-                try:
-                    await sock.sendto(reply, peer)
-                except OSError:
-                    pass
+            if reply is None:
+                continue
+            delay = dns_delay(self.latency, data, self.seed)
+            if delay > 0:
+                nursery.start_soon(self._send_later, sock, reply, peer, delay)
+                continue
+            try:
+                await sock.sendto(reply, peer)
+            except OSError:
+                pass
+
+    @staticmethod
+    async def _send_later(sock: trio.socket.SocketType, reply: bytes, peer: Any,
+                          delay: float) -> None:
+        """A slow resolution: the answer leaves ``delay`` seconds after the question."""
+        await trio.sleep(delay)
+        try:
+            await sock.sendto(reply, peer)
+        except OSError:
+            pass
 
     async def _serve_tcp(self, listener: trio.socket.SocketType,
                          nursery: trio.Nursery) -> None:
@@ -463,6 +481,9 @@ class DnsServer:
                 message, buffer = bytes(buffer[2:2 + size]), buffer[2 + size:]
                 reply = self.answerer.answer(message, tcp=True)
                 if reply is not None:
+                    delay = dns_delay(self.latency, message, self.seed)
+                    if delay > 0:
+                        await trio.sleep(delay)
                     await stream.send_all(struct.pack("!H", len(reply)) + reply)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass

@@ -65,6 +65,7 @@ from survey.testbed.model import (
     DnsNode,
     DnsRecord,
     DomainSpec,
+    Latency,
     MxHostSpec,
     MxRef,
     PolicyHostSpec,
@@ -547,12 +548,73 @@ class _Builder:
         for i in range(self.n):
             self.build_domain(i)
         self.finish_servers()
+        dns_latency = self.apply_timing()
         zones = self.sign_zones()
         dns = self.build_dns()
         return World(seed=self.seed, profile=self.profile["name"], domains=tuple(self.domains),
                      mx_hosts=self.mx_hosts, smtp_servers=self.servers,
                      policy_hosts=self.policies, dns=dns, zones=zones, resolver=RESOLVER_IP,
-                     ports=self.ports, scanner=self.scale.scanner)
+                     ports=self.ports, scanner=self.scale.scanner, dns_latency=dns_latency)
+
+    def apply_timing(self) -> Latency | None:
+        """The profile's ``timing`` block (profiles/realistic.json) onto the servers.
+
+        Each SMTP server gets a round-trip time and greeting delays, each policy host a
+        round-trip time, the world a DNS answer delay, all drawn from a random stream
+        of their own (so the rest of the world is the same with or without timing).
+        Values are seconds at the default scale; another scale (``fast``) compresses
+        them by its greeting timeout over the default's (DNS: its DNS timeout over the
+        default's), as it compresses every timing behaviour. A profile whose slowest
+        greeting could come within 2x of the greeting timeout is refused: the truth
+        must not depend on timing.
+        """
+        timing = self.profile.get("timing")
+        if not timing:
+            return None
+        s, default = self.scale.scanner, ScannerSettings()
+        k_smtp = s.greeting_timeout / default.greeting_timeout
+        k_dns = s.dns_timeout / default.dns_timeout
+        try:
+            rtt = _latency(timing["rtt"], k_smtp)
+            greeting = _latency(timing["greeting"], k_smtp)
+            pause = timing.get("greet_pause", {})
+            pause_share, pause_wait = float(pause.get("share", 0)), float(pause.get("wait", 0))
+            screen = timing.get("postscreen", {})
+            screen_share = float(screen.get("share", 0))
+            screen_wait = float(screen.get("wait", 0))
+            dns = _latency(timing["dns"], k_dns) if "dns" in timing else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"profile {self.profile['name']!r}: timing: {_what(exc)}") from None
+        # a server pauses postscreen's way or sendmail's, never both
+        worst = rtt.cap + greeting.cap + max(pause_wait, screen_wait) * k_smtp
+        if worst * 2 > s.greeting_timeout or rtt.cap * 2 > min(s.connect_timeout,
+                                                                 s.command_timeout):
+            raise ProfileError(f"profile {self.profile['name']!r}: timing: a greeting may "
+                               f"take {worst:.1f} s, within 2x of the greeting timeout "
+                               f"({s.greeting_timeout} s)")
+        if dns is not None and dns.cap * 2 > s.dns_timeout:
+            raise ProfileError(f"profile {self.profile['name']!r}: timing: DNS answers may "
+                               f"take {dns.cap} s, within 2x of the DNS timeout")
+        rng = random.Random(f"survey-world:{self.seed}:{self.profile['name']}:timing")
+        for ip in sorted(self.servers):
+            server = self.servers[ip]
+            banner = greeting.at(rng.random())
+            pause = rng.random()
+            first = 0.0
+            if server.behaviour == "slow_banner":   # its own pause stands for these
+                pass
+            elif pause < screen_share:
+                first = screen_wait * k_smtp
+            elif pause < screen_share + pause_share:
+                banner += pause_wait * k_smtp
+            self.servers[ip] = replace(server, rtt=rtt.at(rng.random()),
+                                       banner_delay=round(banner, 4),
+                                       first_banner_delay=round(first, 4))
+        for domain in sorted(self.policies):
+            policy = self.policies[domain]
+            if policy.ip is not None:
+                self.policies[domain] = replace(policy, rtt=rtt.at(rng.random()))
+        return dns
 
     def sign_zones(self) -> dict[str, ZoneSpec]:
         """A signed world (profile ``dnssec``): the root and ``test`` signed, every domain
@@ -1066,6 +1128,12 @@ def generate(n: int, seed: int = 0, profile: str | Path | dict[str, Any] = "defa
         # a hand-written profile with a missing key or a value of the wrong shape
         raise ProfileError(f"profile {prof.get('name')!r} does not fit the generator: "
                            f"{_what(exc)}") from None
+
+
+def _latency(spec: dict[str, Any], factor: float) -> Latency:
+    """A profile's ``{"median", "p90", "cap"}`` (seconds) as a Latency scaled by ``factor``."""
+    return Latency(round(float(spec["median"]) * factor, 6),
+                   round(float(spec["p90"]) * factor, 6), round(float(spec["cap"]) * factor, 6))
 
 
 def _what(exc: Exception) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 import trio
 
 from survey.testbed import hostile
+from survey.testbed.latency import DelayLine
 from survey.testbed.listen import (
     DEFAULT_MAX_CONNECTIONS,
     Connection,
@@ -137,6 +138,9 @@ class HttpsWorld:
             if spec.ip is not None:
                 hosts[spec.ip].append(spec)
         self.hosts_at = {ip: sorted(specs, key=lambda s: s.host) for ip, specs in hosts.items()}
+        # the round-trip time of an address (latency.py): its hosts' largest
+        self.rtt_at = {ip: max(s.rtt for s in specs) for ip, specs in hosts.items()
+                       if any(s.rtt for s in specs)}
         self._contexts: LruCache[Any] = LruCache(max_contexts)
 
     def context_for(self, ip: str) -> Any:
@@ -162,7 +166,22 @@ class HttpsWorld:
         if conn.ip not in self.hosts_at:
             reset(conn.stream)
             return
-        tls = trio.SSLStream(conn.stream, self.context_for(conn.ip), server_side=True)
+        rtt = self.rtt_at.get(conn.ip)
+        if not rtt:
+            await self._handle(conn, conn.stream)
+            return
+        async with trio.open_nursery() as nursery:
+            line = DelayLine(conn.stream, rtt, nursery)
+            try:
+                await self._handle(conn, line)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass    # the client hung up: as listen.py counts it without a delay line
+            finally:
+                with trio.CancelScope(shield=True):
+                    await line.stop()
+
+    async def _handle(self, conn: Connection, stream: trio.abc.Stream) -> None:
+        tls = trio.SSLStream(stream, self.context_for(conn.ip), server_side=True)
         with trio.move_on_after(self.idle_timeout) as idle:
             await tls.do_handshake()
         if idle.cancelled_caught:

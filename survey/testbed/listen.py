@@ -191,11 +191,18 @@ def connections_by_ip(records: Iterable[ConnectionRecord]) -> dict[str, int]:
     return dict(counts)
 
 
-async def open_listeners(port: int, *, ipv6: bool = True) -> list[trio.socket.SocketType]:
-    """Bind ``0.0.0.0:port`` on ``lo`` (and ``[::1]`` on the same port); port 0 picks one."""
+async def open_listeners(port: int, *, ipv6: bool = True,
+                         reuse_port: bool = False) -> list[trio.socket.SocketType]:
+    """Bind ``0.0.0.0:port`` on ``lo`` (and ``[::1]`` on the same port); port 0 picks one.
+
+    ``reuse_port``: SO_REUSEPORT on the IPv4 listener, so that exact-address
+    listeners of the same user can share the port (latency.DeadListeners).
+    """
     sock4 = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock4.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
         await sock4.bind(("0.0.0.0", port))
         sock4.listen(BACKLOG)
@@ -249,6 +256,7 @@ class _Guard:
 
 async def serve_tcp(handler: Handler, *, port: int, connlog: ConnectionLog, service: str,
                     max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
+                    reuse_port: bool = False,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Accept on ``port`` for all of 127/8 (and ::1) and run ``handler`` per connection.
 
@@ -258,7 +266,7 @@ async def serve_tcp(handler: Handler, *, port: int, connlog: ConnectionLog, serv
     The handler owns the dialogue; this function closes the stream and logs
     the connection however the handler ends. Runs until cancelled.
     """
-    sockets = await open_listeners(port, ipv6=ipv6)
+    sockets = await open_listeners(port, ipv6=ipv6, reuse_port=reuse_port)
     bound = sockets[0].getsockname()[1]
     guard = _Guard(max_connections)
     try:

@@ -74,6 +74,10 @@ A ``Reply`` renders as ``code-line CRLF ... code SP last-line CRLF``.
                         limit) and are closed; later ones as normal
   reset                 accept, then close with an RST (SO_LINGER 0) before
                         sending anything
+  dead                  the address never completes the TCP handshake (its SYNs
+                        are dropped: smtp_server.py's dead listeners), so a
+                        scanner waits its connect timeout; the realistic
+                        profile's share of MX addresses that answer nothing
 Hostile servers (each bounded in time for both sides; hostile.py):
   endless_banner        ``220-`` continuation lines of the greeting as fast as
                         the client reads them, never the final line; close
@@ -90,6 +94,18 @@ Hostile servers (each bounded in time for both sides; hostile.py):
                         the client hangs up, at most ``duration`` seconds
   hostile_text          as normal, but the greeting and the EHLO lines (before
                         and after TLS) carry HTML and terminal escape sequences
+Latency (``SmtpServerSpec.rtt``, ``banner_delay``, ``first_banner_delay``,
+``PolicyHostSpec.rtt``, ``World.dns_latency``; profiles/realistic.json's
+``timing`` block, generator.py draws them): every byte a server sends leaves
+``rtt`` seconds after it is written (a delay line: the round trip of a request
+and its reply), the greeting waits ``banner_delay`` more on every connection
+(the server's own lookups; sendmail-style greet pauses) and
+``first_banner_delay`` more on the first connection from a client address
+(a postscreen-style pregreet test: a client that passed is remembered), and
+the DNS server answers each query after a delay drawn from ``dns_latency``
+(the same delay for the same name and type). None of these ever reaches a
+scanner deadline of the world's scale, so the truth never reads them.
+
 Other commands: HELO -> 250 hostname; NOOP/RSET -> 250; QUIT -> 221;
 MAIL/RCPT/DATA/VRFY/EXPN/anything else -> 502 (a scanner never sends them).
 
@@ -169,6 +185,8 @@ import contextlib
 import dataclasses
 import gc
 import json
+import math
+import statistics
 import types
 import typing
 from dataclasses import dataclass, field
@@ -182,8 +200,11 @@ SMTP_BEHAVIOURS = (
     "normal", "multiline_banner", "no_starttls", "slow_banner", "tarpit",
     "banner_421_rate_limit", "banner_421", "banner_554", "ehlo_4xx", "starttls_454",
     "starttls_500", "drop_after_starttls", "per_ip_limit", "greylist", "reset",
-    "endless_banner", "long_line", "garbage", "tls_truncated", "hostile_text",
+    "endless_banner", "long_line", "garbage", "tls_truncated", "hostile_text", "dead",
 )
+# behaviours only the realistic profile deals (the default profile's every-behaviour
+# promise leaves them out: a dead address costs the whole connect timeout)
+REALISTIC_ONLY_BEHAVIOURS = ("dead",)
 POLICY_INVALID_KINDS = (
     "invalid_version", "invalid_mode", "invalid_max_age", "invalid_mx", "missing_version",
     "missing_mode", "missing_max_age", "missing_mx", "syntax",
@@ -263,6 +284,9 @@ class SmtpServerSpec:
     size: int = 0                           # long_line, garbage, tls_truncated (bytes)
     tls: TlsSpec | None = None
     owner: str = ""                         # provider name or "own" (information only)
+    rtt: float = 0.0                        # seconds each reply takes to arrive (latency)
+    banner_delay: float = 0.0               # extra wait before every greeting (seconds)
+    first_banner_delay: float = 0.0         # extra wait before a client's first greeting
 
 
 # -- MTA-STS policy hosts ----------------------------------------------------------------
@@ -294,6 +318,7 @@ class PolicyHostSpec:
     policy: PolicySpec | None = None        # set when the body is a valid policy
     error: str | None = None                # the mta_sts_policy_error a correct scan reports
     tls: TlsSpec | None = None              # None: the world's default policy-host TLS
+    rtt: float = 0.0                        # seconds each response takes to arrive
 
     @property
     def host(self) -> str:
@@ -409,6 +434,30 @@ class ScannerSettings:
     per_ip_connections: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """A delay distribution: log-normal from its median and 90th percentile, capped.
+
+    ``at(u)`` is the delay at quantile ``u`` (0 < u < 1) in seconds, never above
+    ``cap``; the servers and the generator draw ``u`` from a hash or a seeded stream.
+    """
+
+    median: float
+    p90: float
+    cap: float
+
+    def at(self, u: float) -> float:
+        if self.median <= 0:
+            return 0.0
+        u = min(max(u, 1e-9), 1 - 1e-9)
+        sigma = math.log(max(self.p90, self.median) / self.median) / _Z90
+        return round(min(self.cap, self.median * math.exp(sigma * _NORMAL.inv_cdf(u))), 4)
+
+
+_NORMAL = statistics.NormalDist()
+_Z90 = _NORMAL.inv_cdf(0.9)
+
+
 @dataclass(frozen=True)
 class World:
     seed: int
@@ -423,6 +472,7 @@ class World:
     ports: Ports = field(default_factory=Ports)
     scanner: ScannerSettings = field(default_factory=ScannerSettings)
     format: int = FORMAT
+    dns_latency: Latency | None = None      # None: the DNS server answers at once
 
     # -- lookups used by the servers
     def smtp_server(self, ip: str) -> SmtpServerSpec | None:
@@ -447,6 +497,7 @@ class World:
             "policy_hosts": [_dump(p) for p in self.policy_hosts.values()],
             "dns": [_dump(n) for n in self.dns.values()],
             "zones": [_dump(z) for z in self.zones.values()],
+            **({"dns_latency": _dump(self.dns_latency)} if self.dns_latency else {}),
         }
 
     @classmethod
@@ -464,6 +515,8 @@ class World:
             policy_hosts={p["domain"]: _load(PolicyHostSpec, p) for p in data["policy_hosts"]},
             dns={n["name"]: _load(DnsNode, n) for n in data["dns"]},
             zones={z["name"]: _load(ZoneSpec, z) for z in data.get("zones", ())},
+            dns_latency=(_load(Latency, data["dns_latency"]) if data.get("dns_latency")
+                         else None),
         )
 
     def save(self, path: str | Path) -> None:

@@ -37,6 +37,7 @@ client silent for ``idle_timeout`` seconds gets 421 and a close.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from typing import Any
 import trio
 
 from survey.testbed import hostile
+from survey.testbed.latency import DeadListeners, DelayLine
 from survey.testbed.listen import (
     DEFAULT_MAX_CONNECTIONS,
     Connection,
@@ -73,6 +75,12 @@ _REFUSING_BANNERS = ("banner_421_rate_limit", "banner_421", "banner_554")
 _STARTTLS_REJECTING = ("starttls_454", "starttls_500")
 _INSTEAD_OF_GREETING = {"endless_banner": hostile.endless_banner,
                         "long_line": hostile.long_line, "garbage": hostile.garbage}
+# behaviours whose replies go through a DelayLine when the server has an rtt (latency.py);
+# the hostile scripts and the tarpit write to the socket itself and only start late
+_DELAY_LINED = frozenset({
+    "normal", "multiline_banner", "no_starttls", "slow_banner", "banner_421_rate_limit",
+    "banner_421", "banner_554", "ehlo_4xx", "starttls_454", "starttls_500",
+    "drop_after_starttls", "per_ip_limit", "greylist", "hostile_text"})
 DEFAULT_TLS_THREADS = 8     # tlslite-ng handshakes running at once (tlslite_server.py)
 
 
@@ -128,23 +136,41 @@ class SmtpWorld:
         self._tlslite: Any = None   # tlslite_server.Credentials, built on first use
         self._open: dict[tuple[str, str], int] = defaultdict(int)   # (server ip, peer) -> open
         self._refused: dict[str, int] = defaultdict(int)            # server ip -> greylisted
+        self._screened: set[tuple[str, str]] = set()   # (server ip, peer) past a pregreet wait
 
     async def handle(self, conn: Connection) -> None:
         spec = self.world.smtp_server(conn.ip)
-        if spec is None or spec.behaviour == "reset":
-            reset(conn.stream)
+        if spec is None or spec.behaviour in ("reset", "dead"):
+            reset(conn.stream)   # dead: reached only past its dead listener (a stale world)
             return
+        if spec.rtt > 0 and spec.behaviour in _DELAY_LINED:
+            async with trio.open_nursery() as nursery:
+                line = DelayLine(conn.stream, spec.rtt, nursery)
+                try:
+                    await self._handle(conn, spec, line)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass    # the client hung up: as listen.py counts it without a delay line
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await line.stop()
+            return
+        if spec.rtt > 0:     # hostile scripts and tarpits: their first byte comes late
+            await trio.sleep(spec.rtt)
+        await self._handle(conn, spec, conn.stream)
+
+    async def _handle(self, conn: Connection, spec: SmtpServerSpec,
+                      stream: trio.abc.Stream) -> None:
         b = spec.behaviour
         if b in _REFUSING_BANNERS:
-            await send(conn.stream, spec.greeting)
+            await send(stream, spec.greeting)
             return
         if b == "greylist" and self._refused[conn.ip] < spec.limit:
             self._refused[conn.ip] += 1
-            await send(conn.stream, spec.refusal or Reply(421, ("4.7.1 Try again later",)))
+            await send(stream, spec.refusal or Reply(421, ("4.7.1 Try again later",)))
             return
         key = (conn.ip, conn.peer)
         if b == "per_ip_limit" and self._open[key] >= spec.limit:
-            await send(conn.stream, spec.refusal or Reply(
+            await send(stream, spec.refusal or Reply(
                 421, ("4.7.0 Too many concurrent connections from your IP",)))
             return
         self._open[key] += 1
@@ -157,12 +183,25 @@ class SmtpWorld:
                 return
             if b == "slow_banner":
                 await trio.sleep(spec.delay)
-            await send(conn.stream, spec.greeting)
-            await Session(self, spec, conn.stream).run()
+            await self.greeting_pause(spec, key)
+            await send(stream, spec.greeting)
+            await Session(self, spec, stream).run()
         finally:
             self._open[key] -= 1
             if not self._open[key]:
                 del self._open[key]
+
+    async def greeting_pause(self, spec: SmtpServerSpec, key: tuple[str, str]) -> None:
+        """The server's wait before its greeting: its own lookups (every connection),
+        and a postscreen-style pregreet test on a client's first connection only (a
+        client that waited it out is remembered, as postscreen's cache does)."""
+        pause = spec.banner_delay
+        if spec.first_banner_delay and key not in self._screened:
+            pause += spec.first_banner_delay
+        if pause > 0:
+            await trio.sleep(pause)
+        if spec.first_banner_delay:
+            self._screened.add(key)
 
     def tls_context(self, spec: SmtpServerSpec) -> Any:
         assert spec.tls is not None
@@ -264,8 +303,12 @@ class Session:
         self.reader.discard_buffered()
         tls: trio.abc.Stream
         if spec.tls.engine == "tlslite":
-            assert isinstance(self.stream, trio.SocketStream)
-            tls = await self.owner.tlslite_handshake(spec, self.stream)  # bounded inside
+            raw = self.stream
+            if isinstance(raw, DelayLine):   # tlslite-ng drives the socket itself
+                await raw.flush()
+                raw = raw.transport
+            assert isinstance(raw, trio.SocketStream)
+            tls = await self.owner.tlslite_handshake(spec, raw)  # bounded inside
         else:
             tls = trio.SSLStream(self.stream, self.owner.tls_context(spec), server_side=True)
             with trio.move_on_after(self.owner.idle_timeout) as idle:
@@ -312,5 +355,20 @@ async def serve_smtp(world: World, *, port: int, pki: Pki, connlog: ConnectionLo
                      tls_threads: int = DEFAULT_TLS_THREADS) -> None:
     """Serve every SMTP server of ``world`` on ``port`` (0: any; ``started`` gets the port)."""
     handler = SmtpWorld(world, pki, idle_timeout=idle_timeout, tls_threads=tls_threads)
-    await serve_tcp(handler.handle, port=port, connlog=connlog, service="smtp",
-                    max_connections=max_connections, ipv6=ipv6, task_status=task_status)
+    dead = sorted(ip for ip, spec in world.smtp_servers.items() if spec.behaviour == "dead")
+    if not dead:
+        await serve_tcp(handler.handle, port=port, connlog=connlog, service="smtp",
+                        max_connections=max_connections, ipv6=ipv6, task_status=task_status)
+        return
+    # dead addresses: exact-address listeners that never accept (latency.py), sharing
+    # the port with the world's listener (SO_REUSEPORT on both)
+    listeners = DeadListeners()
+    try:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(functools.partial(
+                serve_tcp, handler.handle, port=port, connlog=connlog, service="smtp",
+                max_connections=max_connections, ipv6=ipv6, reuse_port=True))
+            listeners.open(dead, bound)
+            task_status.started(bound)
+    finally:
+        listeners.close()

@@ -262,6 +262,7 @@ def host_attempts(server: SmtpServerSpec, world: World) -> list[HostStatus]:
         "starttls_500": HostStatus.STARTTLS_REJECTED,
         "drop_after_starttls": HostStatus.TLS_HANDSHAKE_FAILED,
         "reset": HostStatus.RESET, "no_starttls": HostStatus.NO_STARTTLS,
+        "dead": HostStatus.CONNECT_TIMEOUT,
         "endless_banner": HostStatus.PROTOCOL_ERROR, "long_line": HostStatus.PROTOCOL_ERROR,
         "garbage": HostStatus.PROTOCOL_ERROR, "tls_truncated": HostStatus.TLS_HANDSHAKE_FAILED,
     }.get(b, HostStatus.OK)
@@ -292,7 +293,7 @@ def host_truth(server: SmtpServerSpec, world: World) -> HostTruth:
                                     and b not in ("drop_after_starttls", "tls_truncated")))
     if reached_tls and server.tls is not None and server.tls.engine == "tlslite":
         legacy = legacy_tls.starttls_outcome(server.tls)
-    banner = None if b in NO_GREETING else server.greeting.render()
+    banner = None if b in NO_GREETING or b == "dead" else server.greeting.render()
     ehlo_answered = status in (HostStatus.OK, HostStatus.NO_STARTTLS,
                                HostStatus.STARTTLS_REJECTED, HostStatus.TLS_HANDSHAKE_FAILED)
     ehlo = sorted(server.ehlo) if ehlo_answered else None
