@@ -348,21 +348,6 @@ def _common_ancestor(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
     return dns.name.Name(a.labels[len(a.labels) - common:])
 
 
-def _closest_encloser_nsec3(name: dns.name.Name, nsec3s: Sequence[Nsec3]
-                            ) -> tuple[dns.name.Name, dns.name.Name, Nsec3] | None:
-    """RFC 5155 §8.3: (closest encloser, next closer name, the NSEC3 covering the latter)."""
-    candidate = name
-    while len(candidate) > 1:
-        parent = candidate.parent()
-        if any(n.matches(parent) for n in nsec3s):
-            cover = next((n for n in nsec3s if n.covers(candidate)), None)
-            if cover is None:
-                return None
-            return parent, candidate, cover
-        candidate = parent
-    return None
-
-
 def _too_many_iterations(nsec3s: Sequence[Nsec3]) -> bool:
     return any(n.iterations > NSEC3_MAX_ITERATIONS for n in nsec3s)
 
@@ -371,9 +356,183 @@ def _wildcard(name: dns.name.Name) -> dns.name.Name:
     return dns.name.Name((b"*",) + name.labels)
 
 
+class Proof(StrEnum):
+    """What a signed denial proves (the NSEC3 readings are RFC 5155 §8 as Unbound takes
+    them, validator/val_nsec3.c)."""
+
+    PROVEN = "proven"           # secure
+    INSECURE = "insecure"       # an opt-out span (§9.2) or an unsigned delegation above
+    UNPROVEN = "unproven"       # bogus
+
+
+# -- NSEC3 (RFC 5155 §8) -------------------------------------------------------------------
+
+def _nsec3_zone(name: dns.name.Name, nsec3s: Sequence[Nsec3]) -> list[Nsec3]:
+    """The NSEC3 records of the deepest zone among them that encloses ``name``."""
+    zones = [n.zone for n in nsec3s if name.is_subdomain(n.zone)]
+    if not zones:
+        return []
+    zone = max(zones, key=len)
+    return [n for n in nsec3s if n.zone == zone]
+
+
+def _nsec3_match(name: dns.name.Name, nsec3s: Sequence[Nsec3]) -> Nsec3 | None:
+    return next((n for n in nsec3s if n.matches(name)), None)
+
+
+def _nsec3_cover(name: dns.name.Name, nsec3s: Sequence[Nsec3]) -> Nsec3 | None:
+    return next((n for n in nsec3s if n.covers(name)), None)
+
+
+def _next_closer(qname: dns.name.Name, encloser: dns.name.Name) -> dns.name.Name:
+    return dns.name.Name(qname.labels[len(qname) - len(encloser) - 1:])
+
+
+def nsec3_closest_encloser(qname: dns.name.Name, nsec3s: Sequence[Nsec3]
+                           ) -> tuple[Proof, dns.name.Name | None, Nsec3 | None]:
+    """RFC 5155 §8.3, for a name that must not exist: (PROVEN, the closest encloser, the
+    NSEC3 covering the next closer name); INSECURE when the candidate encloser is a
+    delegation without DS (an unsigned zone lies above the name); else UNPROVEN."""
+    chain = _nsec3_zone(qname, nsec3s)
+    if not chain:
+        return Proof.UNPROVEN, None, None
+    zone = chain[0].zone
+    candidate = qname
+    match = _nsec3_match(candidate, chain)
+    while match is None and candidate != zone and len(candidate) > 1:
+        candidate = candidate.parent()
+        match = _nsec3_match(candidate, chain)
+    if match is None or candidate == qname:
+        return Proof.UNPROVEN, None, None
+    if dns.rdatatype.NS in match.types and dns.rdatatype.SOA not in match.types:
+        # the answer should have been a referral: to an unsigned zone, insecure
+        proof = Proof.INSECURE if dns.rdatatype.DS not in match.types else Proof.UNPROVEN
+        return proof, candidate, None
+    if dns.rdatatype.DNAME in match.types:
+        return Proof.UNPROVEN, None, None
+    cover = _nsec3_cover(_next_closer(qname, candidate), chain)
+    if cover is None:
+        return Proof.UNPROVEN, None, None
+    return Proof.PROVEN, candidate, cover
+
+
+def nsec3_nxdomain(qname: dns.name.Name, nsec3s: Sequence[Nsec3]) -> Proof:
+    """RFC 5155 §8.4: the closest encloser proven, the wildcard at it covered; an opt-out
+    NSEC3 over the next closer name proves only that no signed name is there (§9.2)."""
+    if _too_many_iterations(nsec3s):
+        return Proof.INSECURE
+    proof, encloser, cover = nsec3_closest_encloser(qname, nsec3s)
+    if proof is not Proof.PROVEN or encloser is None or cover is None:
+        return proof
+    if _nsec3_cover(_wildcard(encloser), _nsec3_zone(qname, nsec3s)) is None:
+        return Proof.UNPROVEN
+    return Proof.INSECURE if cover.opt_out else Proof.PROVEN
+
+
+def nsec3_nodata(qname: dns.name.Name, qtype: int, nsec3s: Sequence[Nsec3]) -> Proof:
+    """RFC 5155 §8.5-8.7: an NSEC3 at the name without the type (nor a CNAME); a wildcard
+    NODATA; or, with no NSEC3 at the name, an opt-out span over it (insecure)."""
+    if _too_many_iterations(nsec3s):
+        return Proof.INSECURE
+    chain = _nsec3_zone(qname, nsec3s)
+    ds = dns.rdatatype.DS
+    at = _nsec3_match(qname, chain)
+    if at is not None:
+        if qtype in at.types or dns.rdatatype.CNAME in at.types:
+            return Proof.UNPROVEN
+        if qtype == ds and dns.rdatatype.SOA in at.types and len(qname) > 1:
+            return Proof.UNPROVEN               # the child's apex, not the parent's cut
+        if qtype != ds and dns.rdatatype.NS in at.types and dns.rdatatype.SOA not in at.types:
+            return Proof.INSECURE if ds not in at.types else Proof.UNPROVEN
+        return Proof.PROVEN
+    proof, encloser, cover = nsec3_closest_encloser(qname, chain)
+    if proof is Proof.UNPROVEN:
+        return proof
+    if proof is Proof.INSECURE and qtype != ds:
+        return proof
+    if encloser is not None:
+        star = _nsec3_match(_wildcard(encloser), chain)     # §8.7: wildcard NODATA
+        if star is not None:
+            if qtype in star.types or dns.rdatatype.CNAME in star.types:
+                return Proof.UNPROVEN
+            if qtype == ds and dns.rdatatype.SOA in star.types:
+                return Proof.UNPROVEN
+            if qtype != ds and dns.rdatatype.NS in star.types \
+                    and dns.rdatatype.SOA not in star.types:
+                return Proof.UNPROVEN
+            return Proof.INSECURE if cover is not None and cover.opt_out else Proof.PROVEN
+    # §8.6: no NSEC3 at the name; only an opt-out span over it says it may be unsigned
+    return Proof.INSECURE if cover is not None and cover.opt_out else Proof.UNPROVEN
+
+
+def nsec3_wildcard(qname: dns.name.Name, encloser: dns.name.Name, nsec3s: Sequence[Nsec3]
+                   ) -> Proof:
+    """RFC 5155 §8.8: a wildcard answer for ``qname`` from ``*.encloser`` needs the next
+    closer name covered (it does not exist); opt-out makes the answer insecure."""
+    if _too_many_iterations(nsec3s):
+        return Proof.INSECURE
+    if not qname.is_subdomain(encloser) or len(qname) <= len(encloser):
+        return Proof.UNPROVEN
+    cover = _nsec3_cover(_next_closer(qname, encloser), _nsec3_zone(qname, nsec3s))
+    if cover is None:
+        return Proof.UNPROVEN
+    return Proof.INSECURE if cover.opt_out else Proof.PROVEN
+
+
+def _closest_encloser_nsec3(name: dns.name.Name, nsec3s: Sequence[Nsec3]
+                            ) -> tuple[dns.name.Name, dns.name.Name, Nsec3] | None:
+    """RFC 5155 §8.3: (closest encloser, next closer name, the NSEC3 covering the latter)."""
+    proof, encloser, cover = nsec3_closest_encloser(name, nsec3s)
+    if proof is not Proof.PROVEN or encloser is None or cover is None:
+        return None
+    return encloser, _next_closer(name, encloser), cover
+
+
+# -- NSEC (RFC 4035 §5.4) and both ---------------------------------------------------------
+
+def nsec_wildcard(qname: dns.name.Name, encloser: dns.name.Name, nsecs: Sequence[Nsec]
+                  ) -> bool:
+    """RFC 4035 §5.3.4: an answer expanded from ``*.encloser`` needs an NSEC that covers
+    ``qname`` and whose closest encloser is ``encloser`` (no closer name exists)."""
+    return any(n.covers(qname) and _closest_encloser_nsec(qname, [n]) == encloser
+               for n in nsecs)
+
+
+def wildcard_proof(qname: dns.name.Name, encloser: dns.name.Name, nsecs: Sequence[Nsec],
+                   nsec3s: Sequence[Nsec3]) -> Proof:
+    if nsecs:
+        return Proof.PROVEN if nsec_wildcard(qname, encloser, nsecs) else Proof.UNPROVEN
+    if nsec3s:
+        return nsec3_wildcard(qname, encloser, nsec3s)
+    return Proof.UNPROVEN
+
+
+def wildcard_encloser(owner: dns.name.Name, rrsigs: Sequence[RRSIG]) -> dns.name.Name | None:
+    """The closest encloser an RRset was expanded from (RFC 4035 §5.3.4: the RRSIG's label
+    count is below the owner's), or None when it is no wildcard expansion."""
+    labels = len(owner) - 1 - (1 if owner.labels and owner.labels[0] == b"*" else 0)
+    counts = [sig.labels for sig in rrsigs]
+    if not counts or min(counts) >= labels:
+        return None
+    return dns.name.Name(owner.labels[len(owner) - 1 - min(counts):])
+
+
+def denial_proof(qname: dns.name.Name, qtype: int, nsecs: Sequence[Nsec],
+                 nsec3s: Sequence[Nsec3], nxdomain: bool) -> Proof:
+    """What the NSEC or NSEC3 records of a negative answer prove about ``qname``."""
+    if nsecs:
+        proven = (proves_nxdomain(qname, nsecs, ()) if nxdomain
+                  else proves_nodata(qname, qtype, nsecs, ()))
+        return Proof.PROVEN if proven else Proof.UNPROVEN
+    if nsec3s:
+        return nsec3_nxdomain(qname, nsec3s) if nxdomain else nsec3_nodata(qname, qtype, nsec3s)
+    return Proof.UNPROVEN
+
+
 def proves_nxdomain(qname: dns.name.Name, nsecs: Sequence[Nsec], nsec3s: Sequence[Nsec3]
                     ) -> bool:
-    """The name does not exist, and no wildcard could have answered for it."""
+    """The name does not exist, and no wildcard could have answered for it (for NSEC3:
+    perhaps only among signed names, in an opt-out span)."""
     if nsecs:
         if any(n.owner == qname for n in nsecs):
             return False
@@ -383,11 +542,7 @@ def proves_nxdomain(qname: dns.name.Name, nsecs: Sequence[Nsec], nsec3s: Sequenc
         star = _wildcard(encloser)
         return any(n.covers(star) for n in nsecs) and not any(n.owner == star for n in nsecs)
     if nsec3s:
-        proof = _closest_encloser_nsec3(qname, nsec3s)
-        if proof is None:
-            return False
-        encloser = proof[0]
-        return any(n.covers(_wildcard(encloser)) for n in nsec3s)
+        return nsec3_nxdomain(qname, nsec3s) is not Proof.UNPROVEN
     return False
 
 
@@ -408,16 +563,7 @@ def proves_nodata(qname: dns.name.Name, qtype: int, nsecs: Sequence[Nsec],
             return any(n.owner == star and not (n.types & unwanted) for n in nsecs)
         return False
     if nsec3s:
-        for n3 in nsec3s:
-            if n3.matches(qname):
-                return not (n3.types & unwanted)
-        if qtype == dns.rdatatype.DS:
-            return False
-        proof = _closest_encloser_nsec3(qname, nsec3s)          # wildcard NODATA (§8.7)
-        if proof is None:
-            return False
-        star = _wildcard(proof[0])
-        return any(n.matches(star) and not (n.types & unwanted) for n in nsec3s)
+        return nsec3_nodata(qname, qtype, nsec3s) is Proof.PROVEN
     return False
 
 
@@ -435,7 +581,12 @@ def ds_absence(qname: dns.name.Name, nsecs: Sequence[Nsec], nsec3s: Sequence[Nse
     if nsec3s and _too_many_iterations(nsec3s):
         return DsAbsence.UNSIGNED_DELEGATION
     if nxdomain:
-        return DsAbsence.NO_NAME if proves_nxdomain(qname, nsecs, nsec3s) else DsAbsence.UNPROVEN
+        if nsecs or not nsec3s:
+            return DsAbsence.NO_NAME if proves_nxdomain(qname, nsecs, ()) \
+                else DsAbsence.UNPROVEN
+        absent = nsec3_nxdomain(qname, nsec3s)    # opt-out: an unsigned cut may hide there
+        return {Proof.PROVEN: DsAbsence.NO_NAME, Proof.INSECURE: DsAbsence.UNSIGNED_DELEGATION,
+                Proof.UNPROVEN: DsAbsence.UNPROVEN}[absent]
     if nsecs:
         for n in nsecs:
             if n.owner == qname:

@@ -18,9 +18,15 @@ from survey.dnssec import (
     DsAbsence,
     Nsec,
     Nsec3,
+    Proof,
     ds_absence,
+    nsec3_nodata,
+    nsec3_nxdomain,
+    nsec3_wildcard,
+    nsec_wildcard,
     proves_nodata,
     proves_nxdomain,
+    wildcard_encloser,
 )
 from survey.net.dns import Resolver
 from survey.net.dnssec import Validator, status_of
@@ -259,6 +265,54 @@ def test_nsec3_closest_encloser_and_opt_out_rfc5155_8():
     costly = _nsec3_for("example.", [("example.", {SOA})], iterations=151)
     assert ds_absence(N("x.example."), [], costly, False) \
         is DsAbsence.UNSIGNED_DELEGATION                            # RFC 9276 §3.2
+
+
+def _opt_out(chain):
+    return [Nsec3(n.zone, n.hash, n.next, n.types, True, 1, 0, b"") for n in chain]
+
+
+def test_nsec3_opt_out_spans_prove_only_insecurity_rfc5155_9_2():
+    # Unbound's readings (validator/val_nsec3.c), which the interop tests compare against
+    chain = _nsec3_for("example.", [("example.", {SOA, NS}), ("a.example.", {A}),
+                                    ("ns.example.", {A})])
+    assert nsec3_nxdomain(N("zz.example."), chain) is Proof.PROVEN
+    # the next closer name under an opt-out NSEC3: it may be an unsigned delegation
+    assert nsec3_nxdomain(N("zz.example."), _opt_out(chain)) is Proof.INSECURE
+    assert nsec3_nxdomain(N("a.example."), _opt_out(chain)) is Proof.UNPROVEN   # it exists
+    # NODATA with no NSEC3 at the name: only an opt-out span says "insecure" (§8.6)
+    assert nsec3_nodata(N("zz.example."), A, chain) is Proof.UNPROVEN
+    assert nsec3_nodata(N("zz.example."), A, _opt_out(chain)) is Proof.INSECURE
+    assert nsec3_nodata(N("a.example."), MX, _opt_out(chain)) is Proof.PROVEN  # at the name
+    # a name below an unsigned delegation: the closest encloser is the cut (insecure)
+    cut = _nsec3_for("example.", [("example.", {SOA, NS}), ("child.example.", {NS})])
+    assert nsec3_nxdomain(N("www.child.example."), cut) is Proof.INSECURE
+    assert nsec3_nodata(N("child.example."), A, cut) is Proof.INSECURE
+    signed_cut = _nsec3_for("example.", [("example.", {SOA, NS}), ("child.example.", {NS, DS})])
+    assert nsec3_nxdomain(N("www.child.example."), signed_cut) is Proof.UNPROVEN
+
+
+def test_wildcard_answers_need_the_name_denied_rfc4035_5_3_4_rfc5155_8_8():
+    from dns.rdtypes.ANY.RRSIG import RRSIG
+
+    def sig(labels):
+        return RRSIG(1, 46, A, 15, labels, 300, 2000000000, 1000000000, 1, N("example."), b"x")
+
+    assert wildcard_encloser(N("x.w.example."), [sig(3)]) is None          # no expansion
+    assert wildcard_encloser(N("x.w.example."), [sig(2)]) == N("w.example.")
+    assert wildcard_encloser(N("*.w.example."), [sig(2)]) is None          # the wildcard itself
+    # NSEC: the NSEC covering x.w.example. must have w.example. as closest encloser
+    after_star = nsec("*.w.example.", "z.example.", A)
+    assert nsec_wildcard(N("x.w.example."), N("w.example."), [after_star])
+    assert not nsec_wildcard(N("x.w.example."), N("w.example."), [])      # no proof
+    assert not nsec_wildcard(N("x.w.example."), N("example."), [after_star])  # wrong source
+    # NSEC3: the next closer name covered; under opt-out, insecure
+    chain = _nsec3_for("example.", [("example.", {SOA, NS}), ("w.example.", set()),
+                                    ("*.w.example.", {A})])
+    assert nsec3_wildcard(N("x.w.example."), N("w.example."), chain) is Proof.PROVEN
+    assert nsec3_wildcard(N("x.w.example."), N("w.example."), _opt_out(chain)) \
+        is Proof.INSECURE
+    exists = _nsec3_for("example.", [("example.", {SOA, NS}), ("x.w.example.", {A})])
+    assert nsec3_wildcard(N("x.w.example."), N("w.example."), exists) is Proof.UNPROVEN
 
 
 # -- the on-line signer's names (RFC 4470) -----------------------------------------------

@@ -54,17 +54,19 @@ from survey.dnssec import (
     Anchors,
     DsAbsence,
     Judgement,
+    Proof,
     Reason,
     Status,
     bogus,
     check_dnskeys,
     check_rrset,
+    denial_proof,
     denial_records,
     ds_absence,
     indeterminate,
-    proves_nodata,
-    proves_nxdomain,
     usable_ds,
+    wildcard_encloser,
+    wildcard_proof,
     worst,
 )
 from survey.net.dns import DnssecReply, Lookup, Resolver
@@ -75,6 +77,8 @@ from survey.proto.dnswire import DnsWireError
 DEFAULT_MAX_ZONES = 50_000
 RRSIG = dns.rdatatype.RRSIG
 CNAME_CODE = dnswire.TYPES["CNAME"]
+_PROOF = {Proof.PROVEN: SECURE, Proof.INSECURE: INSECURE,
+          Proof.UNPROVEN: bogus(Reason.DENIAL_UNPROVEN)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,20 +152,40 @@ class Validator:
         for _ in range(17):
             rrset = _find(message.answer, current, qtype)
             if rrset is not None:
-                parts.append(await self._rrset(rrset, sigs.get((rrset.name, rrset.rdtype))))
+                parts.append(await self._positive(rrset, sigs, message))
                 final = rrset
                 break
             cname = _find(message.answer, current, dns.rdatatype.CNAME) \
                 if qtype != dns.rdatatype.CNAME else None
             if cname is None:
                 break
-            parts.append(await self._rrset(cname, sigs.get((cname.name, cname.rdtype))))
+            parts.append(await self._positive(cname, sigs, message))
             current = cname[0].target
         if final is None:
             parts.append(await self._denial(current, qtype, message))
         return worst(parts)
 
     # -- positive data ----------------------------------------------------------------------
+
+    async def _positive(self, rrset: dns.rrset.RRset, sigs: dict, message) -> Judgement:
+        """An answer RRset; when a wildcard expanded it (RFC 4035 §5.3.4, RFC 5155 §8.8),
+        also the signed proof in the authority section that the name itself is absent."""
+        rrsigs = sigs.get((rrset.name, rrset.rdtype))
+        judgement = await self._rrset(rrset, rrsigs)
+        if not judgement.secure or not rrsigs:
+            return judgement
+        encloser = wildcard_encloser(rrset.name, rrsigs)
+        if encloser is None:
+            return judgement
+        zone = await self.zone(rrsigs[0].signer)
+        auth = _signatures(message.authority)
+        proofs = [r for r in message.authority
+                  if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
+        reason = self._unsigned_proof(proofs, auth, rrsigs[0].signer, zone.keys)
+        if reason is not None:
+            return bogus(reason)
+        nsecs, nsec3s = denial_records(proofs)
+        return _PROOF[wildcard_proof(rrset.name, encloser, nsecs, nsec3s)]
 
     async def _rrset(self, rrset: dns.rrset.RRset, sigs: list | None) -> Judgement:
         if not sigs:
@@ -196,15 +220,8 @@ class Validator:
         if reason is not None:
             return bogus(reason)
         nsecs, nsec3s = denial_records(proofs)
-        nxdomain = message.rcode() == 3
-        if nxdomain:
-            proven = proves_nxdomain(qname, nsecs, nsec3s)
-        else:
-            proven = proves_nodata(qname, qtype, nsecs, nsec3s)
-        if not proven and nsec3s and ds_absence(qname, nsecs, nsec3s, nxdomain) \
-                is DsAbsence.UNSIGNED_DELEGATION:
-            return INSECURE          # an opt-out span or NSEC3 beyond the iteration cap
-        return SECURE if proven else bogus(Reason.DENIAL_UNPROVEN)
+        proof = denial_proof(qname, qtype, nsecs, nsec3s, message.rcode() == 3)
+        return _PROOF[proof]
 
     def _unsigned_proof(self, proofs: list[dns.rrset.RRset],
                         sigs: dict[tuple[dns.name.Name, int], list], signer: dns.name.Name,

@@ -9,11 +9,13 @@ comes), AD = secure, neither = insecure. survey's validator asks the world direc
 The agreement table is printed (``-s``) and every row must agree.
 
 Zones here are signed by survey's own on-line signer (testbed/signing.py); zones signed by
-dnssec-signzone / ldns-signzone and served by NSD are not covered yet.
+ldns-signzone and served by NSD are compared in test_dnssec_ldns_nsd.py and, as generated
+shapes, in test_dnssec_generated.py.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -37,9 +39,21 @@ pytestmark = needs("unbound")
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for both UDP and TCP on 127.0.0.1, below the kernel's ephemeral range: a
+    port the kernel hands out may be some other process's outgoing TCP port by the time a
+    daemon binds it (Unbound then fails with "Address already in use")."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port for a DNS daemon")
 
 
 def _unbound(tmp_path, world_port: int, anchor: str) -> tuple[subprocess.Popen, int]:
