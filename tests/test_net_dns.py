@@ -8,6 +8,7 @@ import trio
 from survey.net.dns import HostCache, Resolver, parse_resolver
 from survey.testbed.dns_server import serve_dns
 from survey.testbed.generator import generate
+from survey.vocabulary import DnsStatus
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,57 @@ def test_authority_soa_of_a_negative_answer_stays_out():
     reply = _signed_reply("", "lab.test. 300 SOA ns.lab.test. hostmaster.lab.test. 1 3600 "
                           "600 86400 300\n" + RRSIG_SOA + "\n")
     assert [r.rdtype for r in reply.message.authority] == [dns.rdatatype.RRSIG]
+
+
+async def _slow_answerer(world, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """A UDP resolver that answers each query 50 ms late; records the most pending at once."""
+    import socket
+
+    from survey.testbed.dns_server import Answerer
+
+    answerer = Answerer(world)
+    state = {"pending": 0, "peak": 0}
+    with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        await sock.bind(("127.0.0.1", 0))
+
+        async def answer(data: bytes, peer) -> None:
+            state["pending"] += 1
+            state["peak"] = max(state["peak"], state["pending"])
+            await trio.sleep(0.05)
+            state["pending"] -= 1
+            reply = answerer.answer(data, tcp=False)
+            if reply is not None:
+                await sock.sendto(reply, peer)
+
+        async with trio.open_nursery() as nursery:
+            task_status.started((sock.getsockname(), state))
+            while True:
+                data, peer = await sock.recvfrom(65535)
+                nursery.start_soon(answer, data, peer)
+
+
+@pytest.mark.parametrize("outstanding", [8, None])
+async def test_outstanding_lookups_are_capped(nursery, world, outstanding):
+    # 60 lookups at once: with a cap of 8 the resolver never holds more than 8 queries;
+    # without one it holds (nearly) all 60 -- the burst a testbed scan used to send
+    address, state = await nursery.start(_slow_answerer, world)
+    resolver = Resolver([address], timeout=2.0, lifetime=6.0, outstanding=outstanding)
+    results = []
+
+    async def one(name: str) -> None:
+        results.append(await resolver.lookup(name, "MX"))
+
+    async with trio.open_nursery() as lookups:
+        for spec in world.domains[:60]:
+            lookups.start_soon(one, spec.name)
+    assert len(results) == 60
+    assert not [r for r in results if r.status == DnsStatus.DNS_TIMEOUT]
+    if outstanding:
+        assert state["peak"] <= outstanding
+    else:
+        assert state["peak"] > 8
+
+
+def test_outstanding_must_be_positive():
+    with pytest.raises(ValueError, match="outstanding"):
+        Resolver([("127.0.0.1", 53)], outstanding=0)

@@ -25,7 +25,15 @@ and a random id, and only a datagram echoing our id and question counts
 Nameservers are always explicit (``--resolver`` or the world's resolver); the
 system configuration is read (through dnspython) only when the user asks for
 it (the real Internet), so a test can never fall back to the machine's
-off-loopback resolver. Queries are paced (``--dns-rate``).
+off-loopback resolver. Queries are paced (``--dns-rate``), and at most
+``outstanding`` lookups wait for answers at once (``DEFAULT_OUTSTANDING``):
+a scan with thousands of domains in flight and no rate (a testbed world)
+would otherwise send tens of thousands of queries in one burst, and every
+query still queued at the resolver after ``timeout`` is asked again, so the
+resolver spends its time answering queries nobody waits for any more and the
+lookups end in ``dns_timeout`` (benchmarks/slow.py measured 1,110 to 4,170
+such spurious timeouts of 6,000 domains). A lookup's timeouts start when it
+holds a slot.
 
 ``lookup_dnssec`` asks the same way for a validating stub (survey/net/dnssec.py):
 the query sets DO (RFC 3225) and CD (RFC 4035 §3.2.2: a validating resolver
@@ -44,10 +52,11 @@ one-off hosts (benchmarks/scale.py).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +70,9 @@ from survey.vocabulary import DnsStatus
 
 DEFAULT_TIMEOUT = 5.0       # per query to one server
 DEFAULT_LIFETIME = 15.0     # per lookup, retries included
+# Lookups waiting for answers at once. Little's law: 1,000 lookups a second (the README's
+# tuned --dns-rate) at 0.3 s each is 300 outstanding; the cap binds only on a burst.
+DEFAULT_OUTSTANDING = 1024
 MAX_BACKOFF = 2.0
 # (host, type) answers kept by a HostCache: the LRU keeps the hosts many domains share
 # (providers); the rest are asked by one domain, within seconds. 20,000 answers are about
@@ -139,13 +151,18 @@ class Resolver:
     # ResolverSilent once this many lookups in a row from the start got no response at all
     # (None: never): a dead resolver would otherwise give an all-dns_timeout dataset
     silent_after: int | None = None
+    outstanding: int | None = DEFAULT_OUTSTANDING     # lookups in flight at once (None: any)
     queries: int = 0
     answered: int = 0                                 # lookups that got any response
     unanswered: int = 0                               # lookups with none (dns_timeout)
     _servers: list[tuple[int, tuple[str, int]]] = field(init=False, repr=False)
     _pacer: Pacer = field(init=False, repr=False)
+    _slots: trio.Semaphore | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.outstanding is not None and self.outstanding < 1:
+            raise ValueError("outstanding must be at least 1 (or None: no cap)")
+        self._slots = trio.Semaphore(self.outstanding) if self.outstanding else None
         if self.nameservers is None:
             servers = system_nameservers()
         else:
@@ -166,10 +183,20 @@ class Resolver:
             return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300])
         # Belt and braces: the loop below keeps to the lifetime; trio enforces it too.
         result = Lookup(DnsStatus.DNS_TIMEOUT)
-        with trio.move_on_after(self.lifetime + 1):
-            result = await self._resolve(wire, qid, name, rdtype, _FAST)
+        async with self._slot():
+            with trio.move_on_after(self.lifetime + 1):
+                result = await self._resolve(wire, qid, name, rdtype, _FAST)
         self._heard(result)
         return result
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the ``outstanding`` slots (none to hold without a cap)."""
+        if self._slots is None:
+            yield
+            return
+        async with self._slots:
+            yield
 
     def _heard(self, result: Lookup) -> None:
         """Count an answer or its absence; ResolverSilent when none came from the start."""
@@ -194,9 +221,10 @@ class Resolver:
         except DnsWireError as exc:
             return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), None
         answer: tuple[Lookup, Any] = (Lookup(DnsStatus.DNS_TIMEOUT), None)
-        with trio.move_on_after(self.lifetime + 1):
-            result = await self._resolve(wire, qid, name, rdtype, _DNSSEC)
-            answer = result if isinstance(result, tuple) else (result, None)
+        async with self._slot():
+            with trio.move_on_after(self.lifetime + 1):
+                result = await self._resolve(wire, qid, name, rdtype, _DNSSEC)
+                answer = result if isinstance(result, tuple) else (result, None)
         self._heard(answer[0])
         return answer
 
