@@ -14,7 +14,9 @@ no cryptography is written here.
   source).
 * ``check_rrset`` — does an RRset carry a valid RRSIG by the zone's keys? The
   reason when not: ``no_rrsig``, ``signature_expired``,
-  ``signature_not_yet_valid``, ``bad_signature``.
+  ``signature_not_yet_valid``, ``bad_signature``. Signature dates are checked
+  with Unbound's clock-skew allowance (``Skew``: a tenth of the validity
+  period, between 1 and 24 hours by default).
 * ``check_dnskeys`` — is a zone's DNSKEY RRset anchored by the DS set (or the
   trust anchor) and self-signed by a key that matches (``no_matching_dnskey``
   otherwise)? Returns the keys to trust for the zone.
@@ -173,9 +175,41 @@ class Anchors:
 
 # -- signatures -------------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class Skew:
+    """The clock-skew allowance of signature dates, as Unbound's ``val-sig-skew-min`` and
+    ``val-sig-skew-max`` (validator/val_sigcrypt.c ``check_dates``): a tenth of the
+    signature's validity period (expiration - inception), raised to ``minimum`` and capped
+    at ``maximum`` seconds. A signature expired (or not yet valid) by no more than that is
+    taken as valid; by more, it is bogus. The defaults are Unbound's (1 hour, 24 hours);
+    ``Skew(0, 0)`` checks the dates exactly."""
+
+    minimum: int = 3600
+    maximum: int = 86400
+
+    def allowance(self, sig: RRSIG) -> int:
+        return min(max((sig.expiration - sig.inception) // 10, self.minimum), self.maximum)
+
+    def date_problem(self, sig: RRSIG, now: float) -> Reason | None:
+        """Why ``sig``'s dates fail at ``now`` (whole seconds, as Unbound), or None."""
+        t = int(now)
+        if sig.inception > sig.expiration:
+            return Reason.BAD_SIGNATURE           # "signature inception after expiration"
+        if t > sig.expiration and t - sig.expiration > self.allowance(sig):
+            return Reason.SIGNATURE_EXPIRED
+        if t < sig.inception and sig.inception - t > self.allowance(sig):
+            return Reason.SIGNATURE_NOT_YET_VALID
+        return None
+
+
+DEFAULT_SKEW = Skew()
+
+
 def check_rrset(rrset: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None, zone: dns.name.Name,
-                keys: dns.rdataset.Rdataset | Sequence[DNSKEY], now: float) -> Reason | None:
-    """None when some RRSIG by ``zone`` over ``rrset`` verifies with ``keys``; else why not."""
+                keys: dns.rdataset.Rdataset | Sequence[DNSKEY], now: float,
+                skew: Skew = DEFAULT_SKEW) -> Reason | None:
+    """None when some RRSIG by ``zone`` over ``rrset`` verifies with ``keys`` and its dates
+    hold at ``now`` within the ``skew`` allowance; else why not."""
     if not rrsigs:
         return Reason.NO_RRSIG
     keyset = _as_rdataset(keys)
@@ -184,14 +218,14 @@ def check_rrset(rrset: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None, zone: dn
         if sig.signer != zone or sig.type_covered != rrset.rdtype:
             failures.append(Reason.WRONG_SIGNER)
             continue
-        if sig.expiration < now:
-            failures.append(Reason.SIGNATURE_EXPIRED)
+        problem = skew.date_problem(sig, now)
+        if problem is not None:
+            failures.append(problem)
             continue
-        if sig.inception > now:
-            failures.append(Reason.SIGNATURE_NOT_YET_VALID)
-            continue
+        # within the allowance: dnspython checks the dates itself, so at a time inside them
+        at = min(max(int(now), sig.inception), sig.expiration)
         try:
-            dns.dnssec.validate_rrsig(rrset, sig, {zone: keyset}, now=now, policy=_POLICY)
+            dns.dnssec.validate_rrsig(rrset, sig, {zone: keyset}, now=at, policy=_POLICY)
             return None
         except (dns.dnssec.ValidationFailure, dns.dnssec.UnsupportedAlgorithm):
             failures.append(Reason.BAD_SIGNATURE)
@@ -240,14 +274,14 @@ def usable_ds(ds_set: Iterable[DS]) -> list[DS]:
 
 
 def check_dnskeys(zone: dns.name.Name, dnskeys: dns.rrset.RRset, rrsigs: Sequence[RRSIG] | None,
-                  now: float, *, ds: Sequence[DS] = (), anchor_keys: Sequence[DNSKEY] = ()
-                  ) -> tuple[Reason | None, list[DNSKEY]]:
+                  now: float, *, ds: Sequence[DS] = (), anchor_keys: Sequence[DNSKEY] = (),
+                  skew: Skew = DEFAULT_SKEW) -> tuple[Reason | None, list[DNSKEY]]:
     """(None, the zone's keys) when the DNSKEY RRset is anchored and self-signed; else (why, [])."""
     entry = [k for k in dnskeys if k.flags & ZONE_KEY
              and (any(ds_matches(zone, k, d) for d in ds) or k in anchor_keys)]
     if not entry:
         return Reason.NO_MATCHING_DNSKEY, []
-    reason = check_rrset(dnskeys, rrsigs, zone, entry, now)
+    reason = check_rrset(dnskeys, rrsigs, zone, entry, now, skew)
     if reason is not None:
         return reason, []
     return None, [k for k in dnskeys if k.flags & ZONE_KEY]

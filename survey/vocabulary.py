@@ -375,9 +375,12 @@ class DnssecReason(Vocabulary):
     columns)."""
 
     SIGNATURE_EXPIRED = ("signature_expired",
-                         "bogus: every RRSIG over the RRset is past its expiration")
+                         ("bogus: every RRSIG over the RRset is past its expiration by more "
+                          "than the clock-skew allowance (Unbound's: a tenth of the validity "
+                          "period, at least 1 hour, at most 24)"))
     SIGNATURE_NOT_YET_VALID = ("signature_not_yet_valid",
-                               "bogus: every RRSIG over the RRset is before its inception")
+                               ("bogus: every RRSIG over the RRset is before its inception by "
+                                "more than the clock-skew allowance"))
     BAD_SIGNATURE = ("bad_signature", ("bogus: RRSIGs present, none verifies with the zone's "
                                        "keys (data altered after signing, or the wrong key)"))
     NO_RRSIG = "no_rrsig", "bogus: an RRset or denial from a signed zone without RRSIG"
@@ -388,7 +391,8 @@ class DnssecReason(Vocabulary):
     WRONG_SIGNER = ("wrong_signer",
                     "bogus: the RRSIG's signer is not a zone enclosing the owner")
     DENIAL_UNPROVEN = ("denial_unproven",
-                       "bogus: NXDOMAIN or NODATA whose NSEC/NSEC3 records prove nothing")
+                       ("bogus: NXDOMAIN or NODATA whose NSEC/NSEC3 records prove nothing, or "
+                        "a wildcard answer without the proof that the name itself is absent"))
     DNS_ERROR = ("dns_error",
                  "indeterminate: the lookup, or one the chain of trust needs, failed")
     NO_DNSSEC_RECORDS = ("no_dnssec_records", ("indeterminate: the trust anchor zone's DNSKEY "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dns.dnssec
 import dns.name
+import dns.rdata
 import dns.rdatatype
 import pytest
 import trio
@@ -19,6 +20,8 @@ from survey.dnssec import (
     Nsec,
     Nsec3,
     Proof,
+    Skew,
+    check_rrset,
     ds_absence,
     nsec3_nodata,
     nsec3_nxdomain,
@@ -202,6 +205,57 @@ async def test_a_dnskey_anchor_validates_like_its_ds(served):
     key = Signer(world).key("")[1]
     validator = Validator(resolver, Anchors.from_text(f". IN DNSKEY {key.to_text()}"))
     assert (await validator.lookup("signed.test", "MX")).dnssec == "secure"
+
+
+# -- signature dates and Unbound's clock-skew allowance -------------------------------------
+
+HOUR, DAY = 3600, 86400
+
+
+def _signed_a(inception: int, expiration: int):
+    """An A RRset of example. and its RRSIG by a fresh Ed25519 key, valid between the two."""
+    import dns.rrset
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    key = dns.dnssec.make_dnskey(private.public_key(), dns.dnssec.Algorithm.ED25519, flags=257)
+    rrset = dns.rrset.from_text("example.", 300, "IN", "A", "192.0.2.1")
+    sig = dns.dnssec.sign(rrset, private, N("example."), key, inception=inception,
+                          expiration=expiration)
+    return rrset, sig, [key]
+
+
+@pytest.mark.parametrize(("period", "allowance"), [
+    (20 * HOUR, 2 * HOUR),        # a tenth of the validity period
+    (5 * HOUR, HOUR),             # a tenth is 30 min: raised to val-sig-skew-min (1 h)
+    (30 * DAY, DAY),              # a tenth is 3 days: capped at val-sig-skew-max (24 h)
+])
+def test_signature_dates_allow_unbounds_clock_skew(period, allowance):
+    # validator/val_sigcrypt.c check_dates: bogus only when off by MORE than the allowance
+    start = 1_700_000_000
+    rrset, sig, keys = _signed_a(start, start + period)
+    zone = N("example.")
+    assert Skew().allowance(sig) == allowance
+    expired = start + period
+    assert check_rrset(rrset, [sig], zone, keys, expired + allowance) is None
+    assert check_rrset(rrset, [sig], zone, keys, expired + allowance + 1) == "signature_expired"
+    assert check_rrset(rrset, [sig], zone, keys, start - allowance) is None
+    assert check_rrset(rrset, [sig], zone, keys, start - allowance - 1) \
+        == "signature_not_yet_valid"
+    # no allowance: the dates exactly (RFC 4035 §5.3.1)
+    assert check_rrset(rrset, [sig], zone, keys, expired + 1, Skew(0, 0)) == "signature_expired"
+    assert check_rrset(rrset, [sig], zone, keys, expired, Skew(0, 0)) is None
+
+
+def test_the_allowance_never_rescues_a_bad_signature():
+    start = 1_700_000_000
+    rrset, sig, keys = _signed_a(start, start + DAY)
+    altered = rrset.copy()
+    altered.clear()
+    altered.add(dns.rdata.from_text("IN", "A", "192.0.2.2"))
+    assert check_rrset(altered, [sig], N("example."), keys, start + DAY + 60) == "bad_signature"
+    backwards = sig.replace(inception=start + DAY, expiration=start)
+    assert check_rrset(rrset, [backwards], N("example."), keys, start) == "bad_signature"
 
 
 # -- denial proofs, sans-IO ---------------------------------------------------------------

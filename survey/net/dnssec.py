@@ -49,6 +49,7 @@ import dns.rdatatype
 import dns.rrset
 
 from survey.dnssec import (
+    DEFAULT_SKEW,
     INSECURE,
     SECURE,
     Anchors,
@@ -56,6 +57,7 @@ from survey.dnssec import (
     Judgement,
     Proof,
     Reason,
+    Skew,
     Status,
     bogus,
     check_dnskeys,
@@ -90,10 +92,11 @@ class ZoneKeys:
 class Validator:
     def __init__(self, resolver: Resolver, anchors: Anchors, *,
                  now: Callable[[], float] = time.time,
-                 max_zones: int | None = DEFAULT_MAX_ZONES) -> None:
+                 max_zones: int | None = DEFAULT_MAX_ZONES, skew: Skew = DEFAULT_SKEW) -> None:
         self.resolver = resolver
         self.anchors = anchors
         self.now = now
+        self.skew = skew          # signature dates: Unbound's clock-skew allowance
         self._answers: SingleFlight[tuple[Lookup, Any]] = SingleFlight(max_zones)
         self.parsed = 0       # responses read into dnspython's model (signed data)
         self._zones: SingleFlight[ZoneKeys] = SingleFlight(max_zones)
@@ -197,7 +200,7 @@ class Validator:
         zone = await self.zone(signer)
         if not zone.judgement.secure:
             return zone.judgement
-        reason = check_rrset(rrset, sigs, signer, zone.keys, self.now())
+        reason = check_rrset(rrset, sigs, signer, zone.keys, self.now(), self.skew)
         return SECURE if reason is None else bogus(reason)
 
     # -- denial of existence ----------------------------------------------------------------
@@ -229,7 +232,8 @@ class Validator:
         """Why the first denial record whose signatures do not check fails, or None."""
         now = self.now()
         for rrset in proofs:
-            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer, keys, now)
+            reason = check_rrset(rrset, sigs.get((rrset.name, rrset.rdtype)), signer, keys, now,
+                                 self.skew)
             if reason is not None:
                 return reason
         return None
@@ -280,7 +284,8 @@ class Validator:
         if anchored and not sigs:
             return ZoneKeys(indeterminate(Reason.NO_DNSSEC_RECORDS))
         reason, keys = check_dnskeys(zone, rrset, sigs, self.now(), ds=ds,
-                                     anchor_keys=self.anchors.keys.get(zone, ()))
+                                     anchor_keys=self.anchors.keys.get(zone, ()),
+                                     skew=self.skew)
         if reason is not None:
             return ZoneKeys(bogus(reason))
         return ZoneKeys(SECURE, tuple(keys))
@@ -303,7 +308,7 @@ class Validator:
             parent = await self.zone(signer)
             if not parent.judgement.secure:
                 return parent.judgement
-            reason = check_rrset(rrset, sigs, signer, parent.keys, self.now())
+            reason = check_rrset(rrset, sigs, signer, parent.keys, self.now(), self.skew)
             return list(rrset) if reason is None else bogus(reason)
         step = await self._absence(zone, message)
         if isinstance(step, Judgement):

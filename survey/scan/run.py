@@ -35,6 +35,7 @@ import trio
 
 from survey import __version__
 from survey.certs import CertError, facts
+from survey.dnssec import DEFAULT_SKEW
 from survey.interrupts import interrupted, leaf
 from survey.net.dns import ResolverSilent
 from survey.net.https import PolicyFetch
@@ -141,7 +142,9 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
         "dnssec": ({"trust_anchors": str(config.dnssec_anchor) if config.dnssec_anchor
                                      else "IANA root KSKs (survey/data/root-anchors.zone)",
                     "anchors_sha256": sha256_file(config.dnssec_anchor)
-                    if config.dnssec_anchor else None}
+                    if config.dnssec_anchor else None,
+                    # signature dates: Unbound's val-sig-skew-min/-max (survey/dnssec.py Skew)
+                    "signature_skew_s": [DEFAULT_SKEW.minimum, DEFAULT_SKEW.maximum]}
                    if config.dnssec else None),
         "destination_policy": {"mode": config.mode,
                                "blocklist": str(config.blocklist) if config.blocklist

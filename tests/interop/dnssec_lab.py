@@ -98,6 +98,29 @@ def shapes(seed: int, n: int) -> list[Shape]:
     return out
 
 
+# Clock-skew edges (Unbound's defaults: val-sig-skew-min 3600, val-sig-skew-max 86400, a
+# tenth of the validity period in between): (label, (inception, expiration) from now, the
+# status both validators must give). 10 minutes of margin either side of each edge.
+HOUR, MARGIN = 3600, 600
+SKEW_CASES = [
+    ("expired-10pct-inside", (-20 * HOUR - 2 * HOUR + MARGIN, -2 * HOUR + MARGIN), "secure"),
+    ("expired-10pct-outside", (-20 * HOUR - 2 * HOUR - MARGIN, -2 * HOUR - MARGIN), "bogus"),
+    ("expired-min-inside", (-5 * HOUR - HOUR + MARGIN, -HOUR + MARGIN), "secure"),
+    ("expired-min-outside", (-5 * HOUR - HOUR - MARGIN, -HOUR - MARGIN), "bogus"),
+    ("expired-max-inside", (-31 * DAY + MARGIN, -DAY + MARGIN), "secure"),
+    ("expired-max-outside", (-31 * DAY - MARGIN, -DAY - MARGIN), "bogus"),
+    ("early-10pct-inside", (2 * HOUR - MARGIN, 22 * HOUR - MARGIN), "secure"),
+    ("early-10pct-outside", (2 * HOUR + MARGIN, 22 * HOUR + MARGIN), "bogus"),
+    ("early-min-inside", (HOUR - MARGIN, 6 * HOUR - MARGIN), "secure"),
+    ("early-min-outside", (HOUR + MARGIN, 6 * HOUR + MARGIN), "bogus"),
+]
+
+
+def skew_shapes() -> list[Shape]:
+    return [Shape(f"{label}.{ANCHOR}", time="offset", window=window, tlsa=False)
+            for label, window, _status in SKEW_CASES]
+
+
 def queries(shapes: list[Shape]) -> list[tuple[str, str]]:
     """The lookups that exercise every shape, zone by zone."""
     out = [(f"ns.{ANCHOR}", "A"), (ANCHOR, "SOA"), (ANCHOR, "NS"), (f"nope.{ANCHOR}", "A")]
@@ -180,7 +203,7 @@ def build(d: Path, shapes: list[Shape]) -> tuple[dict[str, Path], str]:
                 body += ds + "\n"
             else:
                 files[sub] = _unsigned(d, sub, sub_body)
-        lab_body += f"{z.split('.')[0]} IN NS ns.lab.test.\n"
+        lab_body += f"{z.removesuffix('.' + ANCHOR)} IN NS ns.lab.test.\n"
         if not s.signed:
             files[z] = _unsigned(d, z, body)
             continue

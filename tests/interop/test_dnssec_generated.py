@@ -24,7 +24,7 @@ import trio
 from survey.dnssec import Anchors
 from survey.net.dns import Resolver
 from survey.net.dnssec import Validator
-from tests.interop.dnssec_lab import DnssecLab, build, queries, shapes
+from tests.interop.dnssec_lab import SKEW_CASES, DnssecLab, build, queries, shapes, skew_shapes
 from tests.requirements import needs
 
 pytestmark = needs("unbound", "nsd", "ldns-signzone", "ldns-keygen")
@@ -53,3 +53,25 @@ async def test_survey_and_unbound_agree_on_generated_zones(tmp_path, seed):
     disagree = [(n, t, o, r, u) for n, t, o, r, u in table if o != u]
     assert not disagree, f"seed {seed}, shapes {drawn}"
     assert set(Counter(u for *_, u in table)) == {"secure", "insecure", "bogus"}
+
+
+async def test_clock_skew_edges_agree_with_unbound(tmp_path):
+    """Signatures expired, or not yet valid, by a little less and a little more than
+    Unbound's allowance (a tenth of the validity period, between val-sig-skew-min and
+    val-sig-skew-max): secure inside, bogus outside, on both sides."""
+    zones, anchor = build(tmp_path, skew_shapes())
+    table = []
+    with DnssecLab(tmp_path, zones, anchor) as lab:
+        validator = Validator(Resolver([("127.0.0.1", lab.port)], timeout=2, lifetime=5),
+                              Anchors.from_text(anchor + "\n"))
+        for label, window, expected in SKEW_CASES:
+            for name, rdtype in ((f"mx.{label}.lab.test", "A"), (f"{label}.lab.test", "MX"),
+                                 (f"nope.{label}.lab.test", "A")):
+                found = await validator.lookup(name, rdtype)
+                theirs = await trio.to_thread.run_sync(lab.unbound_status, name, rdtype)
+                table.append((label, window, name, rdtype, expected, found.dnssec,
+                              found.dnssec_reason, theirs))
+    print("\ncase | window (s from now) | lookup | expected | survey (reason) | unbound")
+    for label, window, name, rdtype, expected, ours, reason, theirs in table:
+        print(f"{label} | {window} | {name} {rdtype} | {expected} | {ours} ({reason}) | {theirs}")
+    assert [(r[2], r[3], r[4], r[4]) for r in table] == [(r[2], r[3], r[5], r[7]) for r in table]
