@@ -21,7 +21,7 @@ from survey.store import open_dataset, read_pandas
 
 SURVEY = [sys.executable, "-m", "survey.cli"]
 # Values that depend on timing or on which domain reached a shared server first.
-VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni",
+VOLATILE = {"probed_at", "transcript", "status_detail", "connections", "sni", "dane_sni",
             "attempts", "refused_before_ok"}   # a greylisting server refuses its first contacts only
 KEYS = {"domains": ["domain"], "mx": ["domain", "mx_host", "ip"], "hosts": ["ip", "port"]}
 START_TIMEOUT = 60.0

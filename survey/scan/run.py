@@ -48,7 +48,7 @@ from survey.scan.seen import SeenNames
 from survey.scan.servers import Attempted
 from survey.scan.targets import Target, estimate_count, read_targets
 from survey.scan.toolkit import Toolkit, domain_rows, now
-from survey.scan.verdicts import host_row, invalid_input_row
+from survey.scan.verdicts import host_row, invalid_input_row, sni_names
 from survey.store import (
     DatasetWriter,
     count_rows,
@@ -303,10 +303,12 @@ class Scan:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fetch)
             for mx in dns.mx:
+                names = sni_names(dns, mx)    # the MX name, and a DANE sender's SNI
                 for ip in mx.ips:
-                    if (mx.host, ip) not in probes:
-                        probes[(mx.host, ip)] = None
-                        nursery.start_soon(probe, mx.host, ip)
+                    for name in names:
+                        if (name, ip) not in probes:
+                            probes[(name, ip)] = None
+                            nursery.start_soon(probe, name, ip)
         outcomes = {pair: self.tools.outcome(p) for pair, p in probes.items()}
         self.out.write_group(domain_rows(dns, outcomes, fetch_box[0],
                                             self.config.smtp_port))

@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-Domain tasks ask ``ServerProber.for_name(ip, mx_host)`` for the probe whose
-certificate applies to ``mx_host`` at ``ip``. The first asker's name becomes
+Domain tasks ask ``ServerProber.for_name(ip, name)`` for the probe whose
+certificate applies to ``name`` at ``ip``: the MX host name, and for a CNAME'd
+MX host where DANE applies also the TLSA base domain a DANE sender sends
+(RFC 7672 §8.1; scan/verdicts.py ``sni_names``). The first asker's name becomes
 the SNI of the server's one *base* probe; everyone else awaits that probe
 (single flight). The base probe is the ``hosts`` row.
 

@@ -29,7 +29,7 @@ from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
 from survey.scan.resolve import DomainDns, canonical_ip
 from survey.scan.servers import Attempted, ServerProber
-from survey.scan.verdicts import dane_columns, domain_row, mx_row
+from survey.scan.verdicts import dane_columns, dane_sni, domain_row, mx_row
 from survey.vocabulary import HostStatus, StsPolicyError, TxtStatus
 
 
@@ -169,7 +169,13 @@ def domain_rows(dns: DomainDns, outcomes: Mapping[tuple[str, str], ServerOutcome
                              outcome.probe if outcome else None, verdict, shas, policy_fetch,
                              now(), address_dnssec=mx.dnssec,
                              address_dnssec_reason=mx.dnssec_reason)
-            row.update(dane_columns(dns, mx, ip, outcome.probe if outcome else None, now()))
+            # a DANE sender's handshake: SNI = the TLSA base domain (RFC 7672 §8.1)
+            dane_name = dane_sni(dns, mx) or mx.host
+            dane_outcome = outcomes.get((dane_name, ip)) if ip else None
+            row.update(dane_columns(
+                dns, mx, ip, dane_outcome.probe if dane_outcome else None, now(),
+                list(dane_outcome.chain_sha256) if dane_outcome and dane_outcome.chain_sha256
+                else None))
             row["dane_result_type"] = dane.DANE_RESULT_TYPES.get(row["dane"])
             row["sender"] = dane.sender(row["dane"], row["sts_verdict"])
             rows.append(("mx", row))

@@ -113,21 +113,55 @@ def mx_row(dns: DomainDns, mx_host: str, preference: int, mx_status: str, ip: st
     return row, session_ok
 
 
+def dane_sni(dns: DomainDns, mx: MxTarget) -> str | None:
+    """The server name a DANE sender sends to this host's addresses, when DANE applies by
+    its DNS alone (secure MX RRset and addresses, a secure non-empty TLSA RRset): the TLSA
+    base domain (RFC 7672 §8.1; the target of a secure CNAME when TLSA is published there,
+    §2.2.2, as Postfix does). None when DANE does not apply: a sender without DANE
+    (MTA-STS, opportunistic TLS) sends the MX host name, the row's ``sni``."""
+    tlsa = mx.tlsa
+    if dns.mx_dnssec is None or mx.dnssec is None or tlsa is None or not mx.tlsa_base:
+        return None
+    if dane.applicability(dns.mx_dnssec, mx.dnssec, tlsa.dnssec, tlsa.status,
+                          bool(mx.tlsa_records)) is not None:
+        return None
+    return mx.tlsa_base
+
+
+def sni_names(dns: DomainDns, mx: MxTarget) -> tuple[str, ...]:
+    """The names a scan sends as SNI to ``mx``'s addresses: the MX host name (the
+    certificate columns, MTA-STS and opportunistic senders) and, when DANE applies and its
+    TLSA base domain is another name (a CNAME'd MX host), that name too (the DANE
+    columns). The server prober makes one probe per address and one more per extra name
+    only when the server chooses its certificate by SNI (scan/servers.py)."""
+    base = dane_sni(dns, mx)
+    return (mx.host,) if base is None or base == mx.host else (mx.host, base)
+
+
 def dane_columns(dns: DomainDns, mx: MxTarget, ip: str | None,
-                 probe: SmtpProbe | None, at: datetime) -> dict:
-    """The TLSA and DANE columns of one mx row (RFC 7672; survey/dane.py)."""
+                 probe: SmtpProbe | None, at: datetime,
+                 chain_sha256: list[str] | None = None) -> dict:
+    """The TLSA and DANE columns of one mx row (RFC 7672; survey/dane.py). ``probe`` is the
+    handshake a DANE sender makes: SNI = ``dane_sni`` (the TLSA base domain) when DANE
+    applies, with ``chain_sha256`` its chain's hashes."""
     records = mx.tlsa_records
     tlsa = mx.tlsa
     row: dict = {"tlsa_records": sorted(r.text() for r in records) if records is not None
                  else None,
+                 "tlsa_base": mx.tlsa_base if tlsa is not None else None,
                  "tlsa_dnssec": tlsa.dnssec if tlsa is not None else None,
                  "tlsa_dnssec_reason": tlsa.dnssec_reason if tlsa is not None else None,
-                 "dane": None}
+                 "dane": None, "dane_sni": None, "dane_chain_sha256": None}
     if dns.mx_dnssec is None or mx.dnssec is None or ip is None:
         return row          # DNSSEC not validated, or no address to talk to
     status = dane.applicability(dns.mx_dnssec, mx.dnssec,
                                 tlsa.dnssec if tlsa is not None else None,
                                 tlsa.status if tlsa is not None else None, bool(records))
+    if status is None and probe is not None:
+        # the handshake judged: its SNI (the TLSA base domain, or the name of the one probe
+        # of a server that ignores SNI) and its chain
+        row["dane_sni"] = probe.sni
+        row["dane_chain_sha256"] = chain_sha256 if probe.status == HostStatus.OK else None
     if status is None:
         status = dane.session_status(probe.status if probe is not None else None)
     if status is None:

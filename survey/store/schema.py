@@ -107,9 +107,12 @@ MX = _schema("mx", [
     ("address_dnssec", pa.string()),
     ("address_dnssec_reason", pa.string()),
     ("tlsa_records", STRINGS),
+    ("tlsa_base", pa.string()),        # RFC 7672 §2.2.2: where tlsa_records were found
     ("tlsa_dnssec", pa.string()),
     ("tlsa_dnssec_reason", pa.string()),
     ("dane", pa.string()),
+    ("dane_sni", pa.string()),         # the SNI of the handshake dane judged (§8.1)
+    ("dane_chain_sha256", STRINGS),    # that handshake's chain, leaf first
     ("dane_result_type", pa.string()),
     ("sender", pa.string()),
     ("ip", pa.string()),
@@ -265,6 +268,11 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                         "type hex`, sorted; base: the target of a secure CNAME, else the MX "
                         "host, RFC 7672 §2.2.2); looked up only when the host's addresses are "
                         "secure; [] when none; null when not looked up",
+        "tlsa_base": "the TLSA base domain (RFC 7672 §2.2.2): the target of the MX host's "
+                     "secure CNAME when that target has TLSA records or their lookup did "
+                     "not securely deny them, else the MX host; a DANE sender sends it as "
+                     "SNI (§8.1) and accepts it as a reference identifier (§3.2.3); null "
+                     "when TLSA was not looked up",
         "tlsa_dnssec": "DNSSEC status of that TLSA lookup: `DnssecStatus`",
         "tlsa_dnssec_reason": "why `tlsa_dnssec` is `bogus` or `indeterminate`: "
                               "`DnssecReason`",
@@ -279,11 +287,24 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
                 "dataset requires a secure MX RRset (Postfix 3.6+ also applies DANE to "
                 "secure hosts under an insecure MX RRset); null when DNSSEC was not "
                 "validated or the host has no address",
+        "dane_sni": "the server name sent in the handshake whose chain `dane` judged: "
+                    "`tlsa_base`, as a DANE sender sends it (RFC 7672 §8.1; for a CNAME'd MX "
+                    "host the target, not `mx_host`); for a server found to ignore SNI, the "
+                    "name its one probe sent (`hosts.sni`); null when `dane` judged no "
+                    "handshake (DANE does not apply, or DNSSEC was not validated)",
+        "dane_chain_sha256": "SHA-256 of each certificate of that handshake, leaf first "
+                             "(keys of `certs`; the same as `chain_sha256` unless the server "
+                             "chooses its certificate by SNI and `dane_sni` differs from "
+                             "`sni`); null when `dane` judged no chain",
         "ip": "an address of the host, one row per address (IPv6 in RFC 5952 text); null "
               "when none resolved",
         "port": "the SMTP port probed (25 on the Internet)",
         "host_status": "`hosts.status` of (ip, port), copied for convenience",
-        "sni": "the server name sent in the TLS handshake whose certificate applies here",
+        "sni": "the server name sent in the TLS handshake whose certificate the `cert_*` "
+               "columns judged: `mx_host`, as a sender without DANE (MTA-STS, RFC 8461 "
+               "§4.2; opportunistic TLS) sends it, also for a CNAME'd MX host; for a server "
+               "found to ignore SNI, the name its one probe sent (`hosts.sni`). The DANE "
+               "columns judged their own handshake (`dane_sni`)",
         "cert_status": "`valid`, or the first failing check: `CertStatus` (`no_cert` "
                        "when no handshake completed)",
         "cert_trusted": "the served chain passes path validation as a sending MTA's "
@@ -293,8 +314,9 @@ COLUMN_DOCS: dict[str, dict[str, str]] = {
         "cert_time_valid": "every certificate on the path that validation built is valid at "
                            "`probed_at` (OpenSSL's rule: the top of an untrusted path only "
                            "when self-signed)",
-        "cert_name_match": "the MX host name matches a SAN dNSName (RFC 6125 §6.4 as "
-                           "profiled by RFC 7817; the subject CN only without dNSName SANs)",
+        "cert_name_match": "the MX host name (`mx_host`, never its CNAME target: RFC 8461 "
+                           "§4.2) matches a SAN dNSName (RFC 6125 §6.4 as profiled by RFC "
+                           "7817; the subject CN only without dNSName SANs)",
         "cert_untrusted_reason": "why `cert_trusted` is false: the first failure, "
                                  "`CertReason`; null when trusted or not judged",
         "chain_sha256": "SHA-256 of each certificate served, leaf first (keys of `certs`)",

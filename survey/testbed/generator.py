@@ -122,6 +122,12 @@ TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
 # DANE-EE matching the served key, DANE-TA matching the intermediate CA, a record matching
 # nothing, a stale record beside a matching one, only a PKIX-EE record (unusable), none.
 DANE_KINDS = ("ee", "ta", "mismatch", "rollover", "unusable", "none")
+# DANE on an own MX host that is a CNAME (profile "dnssec"."dane_cname"; RFC 7672 §2.2.2,
+# §8.1): TLSA at the CNAME target (the TLSA base domain) of DANE-EE, of DANE-TA with the
+# target's server choosing its certificate by SNI (only SNI = the target gets a leaf that
+# names it: a scanner sending the MX name gets a leaf naming neither), or matching nothing;
+# or DANE-EE at the MX name itself with none at the target (the base is then the MX name).
+DANE_CNAME_KINDS = ("ee", "ta_sni", "mismatch", "alias")
 DNSSEC_KINDS = ("unsigned", "signed", "expired", "not_yet_valid", "altered", "stripped",
                 "ds_mismatch", "unsigned_mx_zone")
 
@@ -636,6 +642,13 @@ class _Builder:
             if kind not in DANE_KINDS:
                 raise ProfileError(f"unknown dane kind {kind!r}")
         dane_deck = Deck(rng, dane) if dane else None
+        # a stream of its own: worlds without CNAME'd DANE hosts stay as they were
+        cname_rng = random.Random(f"survey-world-dane-cname:{self.seed}:{self.profile['name']}")
+        dane_cname = {k: float(v) for k, v in cfg.get("dane_cname", {}).items()}
+        for kind in dane_cname:
+            if kind not in DANE_CNAME_KINDS:
+                raise ProfileError(f"unknown dane_cname kind {kind!r}")
+        cname_deck = Deck(cname_rng, dane_cname) if dane_cname else None
         zones = {"": ZoneSpec(""), TLD: ZoneSpec(TLD)}
         self.dnssec_faults: dict[str, tuple[str, tuple[str, ...]]] = {}
         for k, d in enumerate(self.domains):
@@ -668,6 +681,14 @@ class _Builder:
                 planted = self.plant_dane(own_hosts[0], dane_deck.draw(), rng)
                 if planted:
                     extra.add(f"dane:{planted}")
+            cname_hosts = [m.host for m in d.mx if m.host.endswith("." + d.name)
+                           and self.mx_hosts.get(m.host) is not None
+                           and self.mx_hosts[m.host].ips
+                           and (self.mx_hosts[m.host].cname or "").endswith("." + d.name)]
+            if kind == "signed" and cname_hosts and cname_deck is not None:
+                planted = self.plant_dane_cname(cname_hosts[0], cname_deck.draw(), cname_rng)
+                if planted:
+                    extra.add(f"dane_cname:{planted}")
             self.domains[k] = replace(d, traits=tuple(sorted(set(d.traits) | extra)))
         return zones
 
@@ -692,6 +713,35 @@ class _Builder:
                    }[kind]
         for value in records:
             self.add(owner, "TLSA", value)
+        return kind
+
+    def plant_dane_cname(self, host: str, kind: str, rng: random.Random) -> str | None:
+        """TLSA for an own CNAME'd MX host of one DANE_CNAME_KINDS kind (None: not planted):
+        at ``_25._tcp.<target>``, or at ``_25._tcp.<host>`` for ``alias``. ``ta_sni`` makes
+        the target's server choose its leaf by SNI (pki ``sni_dependent``: a leaf for each
+        of its names, the default leaf names none), so the DANE verdict depends on the SNI
+        a scanner sends (RFC 7672 §8.1: the TLSA base domain, the target)."""
+        spec = self.mx_hosts[host]
+        assert spec.cname is not None
+        ip = spec.ips[0]
+        server = self.servers.get(ip)
+        tls = server.tls if server is not None else None
+        if tls is None or tls.cert_kind.startswith("chain:"):
+            kind = "mismatch"
+        elif kind == "ta_sni" and (tls.cert_kind != "valid" or tls.engine != "openssl"
+                                   or spec.cname not in tls.names):
+            kind = "ee"
+        owner = f"_25._tcp.{host if kind == 'alias' else spec.cname}"
+        if owner in self.records:
+            return None
+        if kind == "ta_sni":
+            assert server is not None and tls is not None
+            self.servers[ip] = replace(server, tls=replace(tls, cert_kind="sni_dependent"))
+        stale = f"3 1 1 {rng.getrandbits(256):064x}"
+        ee = f"3 1 1 @leaf-{tls.key_type}" if tls is not None else stale
+        value = {"ee": ee, "alias": ee, "ta_sni": "2 1 1 @intermediate",
+                 "mismatch": stale}[kind]
+        self.add(owner, "TLSA", value)
         return kind
 
     def build_domain(self, i: int) -> None:

@@ -79,7 +79,8 @@ _DOMAIN_COLUMNS = [
     "mta_sts_txt_dnssec", "mta_sts_txt_dnssec_reason", "tlsrpt_dnssec", "tlsrpt_dnssec_reason"]
 _MX_COLUMNS = [
     "domain", "mx_host", "preference", "mx_status", "address_dnssec", "address_dnssec_reason",
-    "tlsa_records", "tlsa_dnssec", "tlsa_dnssec_reason", "dane", "dane_result_type", "sender",
+    "tlsa_records", "tlsa_base", "tlsa_dnssec", "tlsa_dnssec_reason", "dane",
+    "dane_result_type", "sender",
     "ip", "port", "host_status",
     "cert_status", "cert_trusted", "cert_time_valid", "cert_name_match",
     "cert_untrusted_reason", "sts_mx_match", "sts_verdict", "tlsrpt_result_type"]
@@ -117,11 +118,14 @@ CONVENTIONS: dict[str, str] = {
                       "indeterminate, insecure, secure). address_dnssec is the worst of the "
                       "host's A and AAAA lookups",
     "tlsa / dane": "TLSA looked up only when the host's addresses are secure, at the CNAME "
-                   "target first then the host (RFC 7672 §2.2.2); dane requires a secure MX "
-                   "RRset; planted records name the served keys (@leaf-ec, @leaf-rsa, "
-                   "@intermediate), so tlsa_records of those rows are in unknown.json; "
-                   "DANE-EE of the served key matches whatever the names and dates, DANE-TA of "
-                   "the intermediate matches a valid-kind leaf that names the host",
+                   "target first then the host (RFC 7672 §2.2.2; tlsa_base is where it was "
+                   "found); dane requires a secure MX RRset; planted records name the served "
+                   "keys (@leaf-ec, @leaf-rsa, @intermediate), so tlsa_records of those rows "
+                   "are in unknown.json; dane judges the leaf served for SNI = tlsa_base "
+                   "(RFC 7672 §8.1: a CNAME'd MX host's target), the cert columns the leaf "
+                   "served for SNI = mx_host; DANE-EE of the served key matches whatever the "
+                   "names and dates, DANE-TA of the intermediate matches a valid leaf "
+                   "(valid or sni_dependent kind) that names tlsa_base or the MX host",
     "dns_status": "outcome of the domain's MX query: ok (MX records, null MX included), "
                   "no_data (no MX: implicit or none), nxdomain, servfail, dns_refused, "
                   "dns_timeout",
@@ -498,7 +502,7 @@ class DnssecTruth:
     def dane(self, d: DomainSpec, spec: MxHostSpec, ip: str | None, host_status: str | None,
              server: SmtpServerSpec | None, mx_status: tuple) -> dict[str, Any]:
         """The TLSA and DANE columns of an mx row, from how the world was built."""
-        row: dict[str, Any] = {"tlsa_records": None, "tlsa_dnssec": None,
+        row: dict[str, Any] = {"tlsa_records": None, "tlsa_base": None, "tlsa_dnssec": None,
                                "tlsa_dnssec_reason": None, "dane": None}
         if not self.zones:
             return row
@@ -509,6 +513,7 @@ class DnssecTruth:
             row["tlsa_records"] = (sorted(values) if dns_status in ("ok", "no_data", "nxdomain")
                                    else None)
             row["tlsa_dnssec"], row["tlsa_dnssec_reason"] = status
+            row["tlsa_base"] = base
         if ip is None:
             return row
         if "bogus" in (mx_status[0], address[0]):
@@ -538,19 +543,23 @@ class DnssecTruth:
 
 def _dane_match(base: str, host: str, values: list[str],
                 server: SmtpServerSpec | None) -> str:
-    """A planted TLSA RRset against the chain the server serves (by construction)."""
+    """A planted TLSA RRset against the chain the server serves (by construction) to a
+    DANE sender, whose SNI is the TLSA base domain (RFC 7672 §8.1: for a CNAME'd MX host
+    the target, not the MX name); the reference identifiers are the base and the MX host
+    name (§3.2.3)."""
     usable = [v for v in values if v.split()[0] in ("2", "3") and v.split()[1] in ("0", "1")
               and v.split()[2] in ("0", "1", "2")]
     if not usable:
         return "no_usable_records"
-    tls = server.tls if server is not None else None
-    if tls is None:
+    if server is None or server.tls is None:
         return "no_match"
+    tls = server.tls
     own_key = not tls.cert_kind.startswith("chain:")
     if own_key and f"3 1 1 @leaf-{tls.key_type}" in usable:
         return "valid"           # DANE-EE: the served key; names and dates ignored
-    if ("2 1 1 @intermediate" in usable and tls.cert_kind == "valid"
-            and (host in tls.names or base in tls.names)):
+    if ("2 1 1 @intermediate" in usable and tls.cert_kind in ("valid", "sni_dependent")
+            and any(name_matches(ref, n) for ref in (base, host)
+                    for n in leaf_names(server, base))):
         return "valid"           # DANE-TA: issued by the intermediate, in date, named
     return "no_match"
 

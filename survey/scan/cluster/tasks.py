@@ -54,7 +54,7 @@ from survey.scan.toolkit import (
     policy_addresses,
     tries_next_address,
 )
-from survey.scan.verdicts import host_row, invalid_input_row
+from survey.scan.verdicts import host_row, invalid_input_row, sni_names
 from survey.store.location import Location
 from survey.store.writer import write_part
 from survey.vocabulary import TxtStatus
@@ -144,9 +144,13 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
         if isinstance(item.fetch, FetchRequest):
             fetches[plan.partition(item.fetch.ips[0])].append(item.fetch)
             resolved[i] = item = dataclasses.replace(item, fetch=None)
-        for mx in item.dns.mx if item.dns else ():
+        if item.dns is None:                    # invalid input: no servers
+            continue
+        for mx in item.dns.mx:
+            names = sni_names(item.dns, mx)      # the MX name, and a DANE sender's SNI
             for ip in mx.ips:
-                pairs[plan.partition(ip)].append((ip, mx.host, (s, i)))
+                for name in names:
+                    pairs[plan.partition(ip)].append((ip, name, (s, i)))
     for p in range(plan.partitions):   # every partition's file, empty or not: see stage.py
         write_pickle(requests_dir(out, 0, p) / f"s{s:05d}.pkl", (pairs[p], fetches[p]))
     write_pickle(stage_dir(out) / "dns" / f"s{s:05d}.pkl", resolved)
