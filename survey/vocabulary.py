@@ -399,6 +399,13 @@ class DnssecReason(Vocabulary):
                                                "came without RRSIG: the resolver (or the "
                                                "path) strips DNSSEC records"))
     NO_TRUST_ANCHOR = "no_trust_anchor", "indeterminate: no trust anchor encloses the name"
+    RESOLVER_BOGUS = ("resolver_bogus", ("bogus (--dnssec-trust-ad): the validating resolver "
+                                         "answered SERVFAIL and gave the data with CD set; "
+                                         "it does not say why"))
+    RESOLVER_NOT_VALIDATING = ("resolver_not_validating",
+                               ("indeterminate (--dnssec-trust-ad): the resolver sets no AD on "
+                                "the trust anchor zone's own DNSKEY: it does not validate, or "
+                                "the path clears AD, so no answer can be called insecure"))
 
 
 class SenderVerdict(Vocabulary):

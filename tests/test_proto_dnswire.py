@@ -45,6 +45,18 @@ def test_the_query_is_what_dnspython_reads():  # RFC 1035 §4.1, RFC 6891 §6.1.
     assert message.edns == 0 and message.payload == 1232
 
 
+def test_ad_and_cd_queries_and_the_ad_bit_of_answers():  # RFC 4035 §3.2, RFC 6840 §5.7
+    ad = dns.message.from_wire(build_query(3, "d.test", "A", ad=True))
+    assert ad.flags & dns.flags.AD and not ad.flags & dns.flags.CD
+    assert not ad.ednsflags & dns.flags.DO          # AD alone: no DNSSEC records asked for
+    cd = dns.message.from_wire(build_query(3, "d.test", "A", cd=True))
+    assert cd.flags & dns.flags.CD and not cd.flags & dns.flags.AD
+    q = build_query(4, "d.test", "A", ad=True)
+    data = reply(q, "d.test. 300 IN A 127.0.0.1", flags=dns.flags.AD)
+    assert parse_response(data, 4, "d.test", "A").authentic
+    assert not parse_response(reply(q, "d.test. 300 IN A 127.0.0.1")).authentic
+
+
 def test_answers_of_every_kind_a_scan_reads():
     q = build_query(7, "d.test", "MX")
     data = reply(q, "d.test. 300 IN MX 10 mx1.d.test.", "d.test. 300 IN MX 20 MX2.D.TEST.")

@@ -31,6 +31,7 @@ def domains(tmp_path):
     (["{list}", "--out", "{out}", "--world", "{tmp}"], "no world.json"),
     (["{list}", "--out", "{out}", "--blocklist", "{missing}"], "cannot read blocklist"),
     (["--out", "{out}"], "give a domain list"),
+    (["{list}", "--out", "{out}", "--dnssec-trust-ad", "--no-dnssec"], "exclude each other"),
 ])
 def test_bad_options_get_one_line_and_exit_2(tmp_path, domains, args, message):
     values = {"missing": tmp_path / "nope.txt", "out": tmp_path / "out", "list": domains,
@@ -54,5 +55,6 @@ def test_help_explains_the_options():
     result = run("--help")
     assert result.returncode == 0
     for option in ("--world", "--resolver", "--per-ip", "--rate", "--blocklist", "--resume",
-                   "--shard", "--ehlo-name", "--dns-rate"):
+                   "--shard", "--ehlo-name", "--dns-rate", "--dnssec-anchor",
+                   "--dnssec-trust-ad"):
         assert option in result.stdout

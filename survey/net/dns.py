@@ -228,6 +228,26 @@ class Resolver:
         self._heard(answer[0])
         return answer
 
+    async def lookup_ad(self, name: str, rdtype: str, *, checking_disabled: bool = False
+                        ) -> tuple[Lookup, bool]:
+        """(the lookup, the answer's AD bit) asking with AD set (RFC 6840 §5.7), or with CD
+        set instead (``checking_disabled``: the data a validating resolver finds bogus)."""
+        await self._pacer.wait()
+        self.queries += 1
+        qid = secrets.randbits(16)
+        try:
+            wire = dnswire.build_query(qid, name, rdtype, ad=not checking_disabled,
+                                       cd=checking_disabled)
+        except DnsWireError as exc:
+            return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), False
+        answer: tuple[Lookup, bool] = (Lookup(DnsStatus.DNS_TIMEOUT), False)
+        async with self._slot():
+            with trio.move_on_after(self.lifetime + 1):
+                result = await self._resolve(wire, qid, name, rdtype, _AD)
+                answer = result if isinstance(result, tuple) else (result, False)
+        self._heard(answer[0])
+        return answer
+
     async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str, codec) -> Lookup:
         deadline = trio.current_time() + self.lifetime
         servers = list(self._servers)
@@ -455,8 +475,19 @@ class _DnssecCodec:
         return _FastCodec.settle(response.fast, name, rdtype), response
 
 
+class _AdCodec:
+    """Queries of the AD-trusting mode (net/dnssec.py ``AdTrust``): the lookup and AD."""
+
+    parse = staticmethod(dnswire.parse_response)
+
+    @staticmethod
+    def settle(response: dnswire.Response, name: str, rdtype: str) -> tuple[Lookup, bool]:
+        return _FastCodec.settle(response, name, rdtype), response.authentic
+
+
 _FAST = _FastCodec()
 _DNSSEC = _DnssecCodec()
+_AD = _AdCodec()
 
 
 class _ServerError(Exception):

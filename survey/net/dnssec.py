@@ -47,6 +47,7 @@ from typing import Any
 import dns.name
 import dns.rdatatype
 import dns.rrset
+import trio
 
 from survey.dnssec import (
     DEFAULT_SKEW,
@@ -75,6 +76,7 @@ from survey.net.dns import DnssecReply, Lookup, Resolver
 from survey.net.singleflight import SingleFlight
 from survey.proto import dnswire
 from survey.proto.dnswire import DnsWireError
+from survey.vocabulary import DnsStatus
 
 DEFAULT_MAX_ZONES = 50_000
 RRSIG = dns.rdatatype.RRSIG
@@ -381,6 +383,81 @@ class Validator:
         if result is DsAbsence.UNSIGNED_DELEGATION:
             return INSECURE
         return result
+
+
+class AdTrust:
+    """``--dnssec-trust-ad``: the DNSSEC status of each lookup as the resolver's AD bit says,
+    for a scan whose ``--resolver`` is a validating resolver on a trusted path (RFC 4035
+    §4.9.3, RFC 6840 §5.7-5.8, RFC 7672 §1.3: a stub may trust AD only from a resolver it
+    trusts, over a channel it trusts, typically one on the same machine).
+
+    A lookup asks with AD set and without DO (so no RRSIG or NSEC record is carried, and
+    nothing is verified here): AD in the answer is ``secure``; SERVFAIL is asked again
+    with CD: the data then coming is ``bogus``/``resolver_bogus`` (the resolver does not
+    say why), none is ``indeterminate``/``dns_error``; an answer without AD is ``insecure``
+    only once the resolver has set AD on the trust anchor zone's own DNSKEY (asked once a
+    scan): a resolver that does not validate, or a path that clears AD, would make every
+    answer look insecure, so without that proof they are
+    ``indeterminate``/``resolver_not_validating``. The resolver's own trust anchors decide;
+    the scan's (``anchors``) only name the zone asked for that proof.
+    """
+
+    def __init__(self, resolver: Resolver, anchors: Anchors) -> None:
+        self.resolver = resolver
+        self.anchors = anchors
+        self._validating: bool | None = None       # known once the anchor zone answered
+        self._lock = trio.Lock()
+
+    @property
+    def queries(self) -> int:
+        return self.resolver.queries
+
+    async def lookup(self, name: str, rdtype: str) -> Lookup:
+        lookup, authentic = await self.resolver.lookup_ad(name, rdtype)
+        if lookup.status == DnsStatus.SERVFAIL:
+            checked, _ = await self.resolver.lookup_ad(name, rdtype, checking_disabled=True)
+            if checked.status in _ANSWERED:
+                return _judged(checked, bogus(Reason.RESOLVER_BOGUS))
+            return _judged(lookup, indeterminate(Reason.DNS_ERROR))
+        if lookup.status not in _ANSWERED:
+            return _judged(lookup, indeterminate(Reason.DNS_ERROR))
+        if authentic:
+            return _judged(lookup, SECURE)
+        validating = await self._validates()
+        if validating is None:
+            return _judged(lookup, indeterminate(Reason.DNS_ERROR))
+        if not validating:
+            return _judged(lookup, indeterminate(Reason.RESOLVER_NOT_VALIDATING))
+        return _judged(lookup, INSECURE)
+
+    async def _validates(self) -> bool | None:
+        """Does the resolver set AD on a trust anchor zone's own DNSKEY RRset? Asked once a
+        scan (None, and asked again next time, while no anchor zone has answered)."""
+        async with self._lock:
+            if self._validating is None:
+                answered = False
+                for zone in sorted(self.anchors.zones, key=len):
+                    lookup, authentic = await self.resolver.lookup_ad(zone.to_text(),
+                                                                      "DNSKEY")
+                    answered = answered or lookup.ok
+                    if lookup.ok and authentic:
+                        self._validating = True
+                        break
+                else:
+                    if answered:
+                        self._validating = False
+            return self._validating
+
+
+_ANSWERED = (DnsStatus.OK, DnsStatus.NO_DATA, DnsStatus.NXDOMAIN)
+
+
+def _judged(lookup: Lookup, judgement: Judgement) -> Lookup:
+    return replace(lookup, dnssec=judgement.status.value,
+                   dnssec_reason=judgement.reason.value if judgement.reason else None)
+
+
+Lookups = Resolver | Validator | AdTrust     # what a scan's lookups go through
 
 
 def _bind(fn, arg):

@@ -63,6 +63,7 @@ _HEADER = struct.Struct("!HHHHHH")
 _U16 = struct.Struct("!H")
 _RR_FIXED = struct.Struct("!HHIH")     # type, class, ttl, rdlength
 _FLAG_QR, _FLAG_TC, _FLAG_RD, _FLAG_CD = 0x8000, 0x0200, 0x0100, 0x0010
+_FLAG_AD = 0x0020          # Authentic Data (RFC 4035 §3.2.3; in a query: RFC 6840 §5.7)
 _DO = 0x8000               # in the OPT record's TTL field
 
 
@@ -220,17 +221,20 @@ def read_name(data: bytes, offset: int) -> tuple[str, int]:
 # -- messages -------------------------------------------------------------------------
 
 def build_query(qid: int, name: str, rdtype: str | int, *, edns: bool = True,
-                payload: int = EDNS_PAYLOAD, dnssec: bool = False) -> bytes:
+                payload: int = EDNS_PAYLOAD, dnssec: bool = False, ad: bool = False,
+                cd: bool = False) -> bytes:
     """One recursive query for ``name``/``rdtype``, class IN, with EDNS0 unless told not to.
 
     ``dnssec``: set DO in the OPT record (RFC 3225: send DNSSEC records) and CD in the
     header (RFC 4035 §3.2.2: hand over data a validating resolver finds bogus).
+    ``ad``: set AD (RFC 6840 §5.7: the client understands AD in the answer, without asking
+    for the DNSSEC records); ``cd``: set CD alone.
     """
     if not 0 <= qid <= 0xFFFF:
         raise DnsWireError(f"bad query id {qid}")
     if dnssec and not edns:
         raise DnsWireError("DNSSEC records need EDNS (the DO bit)")
-    flags = _FLAG_RD | (_FLAG_CD if dnssec else 0)
+    flags = _FLAG_RD | (_FLAG_CD if dnssec or cd else 0) | (_FLAG_AD if ad else 0)
     header = _HEADER.pack(qid, flags, 1, 0, 0, 1 if edns else 0)
     question = name_to_wire(name) + struct.pack("!HH", rdtype_code(rdtype), CLASS_IN)
     if not edns:
@@ -260,6 +264,7 @@ class Response(NamedTuple):
     qtype: int
     records: tuple[Record, ...]   # the answer section
     authority: tuple[Record, ...] = ()   # read only with sections=True
+    authentic: bool = False       # the AD bit (RFC 4035 §3.2.3)
 
     def answer(self, qname: str, rdtype: str | int) -> tuple[str, tuple]:
         """(canonical name, rdata of ``rdtype`` there) following CNAMEs from ``qname``."""
@@ -330,7 +335,7 @@ def parse_response(data: bytes, qid: int | None = None, qname: str | None = None
             if record is not None:
                 authority.append(record)
     return Response(rid, rcode, truncated, bool(flags & 0x0400), name, qtype, tuple(records),
-                    tuple(authority))
+                    tuple(authority), bool(flags & _FLAG_AD))
 
 
 def _canonical_text(name: str) -> str:

@@ -71,6 +71,7 @@ class ScanConfig:
     world: dict[str, Any] | None = None        # world.json of a testbed world
     dnssec: bool = True                        # validate every lookup (survey/net/dnssec.py)
     dnssec_anchor: Path | None = None          # DS/DNSKEY zone file; None: IANA's root KSKs
+    dnssec_trust_ad: bool = False              # the resolver's AD bit instead (net/dnssec.py)
 
     def check(self) -> None:
         try:
@@ -120,6 +121,8 @@ class ScanConfig:
             self.ehlo_name = socket.getfqdn()
         if not self.ehlo_name or any(c.isspace() for c in self.ehlo_name):
             raise ConfigError(f"--ehlo-name {self.ehlo_name!r} is not a host name")
+        if self.dnssec_trust_ad and not self.dnssec:
+            raise ConfigError("--dnssec-trust-ad and --no-dnssec exclude each other")
         if self.dnssec and self.dnssec_anchor is not None:
             from survey.dnssec import Anchors
             try:

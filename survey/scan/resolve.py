@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import trio
 
 from survey.dane import Tlsa, parse_tlsa, tlsa_name
-from survey.net.dns import HostCache, Lookup, Resolver
-from survey.net.dnssec import Validator, status_of
+from survey.net.dns import HostCache, Lookup
+from survey.net.dnssec import Lookups, status_of
 from survey.proto.txtrecords import (
     StsRecord,
     TlsrptRecord,
@@ -131,7 +131,7 @@ async def lookup_tlsa(cache: HostCache, host: str, canonical: str | None
     return await cache.get(tlsa_name(host), "TLSA"), host
 
 
-async def read_txt(resolver: Resolver | Validator, name: str, kind: str) -> TxtResult:
+async def read_txt(resolver: Lookups, name: str, kind: str) -> TxtResult:
     lookup = await resolver.lookup(name, "TXT")
     dnssec = status_of(lookup)
     if lookup.status in (DnsStatus.NXDOMAIN, DnsStatus.NO_DATA):
@@ -148,7 +148,7 @@ async def read_txt(resolver: Resolver | Validator, name: str, kind: str) -> TxtR
     return TxtResult(txt_status(tlsrpt), texts, None, tlsrpt, *dnssec)
 
 
-async def resolve_domain(target: Target, resolver: Resolver | Validator,
+async def resolve_domain(target: Target, resolver: Lookups,
                          cache: HostCache) -> DomainDns:
     domain = target.domain
     results: dict[str, TxtResult] = {}

@@ -139,7 +139,8 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
                     # the families it routes to (net/reach.py; a testbed: loopback only)
                     "reach": config.reach if config.mode == "internet" else "loopback",
                     "ip_version": config.ip_version},
-        "dnssec": ({"trust_anchors": str(config.dnssec_anchor) if config.dnssec_anchor
+        "dnssec": ({"mode": "resolver_ad" if config.dnssec_trust_ad else "validating",
+                    "trust_anchors": str(config.dnssec_anchor) if config.dnssec_anchor
                                      else "IANA root KSKs (survey/data/root-anchors.zone)",
                     "anchors_sha256": sha256_file(config.dnssec_anchor)
                     if config.dnssec_anchor else None,

@@ -19,7 +19,7 @@ from survey import dane
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
 from survey.dnssec import Anchors
 from survey.net.dns import SILENT_AFTER, HostCache, Resolver
-from survey.net.dnssec import Validator
+from survey.net.dnssec import AdTrust, Lookups, Validator
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.net.smtp import SmtpProbe
@@ -76,9 +76,10 @@ class Toolkit:
         # Every lookup of the scan goes through ``lookups``: the resolver itself, or the
         # validating stub over it when DNSSEC is measured (the resolver counts the queries).
         self.anchors = load_anchors(config)
-        self.lookups: Resolver | Validator = (
-            Validator(self.resolver, self.anchors) if self.anchors is not None
-            else self.resolver)
+        self.lookups: Lookups = self.resolver
+        if self.anchors is not None:
+            self.lookups = (AdTrust(self.resolver, self.anchors) if config.dnssec_trust_ad
+                            else Validator(self.resolver, self.anchors))
         self.cache = HostCache(self.lookups)
         self.politeness = Politeness(per_ip=config.per_ip, spacing=config.per_ip_spacing,
                                      rate=config.rate / share if config.rate else None)

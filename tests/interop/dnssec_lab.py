@@ -260,11 +260,14 @@ remote-control:
 class DnssecLab:
     """NSD serving ``zones`` and a validating Unbound in front of it, for a ``with`` block."""
 
-    def __init__(self, d: Path, zones: dict[str, Path], anchor: str) -> None:
-        self.dir, self.zones, self.anchor = d, zones, anchor
+    def __init__(self, d: Path, zones: dict[str, Path], anchor: str, *,
+                 plain: bool = False) -> None:
+        """``plain``: also a non-validating Unbound (``plain_port``) in front of NSD."""
+        self.dir, self.zones, self.anchor, self.with_plain = d, zones, anchor, plain
         self.nsd: subprocess.Popen | None = None
         self.unbound: subprocess.Popen | None = None
-        self.nsd_port = self.port = 0
+        self.plain: subprocess.Popen | None = None
+        self.nsd_port = self.port = self.plain_port = 0
 
     def __enter__(self) -> DnssecLab:
         self.nsd, self.nsd_port = _nsd(self.dir, self.zones)
@@ -272,12 +275,17 @@ class DnssecLab:
             (self.dir / "unbound").mkdir(exist_ok=True)
             self.unbound, self.port = _unbound(self.dir / "unbound", self.nsd_port,
                                                self.anchor + "\n")
+            if self.with_plain:
+                (self.dir / "plain").mkdir(exist_ok=True)
+                self.plain, self.plain_port = _unbound(self.dir / "plain", self.nsd_port,
+                                                       "", validating=False)
         except BaseException:
-            self._stop(self.nsd)
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop(self.plain)
         self._stop(self.unbound)
         self._stop(self.nsd)
 

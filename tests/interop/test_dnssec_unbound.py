@@ -56,7 +56,10 @@ def _free_port() -> int:
     raise AssertionError("no free port for a DNS daemon")
 
 
-def _unbound(tmp_path, world_port: int, anchor: str) -> tuple[subprocess.Popen, int]:
+def _unbound(tmp_path, world_port: int, anchor: str, *, validating: bool = True
+             ) -> tuple[subprocess.Popen, int]:
+    """Unbound on a free loopback port, forwarding everything to ``world_port``; validating
+    from ``anchor`` (or, ``validating=False``, a plain recursive resolver: no AD ever)."""
     port = _free_port()
     (tmp_path / "anchor").write_text(anchor)
     conf = tmp_path / "unbound.conf"
@@ -71,9 +74,9 @@ def _unbound(tmp_path, world_port: int, anchor: str) -> tuple[subprocess.Popen, 
     use-syslog: no
     logfile: ""
     verbosity: 0
-    trust-anchor-file: "{tmp_path}/anchor"
+    {'trust-anchor-file: "%s/anchor"' % tmp_path if validating else ""}
     local-zone: "test." nodefault
-    module-config: "validator iterator"
+    module-config: "{'validator iterator' if validating else 'iterator'}"
     aggressive-nsec: no
     qname-minimisation: no
     access-control: 127.0.0.0/8 allow
