@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 .PHONY: test demo lint bench clean bytecode
-BENCHMARKS ?= dns_stage handshake scale profile slow peers certs dnssec
+BENCHMARKS ?= dns_stage handshake scale profile slow peers certs dnssec dnssec_ad
 BENCH_RESULTS ?= bench-results.json
 
 # Recipes that only install say so on stderr: stdout stays the benchmarks' JSON.
