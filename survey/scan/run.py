@@ -163,9 +163,9 @@ def scan_manifest(config: ScanConfig, scan_id: str, state: str, started: datetim
 ROW_SETTINGS = ("profile", "shard", "limit", "budget", "mode", "ip_version", "smtp_port",
                 "https_port",
                 "mozilla_roots", "ca_files", "blocklist", "timeouts", "dns_timeout",
-                "dns_lifetime", "policy_timeout", "retries")
+                "dns_lifetime", "policy_timeout", "retries", "dnssec_trust_ad")
 # settings added since manifests were first written: an old manifest had their default
-ADDED_SETTINGS = {"ip_version": "both"}
+ADDED_SETTINGS = {"ip_version": "both", "dnssec_trust_ad": False}
 # A world served again gets new ports (--any-ports): its identity is compared instead
 WORLD_SET = {"smtp_port", "https_port"}
 

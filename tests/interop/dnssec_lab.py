@@ -49,7 +49,7 @@ TIMES = ("ok", "expired", "not_yet_valid")
 class Shape:
     zone: str                        # e.g. z3.lab.test
     delegation: str = "signed"       # one of DELEGATIONS
-    denial: str = "nsec"             # one of DENIALS
+    denial: str = "nsec"             # one of DENIALS, or nsec3_iN (N NSEC3 iterations)
     time: str = "ok"                 # one of TIMES, or "offset"
     # with time == "offset": (inception, expiration) in seconds from now
     window: tuple[int, int] | None = None
@@ -71,7 +71,9 @@ FIXED: list[dict] = (
     + [{"time": t} for t in TIMES[1:]]
     + [{"altered": True},
        {"denial": "nsec3_optout", "wildcard": True, "sub": "unsigned"},
-       {"denial": "nsec3", "wildcard": True, "sub": "signed"}])
+       {"denial": "nsec3", "wildcard": True, "sub": "signed"},
+       # RFC 9276 §3.2, Unbound's val-nsec3-keysize-iterations: above 150, insecure
+       {"denial": "nsec3_i150", "wildcard": True}, {"denial": "nsec3_i151", "wildcard": True}])
 
 
 def shapes(seed: int, n: int) -> list[Shape]:
@@ -157,7 +159,9 @@ def _sign(d: Path, zone: str, body: str, *, denial: str = "nsec",
         base = int(time.time()) if now is None else now
         command += ["-i", str(base + window[0]), "-e", str(base + window[1])]
     if denial != "nsec":
-        command += ["-n", "-t", "0"]          # RFC 9276: no extra iterations, no salt
+        # RFC 9276: no extra iterations, no salt (nsec3_iN: N iterations)
+        iterations = denial.partition("_i")[2] or "0"
+        command += ["-n", "-t", iterations]
         if denial == "nsec3_optout":
             command.append("-p")
     subprocess.run(command + [str(path), key], cwd=d, check=True, capture_output=True)

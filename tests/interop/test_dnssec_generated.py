@@ -30,7 +30,7 @@ from tests.requirements import needs
 pytestmark = needs("unbound", "nsd", "ldns-signzone", "ldns-keygen")
 
 SEEDS = [int(s) for s in os.environ.get("SURVEY_DNSSEC_SEEDS", "1,2").split(",") if s]
-ZONES = 16
+ZONES = 18
 
 
 @pytest.mark.parametrize("seed", SEEDS)
