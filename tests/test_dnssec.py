@@ -369,6 +369,59 @@ def test_wildcard_answers_need_the_name_denied_rfc4035_5_3_4_rfc5155_8_8():
     assert nsec3_wildcard(N("x.w.example."), N("w.example."), exists) is Proof.UNPROVEN
 
 
+# -- NSEC3 proofs against a whole zone's chain (hypothesis) ---------------------------------
+
+ZLABEL = st.text(alphabet="abcdefgh", min_size=1, max_size=3)
+ZNAMES = st.lists(ZLABEL, min_size=1, max_size=3).map(lambda ls: N(".".join(ls) + ".example."))
+
+
+def _zone_chain(owners: set, wildcard_at=None, opt_out=False):
+    """The NSEC3 chain of a zone holding ``owners`` (A records) and the empty non-terminals
+    above them (RFC 5155 §7.1: they get NSEC3 records too), plus ``*.wildcard_at``."""
+    zone = N("example.")
+    names = {zone: {SOA, NS}}
+    for owner in owners | ({N("*", wildcard_at)} if wildcard_at is not None else set()):
+        names[owner] = {A}
+        parent = owner.parent()
+        while parent != zone and parent not in names:
+            names[parent] = set()
+            parent = parent.parent()
+    chain = _nsec3_for("example.", [(n.to_text(), t) for n, t in names.items()])
+    return ([Nsec3(n.zone, n.hash, n.next, n.types, opt_out, 1, 0, b"") for n in chain],
+            set(names))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sets(ZNAMES, min_size=1, max_size=8), ZNAMES, st.booleans())
+def test_nsec3_proofs_over_a_whole_chain_rfc5155_8(owners, qname, opt_out):
+    chain, existing = _zone_chain(owners, opt_out=opt_out)
+    if qname in existing:
+        assert nsec3_nxdomain(qname, chain) is Proof.UNPROVEN       # it exists
+        assert nsec3_nodata(qname, MX, chain) is Proof.PROVEN        # but has no MX
+        assert nsec3_nodata(qname, A, chain) in (Proof.UNPROVEN, Proof.PROVEN)
+        if qname in owners:
+            assert nsec3_nodata(qname, A, chain) is Proof.UNPROVEN   # A is there
+    else:
+        # absent, with no wildcard in the zone: NXDOMAIN proven; opt-out: only insecure
+        expected = Proof.INSECURE if opt_out else Proof.PROVEN
+        assert nsec3_nxdomain(qname, chain) is expected
+        assert nsec3_nodata(qname, MX, chain) is (Proof.INSECURE if opt_out
+                                                  else Proof.UNPROVEN)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sets(ZNAMES, min_size=1, max_size=6), ZNAMES, ZLABEL)
+def test_nsec3_wildcard_answers_need_the_next_closer_name_covered(owners, base, label):
+    qname = N(label, base)
+    chain, existing = _zone_chain(owners, wildcard_at=base)
+    if qname in existing:
+        # an existing name is never answered from the wildcard: the proof must fail
+        assert nsec3_wildcard(qname, base, chain) is Proof.UNPROVEN
+    else:
+        assert nsec3_wildcard(qname, base, chain) is Proof.PROVEN
+        assert nsec3_nxdomain(qname, chain) is Proof.UNPROVEN        # the wildcard exists
+
+
 # -- the on-line signer's names (RFC 4470) -----------------------------------------------
 
 LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
