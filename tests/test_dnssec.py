@@ -422,6 +422,25 @@ def test_nsec3_wildcard_answers_need_the_next_closer_name_covered(owners, base, 
         assert nsec3_nxdomain(qname, chain) is Proof.UNPROVEN        # the wildcard exists
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.sets(ZNAMES, min_size=1, max_size=6), ZNAMES, ZLABEL)
+def test_nsec_wildcard_answers_need_the_name_covered_rfc4035_5_3_4(owners, base, label):
+    zone, qname = N("example."), N(label, base)
+    star = N("*", base)
+    records = sorted({zone, star} | owners)            # names that own records, in order
+    chain = [nsec(a.to_text(), records[(i + 1) % len(records)].to_text(), A)
+             for i, a in enumerate(records)]
+    existing = {n for r in records for n in _ancestors(r, zone)}
+    assert nsec_wildcard(qname, base, chain) is (qname not in existing)
+
+
+def _ancestors(name, zone):
+    while name != zone:
+        yield name
+        name = name.parent()
+    yield zone
+
+
 # -- the on-line signer's names (RFC 4470) -----------------------------------------------
 
 LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=20)
