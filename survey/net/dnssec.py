@@ -21,8 +21,18 @@ is made here, from the trust anchors down, with survey/dnssec.py:
   (``_insecurity``: DS queries from the anchor down, one label at a time,
   until a delegation without DS is proven); otherwise it is ``bogus``
   (``no_rrsig``): a signed zone served it without its signatures;
+* an RRset a wildcard expanded (its RRSIG counts fewer labels than its owner)
+  also needs the signed NSEC/NSEC3 proof, in the authority section, that
+  the name itself does not exist (RFC 4035 §5.3.4, RFC 5155 §8.8);
 * negative answers are judged by their NSEC/NSEC3 records (signed by the
-  zone) and what they prove (survey.dnssec).
+  zone) and what they prove (survey.dnssec; NSEC3 opt-out spans and NSEC3
+  beyond 150 iterations prove only ``insecure``, as Unbound reads them);
+* signature dates get Unbound's clock-skew allowance (survey.dnssec ``Skew``).
+
+Every status is compared with Unbound's, lookup by lookup, on zones signed by
+ldns-signzone (tests/interop/test_dnssec_generated.py, docs/dane.md).
+``AdTrust`` (``--dnssec-trust-ad``) is the other way to get a status: the
+AD bit of a validating resolver, nothing verified here.
 
 Every DS and DNSKEY answer, every zone's judgement and every step of the
 insecurity walk is computed once per scan (single flight; ``max_zones``
