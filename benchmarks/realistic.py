@@ -1,0 +1,204 @@
+"""How long a scan takes when the servers answer like the Internet (issue 21, item 1).
+
+A ``realistic`` world (survey/testbed/profiles/realistic.json: round-trip times,
+greeting delays, postscreen-style pauses, dead addresses that cost the connect
+timeout, tarpits, cold-cache DNS delays, each with its source in the profile) at
+the **default** scale, so every deadline is the scanner's real one (10 s
+connect, 30 s greeting, 5 s DNS), is scanned with ``--profile starttls`` at
+each ``--sizes`` (10,000, 50,000 and 100,000 domains) under two settings:
+
+  * ``defaults``: the scanner's Internet politeness, given explicitly because
+    ``--world`` would otherwise relax it for a loopback lab: ``--concurrency
+    200 --rate 50 --dns-rate 200 --per-ip-spacing 1 --retry-delay 30``;
+  * ``tuned``: the README's tuned settings, ``--concurrency 1000 --rate 200
+    --dns-rate 1000`` (politeness per address unchanged);
+  * ``light`` (only with ``--only``): the defaults at ``--concurrency 50``, for
+    the in-flight time per domain when CPU is not the limit.
+
+Each run is one ``survey scan`` child (``os.wait4``: its own CPU, not the
+world's), against a world served by ``survey world --serve --max-connections
+6000`` (so the world is never the limit on open connections). Reported per
+run: wall, scanner CPU per domain, connections, DNS queries, servers, host
+statuses (``connect_timeout`` counts the dead addresses), the scan's agreement
+with the truth (``survey score``: a spurious timeout shows here), the load average
+before and after (the machine is shared: ``uptime`` with every figure). Then
+the extrapolation check: a line through the two smallest sizes (wall = fixed +
+per-domain x domains) predicts the largest; target within 10%.
+
+A run that does not fit the time you have can be left out (``--only
+defaults:10000,tuned:50000``); ``--from-json`` merges earlier runs' JSON
+objects, so sizes measured one at a time still get the extrapolation.
+
+    python benchmarks/realistic.py [--sizes 10000,50000,100000] [--only SETTING:SIZE,...]
+                                   [--from-json FILE ...] [--seed 1] [--scan-profile versions]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c
+
+CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
+                            "survey-bench"))
+SETTINGS = {
+    "defaults": ["--concurrency", "200", "--rate", "50", "--dns-rate", "200",
+                 "--per-ip-spacing", "1", "--retry-delay", "30"],
+    "tuned": ["--concurrency", "1000", "--rate", "200", "--dns-rate", "1000",
+              "--per-ip-spacing", "1", "--retry-delay", "30"],
+    # the defaults with a quarter of the domains in flight: the scanner needs so little
+    # CPU that even a shared machine's share of a core keeps up, and the wall measures
+    # the latency (Little's law: in-flight seconds per domain <= 50 x wall / domains)
+    "light": ["--concurrency", "50", "--rate", "50", "--dns-rate", "200",
+              "--per-ip-spacing", "1", "--retry-delay", "30"],
+}
+MAX_CONNECTIONS = 6000
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
+
+
+def world_dir(domains: int, seed: int) -> Path:
+    """Build (once; cached across runs, per version of the profile) a realistic world."""
+    profile = c.REPO / "survey" / "testbed" / "profiles" / "realistic.json"
+    version = hashlib.sha256(profile.read_bytes()).hexdigest()[:8]
+    directory = CACHE / f"realistic-{domains}-{seed}-{version}"
+    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
+        c.log(f"building a {domains}-domain realistic world in {directory}")
+        subprocess.run(c.SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
+                                   "--profile", "realistic", "--out", str(directory)],
+                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
+    return directory
+
+
+def scan(directory: Path, out: Path, setting: str, profile: str = "starttls") -> dict:
+    cmd = c.SURVEY + ["scan", "--world", str(directory), "--out", str(out), "--quiet",
+                      "--profile", profile, *SETTINGS[setting]]
+    before = uptime()
+    with tempfile.TemporaryFile() as errors:
+        result = c.run_measured(cmd, cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
+        if result["returncode"] != 0:
+            errors.seek(0)
+            raise RuntimeError(f"survey scan exited with {result['returncode']}: "
+                               f"{errors.read()[-2000:].decode(errors='replace')}")
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts, stats = manifest["counts"], manifest["stats"]
+    domains = counts["domains"]
+    result.pop("stdout", None)
+    return {**result, "command": " ".join(["survey", *cmd[3:]]),
+            "uptime_before": before, "uptime_after": uptime(),
+            "domains": domains, "servers": stats.get("servers"),
+            "connections": stats.get("connections"), "dns_queries": stats.get("dns_queries"),
+            "host_statuses": host_statuses(out),
+            "truth": agreement(out, directory),
+            "cpu_ms_per_domain": 1000 * result["cpu_s"] / domains,
+            "cpu_share_of_a_core": result["cpu_s"] / result["wall_s"],
+            "in_flight_s_per_domain": concurrency(setting) * result["wall_s"] / domains,
+            "wall_s_per_1000_domains": 1000 * result["wall_s"] / domains}
+
+
+def concurrency(setting: str) -> int:
+    flags = SETTINGS[setting]
+    return int(flags[flags.index("--concurrency") + 1])
+
+
+def host_statuses(out: Path) -> dict[str, int]:
+    from survey.store import read_pandas
+
+    hosts = read_pandas(out, "hosts")
+    return dict(collections.Counter(hosts["status"].astype(str)))
+
+
+def agreement(out: Path, directory: Path) -> dict:
+    """``survey score`` of the run: the truth must hold whatever the timing (no spurious
+    timeouts); disagreements counted by table and column."""
+    from survey.testbed.score import score
+
+    result = score(out, directory)
+    by_column = collections.Counter(f"{d['table']}.{d['column']}" for d in result.disagreements)
+    return {"ok": result.ok, "disagreements": len(result.disagreements),
+            "by_column": dict(by_column.most_common(10))}
+
+
+def extrapolate(runs: dict[str, dict[str, dict]]) -> dict:
+    """Per setting: wall = a + b x domains through the two smallest sizes, against the largest."""
+    out = {}
+    for setting, by_size in runs.items():
+        sizes = sorted(int(s) for s in by_size)
+        if len(sizes) < 3:
+            out[setting] = {"measured_sizes": sizes, "note": "needs three sizes"}
+            continue
+        (n1, n2), n3 = sizes[:2], sizes[-1]
+        w1, w2, w3 = (by_size[str(n)]["wall_s"] for n in (n1, n2, n3))
+        slope = (w2 - w1) / (n2 - n1)
+        fixed = w1 - slope * n1
+        predicted = fixed + slope * n3
+        out[setting] = {"fixed_s": fixed, "s_per_domain": slope,
+                        "predicted_wall_s": predicted, "measured_wall_s": w3,
+                        "error": abs(predicted - w3) / w3,
+                        "top_1m_wall_h": (fixed + slope * 1_000_000) / 3600}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000,100000")
+    parser.add_argument("--only", help="SETTING:SIZE pairs to run (comma-separated); none: "
+                                       "run nothing, merge --from-json")
+    parser.add_argument("--from-json", action="append", default=[], type=Path,
+                        help="merge the runs of an earlier output of this script")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scan-profile", choices=("starttls", "versions"), default="starttls",
+                        help="the scan's --profile (versions: one more hello per TLS version)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    wanted = [(s, n) for n in sizes for s in ("defaults", "tuned")]
+    if args.only == "none":       # only merge --from-json runs and check the extrapolation
+        wanted = []
+    elif args.only:
+        wanted = [(pair.split(":")[0], int(pair.split(":")[1])) for pair in args.only.split(",")]
+    runs: dict[str, dict[str, dict]] = {s: {} for s in SETTINGS}
+    for path in args.from_json:
+        earlier = json.loads(path.read_text())
+        for setting, by_size in earlier.get("runs", {}).items():
+            runs.setdefault(setting, {}).update(by_size)
+    for size in sorted({n for _, n in wanted}):
+        directory = world_dir(size, args.seed)
+        world = c.serve_world(directory, "--max-connections", str(MAX_CONNECTIONS))
+        try:
+            for setting in SETTINGS:
+                if (setting, size) not in wanted:
+                    continue
+                with tempfile.TemporaryDirectory(prefix="bench-realistic-") as tmp:
+                    c.log(f"{setting} at {size}: {uptime()}")
+                    run = scan(directory, Path(tmp) / "scan", setting, args.scan_profile)
+                    c.log(f"{setting} at {size}: wall {run['wall_s']:.0f} s, "
+                          f"{run['cpu_ms_per_domain']:.2f} ms CPU/domain, {uptime()}")
+                    runs[setting][str(size)] = run
+        finally:
+            c.stop(world, signal.SIGTERM, timeout=120)
+    check = extrapolate(runs)
+    targets = {f"extrapolation_error_{s}": c.target(v["error"], "<=", 0.10)
+               for s, v in check.items() if "error" in v}
+    c.emit("realistic", settings={"profile": "realistic", "scale": "default",
+                                  "scan_profile": args.scan_profile, "seed": args.seed,
+                                  "world_max_connections": MAX_CONNECTIONS,
+                                  "flags": SETTINGS},
+           runs=runs, extrapolation=check, targets=targets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
