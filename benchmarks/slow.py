@@ -89,8 +89,9 @@ def world_dir(args: argparse.Namespace) -> Path:
     return directory
 
 
-def serve(directory: Path, max_connections: int) -> subprocess.Popen:
-    return c.serve_world(directory, "--max-connections", str(max_connections))
+def serve(directory: Path, max_connections: int, processes: int = 1) -> subprocess.Popen:
+    return c.serve_world(directory, "--max-connections", str(max_connections),
+                         "--processes", str(processes))
 
 
 def process_cpu(pid: int) -> float:
@@ -134,6 +135,44 @@ def spurious_timeouts(out: Path) -> dict:
             "dns_timed_out": dns_timed_out, "total": hosts_timed_out + dns_timed_out}
 
 
+def world_pids(directory: Path, world: subprocess.Popen) -> list[int]:
+    """The processes serving the world: its members (``--processes``), or the one."""
+    info = json.loads((directory / "world.json").read_text())
+    return (info.get("processes") or {}).get("pids") or [world.pid]
+
+
+def one_run(args: argparse.Namespace, directory: Path, processes: int) -> dict:
+    """Serve the world from ``processes`` processes, scan it, measure."""
+    world = serve(directory, args.concurrency + 1024, processes)
+    try:
+        members = world_pids(directory, world)
+        world_cpu = sum(process_cpu(pid) for pid in members)
+        started = time.time()
+        with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
+            out = Path(tmp) / "scan"
+            with tempfile.TemporaryFile() as errors:
+                c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, the "
+                      f"world in {processes} process(es)")
+                run = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
+                                                 str(out), "--quiet", "--profile", "starttls",
+                                                 "--concurrency", str(args.concurrency)],
+                                     cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
+                if run["returncode"] != 0:
+                    errors.seek(0)
+                    raise RuntimeError(f"survey scan exited with {run['returncode']}: "
+                                       f"{errors.read()[-2000:].decode(errors='replace')}")
+            world_cpu = sum(process_cpu(pid) for pid in members) - world_cpu
+            timeouts = spurious_timeouts(out)
+        time.sleep(0.5)   # the world logs a connection when its handler ends
+        connections, peak = open_at_once(directory / "connections.jsonl", started)
+    finally:
+        c.stop(world, signal.SIGTERM, timeout=60)
+    run.pop("stdout", None)
+    return {"world_processes": processes, "scan": run, "world_cpu_s": world_cpu,
+            "connections": connections, "max_open_at_once": peak, "timeouts": timeouts,
+            "load_after": os.getloadavg()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=25_000)
@@ -143,6 +182,10 @@ def main() -> int:
                         help="domains in flight (survey scan --concurrency)")
     parser.add_argument("--fast-behaviour", default="no_starttls",
                         help="SMTP behaviour of the servers that are not slow")
+    parser.add_argument("--world-processes", default="2",
+                        help="processes serving the world (survey world --processes); a "
+                             "comma-separated list scans once per entry, one after another "
+                             "in this run (targets: the last)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -158,44 +201,24 @@ def main() -> int:
     slow = sum(1 for s in spec["smtp_servers"] if s["behaviour"] == "slow_banner")
     servers = len(spec["smtp_servers"])
     del spec
-    world = serve(directory, args.concurrency + 1024)
-    try:
-        world_cpu = process_cpu(world.pid)
-        started = time.time()
-        with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
-            out = Path(tmp) / "scan"
-            with tempfile.TemporaryFile() as errors:
-                c.log(f"scanning {args.domains} domains ({slow} slow servers), "
-                      f"{args.concurrency} in flight")
-                run = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
-                                                 str(out), "--quiet", "--profile", "starttls",
-                                                 "--concurrency", str(args.concurrency)],
-                                     cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
-                if run["returncode"] != 0:
-                    errors.seek(0)
-                    raise RuntimeError(f"survey scan exited with {run['returncode']}: "
-                                       f"{errors.read()[-2000:].decode(errors='replace')}")
-            world_cpu = process_cpu(world.pid) - world_cpu
-            timeouts = spurious_timeouts(out)
-        time.sleep(0.5)   # the world logs a connection when its handler ends
-        connections, peak = open_at_once(directory / "connections.jsonl", started)
-    finally:
-        c.stop(world, signal.SIGTERM, timeout=60)
-    run.pop("stdout", None)
+    load_before = os.getloadavg()
+    runs = [one_run(args, directory, int(n)) for n in args.world_processes.split(",")]
+    last = runs[-1]
     batches = math.ceil(slow / args.concurrency)
     ideal = args.delay * batches
     cores = len(os.sched_getaffinity(0))
-    cpu_floor = (run["cpu_s"] + world_cpu) / cores
+    for r in runs:
+        r["cpu_floor_s"] = (r["scan"]["cpu_s"] + r["world_cpu_s"]) / cores
+        r["wall_over_bound"] = r["scan"]["wall_s"] / max(ideal, r["cpu_floor_s"])
     c.emit("slow", settings={"domains": args.domains, "servers": servers, "slow_servers": slow,
                              "delay_s": args.delay, "concurrency": args.concurrency,
                              "fast_behaviour": args.fast_behaviour, "seed": args.seed,
-                             "cores": cores},
-           scan=run, world_cpu_s=world_cpu, connections=connections,
-           max_open_at_once=peak, timeouts=timeouts, batches=batches, ideal_s=ideal,
-           cpu_floor_s=cpu_floor, wall_over_bound=run["wall_s"] / max(ideal, cpu_floor),
-           targets={"open_at_once": c.target(peak, ">=", 5000),
-                    "spurious_timeouts": c.target(timeouts["total"], "<=", 0),
-                    "wall_over_ideal": c.target(run["wall_s"] / ideal, "<=", 1.5)})
+                             "cores": cores, "world_processes": args.world_processes},
+           load_before=load_before, **{k: v for k, v in last.items()},
+           runs=runs if len(runs) > 1 else None, batches=batches, ideal_s=ideal,
+           targets={"open_at_once": c.target(last["max_open_at_once"], ">=", 5000),
+                    "spurious_timeouts": c.target(last["timeouts"]["total"], "<=", 0),
+                    "wall_over_ideal": c.target(last["scan"]["wall_s"] / ideal, "<=", 1.5)})
     return 0
 
 

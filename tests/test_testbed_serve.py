@@ -26,6 +26,7 @@ from cryptography import x509
 from survey.cli import main as cli_main
 from survey.proto.ciphers import openssl_to_iana
 from survey.testbed import serve
+from survey.testbed.listen import read_connection_log
 from survey.testbed.model import World
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,6 +267,63 @@ async def _verifies(ip: str, port: int, sni: str, cafile: str) -> bool:
             return False
         await tls.aclose()
         return True
+
+
+def test_several_processes_serve_one_world_each_address_in_one(tmp_path) -> None:
+    # survey world --processes 2 (members.py): both members take connections, every
+    # address is served by one of them (so per-address behaviour stays exact), DNS answers,
+    # and SIGTERM stops the supervisor and its members
+    out = tmp_path / "w"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "survey.cli", "world", "--domains", "60", "--seed", "4",
+         "--scale", "fast", "--out", str(out), "--serve", "--any-ports", "--processes", "2"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / serve.WORLD_JSON).exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "world.json never appeared"
+            time.sleep(0.05)
+        info = json.loads((out / serve.WORLD_JSON).read_text())
+        members = info["processes"]["pids"]
+        assert info["processes"]["count"] == 2 and len(set(members)) == 2
+        assert proc.pid not in members
+        resolver = info["resolver"]
+        for _ in range(10):   # fresh source ports: the kernel spreads them over both
+            assert trio.run(_dns_ok, resolver["ip"], resolver["port"], "mx1.bigmail.test")
+        import socket
+
+        ips = sorted(World.load(out / serve.SPEC).smtp_servers)[:40]
+        for ip in ips * 2:
+            with socket.create_connection((ip, info["smtp"]["port"]), timeout=5):
+                pass
+
+        def smtp_records() -> list:
+            return [r for r in read_connection_log(out / serve.CONNECTION_LOG)
+                    if r.service == "smtp"]
+
+        deadline = time.monotonic() + 30   # a connection is logged when its handler ends
+        while len(smtp_records()) < 2 * len(ips) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read().decode()
+        assert json.loads((out / serve.WORLD_JSON).read_text())["state"] == "stopped"
+        for pid in members:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        records = smtp_records()
+        assert len(records) == 2 * len(ips)
+        served_by: dict[str, set[int]] = {}
+        for r in records:
+            served_by.setdefault(r.ip, set()).add(r.pid)
+        assert all(len(pids) == 1 for pids in served_by.values()), served_by
+        assert {pid for pids in served_by.values() for pid in pids} == set(members)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
 
 
 @pytest.fixture(scope="module")

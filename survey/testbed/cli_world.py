@@ -44,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-connections", type=int, metavar="N",
                         help="connections each of SMTP and HTTPS serves at once (default "
                              "4096; more need a higher open-files limit)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="serve from N processes (default 1): the kernel hands each "
+                             "connection to the process of its destination address, so "
+                             "per-address behaviour stays exact; for scans holding "
+                             "thousands of connections (benchmarks/slow.py). "
+                             "--max-connections is per process")
     parser.add_argument("--shares", action="store_true",
                         help="print the share of domains exercising each behaviour (JSON)")
 
@@ -82,4 +88,8 @@ def run(args: argparse.Namespace) -> int:
              "https_port": args.https_port}
     if args.any_ports:
         ports = {k: 0 if v is None else v for k, v in ports.items()}
-    return serve.serve_forever(out, max_connections=args.max_connections, **ports)
+    if args.processes < 1:
+        print("survey world: --processes must be at least 1", file=sys.stderr)
+        return 2
+    return serve.serve_forever(out, max_connections=args.max_connections,
+                               processes=args.processes, **ports)

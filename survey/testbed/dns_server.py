@@ -381,8 +381,9 @@ class DnsServer:
     """Serves one world's DNS on ``host`` (default: the world's resolver) UDP+TCP ``port``."""
 
     def __init__(self, world: World, *, host: str | None = None, port: int = 0,
-                 tlsa_data: Any = None) -> None:
+                 tlsa_data: Any = None, shared: bool = False) -> None:
         self.answerer = Answerer(world, tlsa_data)
+        self.shared = shared    # one of several processes on the port (SO_REUSEPORT)
         self.host = host or world.resolver
         self.port = port
         self.latency = world.dns_latency       # None: answer at once (latency.py)
@@ -408,6 +409,9 @@ class DnsServer:
                     _bind_to_loopback(s)
                 _widen_receive_buffer(udp)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.shared:   # the kernel spreads queries over the members by hash
+                    for s in (udp, tcp):
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 await udp.bind((self.host, self.port))
                 await tcp.bind((self.host, udp.getsockname()[1]))
                 tcp.listen(128)
@@ -493,8 +497,8 @@ class DnsServer:
 
 
 async def serve_dns(world: World, *, host: str | None = None, port: int = 0,
-                    tlsa_data: Any = None,
+                    tlsa_data: Any = None, shared: bool = False,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Serve a world's DNS until cancelled; ``task_status.started((host, port))``."""
-    await DnsServer(world, host=host, port=port, tlsa_data=tlsa_data).serve(
+    await DnsServer(world, host=host, port=port, tlsa_data=tlsa_data, shared=shared).serve(
         task_status=task_status)

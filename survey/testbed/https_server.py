@@ -40,6 +40,7 @@ from survey.testbed.listen import (
     DEFAULT_MAX_CONNECTIONS,
     Connection,
     ConnectionLog,
+    Group,
     reset,
     serve_tcp,
 )
@@ -279,8 +280,11 @@ async def send_slowly(stream: trio.abc.Stream, spec: PolicyHostSpec,
 async def serve_https(world: World, *, port: int, pki: Pki, connlog: ConnectionLog,
                       task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
                       idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-                      max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True) -> None:
-    """Serve every policy host of ``world`` on ``port`` (0: any; ``started`` gets the port)."""
+                      max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
+                      group: Group | None = None) -> None:
+    """Serve every policy host of ``world`` on ``port`` (0: any; ``started`` gets the port;
+    ``group``: one of several processes on ``port``, listen.Group)."""
     handler = HttpsWorld(world, pki, idle_timeout=idle_timeout)
     await serve_tcp(handler.handle, port=port, connlog=connlog, service="https",
-                    max_connections=max_connections, ipv6=ipv6, task_status=task_status)
+                    max_connections=max_connections, ipv6=ipv6, group=group,
+                    task_status=task_status)

@@ -20,6 +20,16 @@ one file never interleave, and the log is complete on disk the moment a
 connection closes, so a test can read it while the world still runs.
 ``read_connection_log`` and ``max_concurrency`` turn it back into facts such
 as "never more than one connection at a time to 127.1.2.3".
+
+Several processes (``survey world --serve --processes N``, serve.py): each
+member of a ``Group`` binds the same port with ``SO_REUSEPORT``, and a
+classic BPF program on the group (``SO_ATTACH_REUSEPORT_CBPF``) hands every
+connection to the member ``destination IPv4 address mod N``. So all the
+connections to one address land in one process, and what a server keeps
+per address (greylisting counts, per-IP limits, postscreen's memory,
+``held_open``) stays exact as in one process. IPv6 (only ``::1`` on ``lo``)
+is served by member 0. Each member appends to the same connection log;
+``ConnectionRecord.pid`` says which process served a connection.
 """
 
 from __future__ import annotations
@@ -68,7 +78,11 @@ class ConnectionRecord:
     start: float           # Unix time, seconds
     end: float
     outcome: str           # "closed", "cancelled" or "error: <type>"
-    held_open: int = 0     # other connections to ``ip`` the client still held when it arrived
+    # other connections to ``ip`` the client still held when it arrived, as the process
+    # that served this one saw them: exact with several processes too, as every connection
+    # to one address is served by the same process (Group)
+    held_open: int = 0
+    pid: int = 0           # the world process that served it (0: a log from before)
 
 
 Handler = Callable[[Connection], Awaitable[None]]
@@ -191,13 +205,76 @@ def connections_by_ip(records: Iterable[ConnectionRecord]) -> dict[str, int]:
     return dict(counts)
 
 
-async def open_listeners(port: int, *, ipv6: bool = True,
-                         reuse_port: bool = False) -> list[trio.socket.SocketType]:
+@dataclass(frozen=True)
+class Group:
+    """This process's place among ``size`` processes serving one port (see above)."""
+
+    index: int
+    size: int
+
+
+SO_ATTACH_REUSEPORT_CBPF = getattr(socket, "SO_ATTACH_REUSEPORT_CBPF", 51)  # asm-generic
+_SKF_NET_OFF = -0x100000   # linux/filter.h: classic BPF loads relative to the IP header
+
+
+def steer_by_destination(sock: socket.socket | trio.socket.SocketType, size: int) -> None:
+    """Attach to ``sock``'s reuseport group: the member is (IPv4 destination) mod ``size``.
+
+    The program sees the packet from its network header through SKF_NET_OFF;
+    it loads the destination address (bytes 16-19 of the IPv4 header), takes it
+    modulo ``size`` and returns that index into the group (an index past the
+    group's end, while members are still joining, falls back to the kernel's hash).
+    """
+    import ctypes
+
+    program = [(0x20, 0, 0, (_SKF_NET_OFF + 16) & 0xFFFFFFFF),  # ld [net + 16]
+               (0x94, 0, 0, size),                                 # mod #size
+               (0x16, 0, 0, 0)]                                    # ret a
+    code = b"".join(struct.pack("HBBI", *insn) for insn in program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HxxxxxxQ" if struct.calcsize("P") == 8 else "HxxI", len(program),
+                        ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+def reserve_port(family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM,
+                 host: str | None = None, port: int = 0) -> socket.socket:
+    """A bound, not listening, SO_REUSEPORT socket holding a port for a group's members.
+
+    The members bind the same port (SO_REUSEPORT on both sides, same user);
+    close the reservation once they listen (a UDP reservation would receive
+    datagrams meant for them). ``host`` None: the address ``open_listeners``
+    binds for ``family`` (all of 127/8 on ``lo``, or ``::1``).
+    """
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if host is None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+            host = "::1" if family == socket.AF_INET6 else "0.0.0.0"
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_listeners(port: int, *, ipv6: bool = True, reuse_port: bool = False,
+                         group: Group | None = None) -> list[trio.socket.SocketType]:
     """Bind ``0.0.0.0:port`` on ``lo`` (and ``[::1]`` on the same port); port 0 picks one.
 
     ``reuse_port``: SO_REUSEPORT on the IPv4 listener, so that exact-address
     listeners of the same user can share the port (latency.DeadListeners).
+    ``group``: this process is one of several listening on ``port`` (reserved
+    with ``reserve_port``): SO_REUSEPORT, steered by destination; IPv6 in
+    member 0 only.
     """
+    if group is not None:
+        reuse_port = True
+        ipv6 = ipv6 and group.index == 0
     sock4 = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -206,6 +283,8 @@ async def open_listeners(port: int, *, ipv6: bool = True,
         sock4.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
         await sock4.bind(("0.0.0.0", port))
         sock4.listen(BACKLOG)
+        if group is not None:
+            steer_by_destination(sock4, group.size)
     except BaseException:
         sock4.close()
         raise
@@ -215,6 +294,8 @@ async def open_listeners(port: int, *, ipv6: bool = True,
         sock6 = trio.socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         try:
             sock6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if group is not None:      # the reservation holds [::1]:port with SO_REUSEPORT
+                sock6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock6.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
             await sock6.bind(("::1", port))
@@ -256,7 +337,7 @@ class _Guard:
 
 async def serve_tcp(handler: Handler, *, port: int, connlog: ConnectionLog, service: str,
                     max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
-                    reuse_port: bool = False,
+                    reuse_port: bool = False, group: Group | None = None,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Accept on ``port`` for all of 127/8 (and ::1) and run ``handler`` per connection.
 
@@ -266,7 +347,7 @@ async def serve_tcp(handler: Handler, *, port: int, connlog: ConnectionLog, serv
     The handler owns the dialogue; this function closes the stream and logs
     the connection however the handler ends. Runs until cancelled.
     """
-    sockets = await open_listeners(port, ipv6=ipv6, reuse_port=reuse_port)
+    sockets = await open_listeners(port, ipv6=ipv6, reuse_port=reuse_port, group=group)
     bound = sockets[0].getsockname()[1]
     guard = _Guard(max_connections)
     try:
@@ -336,4 +417,4 @@ async def _run_one(conn_sock: trio.socket.SocketType, handler: Handler, connlog:
             guard.leave()
             connlog.write(ConnectionRecord(service, conn.ip, conn.port, conn.peer,
                                            conn.peer_port, start, time.time(), outcome,
-                                           held_open))
+                                           held_open, os.getpid()))

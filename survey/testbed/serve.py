@@ -176,42 +176,14 @@ async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | 
     # The world is millions of long-lived objects: keep the cyclic GC from walking
     # them again and again while the servers run (a full pass would stall the loop).
     gc.freeze()
-    ports = world.ports
-    dns_port = ports.dns if dns_port is None else dns_port
-    smtp_port = ports.smtp if smtp_port is None else smtp_port
-    https_port = ports.https if https_port is None else https_port
-    services: dict[str, str] = {}
-    serve_smtp, smtp_missing = _optional_server("survey.testbed.smtp_server", "serve_smtp")
-    serve_https, https_missing = _optional_server("survey.testbed.https_server", "serve_https")
-    pki = connlog = None
-    if serve_smtp or serve_https:
-        from survey.testbed.listen import ConnectionLog
-        from survey.testbed.pki import Pki
-
-        pki = Pki(world_dir)
-        connlog = ConnectionLog(world_dir / CONNECTION_LOG, keep=False)
+    pki = _pki(world_dir)
+    connlog = _connection_log(world_dir, pki)
     info: dict[str, Any] = {}
     try:
         async with trio.open_nursery() as nursery:
-            tlsa_data = None
-            if pki is not None and world.zones:
-                from survey.testbed.signing import tlsa_placeholders
-
-                tlsa_data = tlsa_placeholders(pki)
-            dns = await nursery.start(_dns_task, world, dns_port, tlsa_data)
-            services["dns"] = "ready"
-
-            async def start(service: str, serve: Any, port: int, missing: str | None) -> Any:
-                if serve is None:
-                    services[service] = missing or "unavailable"
-                    return None
-                started = await nursery.start(_server_task, serve, world, port, pki, connlog,
-                                              max_connections)
-                services[service] = "ready"
-                return started
-
-            smtp = await start("smtp", serve_smtp, smtp_port, smtp_missing)
-            https = await start("https", serve_https, https_port, https_missing)
+            dns, smtp, https, services = await _start_services(
+                nursery, world, pki, connlog, _ports(world, dns_port, smtp_port, https_port),
+                max_connections)
             info = world_json(world_dir, world, dns=dns, smtp=smtp, https=https,
                               services=services)
             _write_json_atomic(world_dir / WORLD_JSON, info)
@@ -219,24 +191,90 @@ async def _run_world(world_dir: Path, *, dns_port: int | None, smtp_port: int | 
             task_status.started(info)
     finally:
         if info:
-            info = dict(info, state="stopped",
-                        stopped_at=dt.datetime.now(dt.UTC).isoformat(
-                            timespec="seconds"))
-            _write_json_atomic(world_dir / WORLD_JSON, info)
+            _write_json_atomic(world_dir / WORLD_JSON, _stopped(info))
         if connlog is not None:
             connlog.close()
 
 
-async def _dns_task(world: World, port: int, tlsa_data: Any = None,
+def _stopped(info: dict[str, Any]) -> dict[str, Any]:
+    return dict(info, state="stopped",
+                stopped_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+
+def _ports(world: World, dns: int | None, smtp: int | None,
+           https: int | None) -> dict[str, int]:
+    """The ports to bind: the given ones, else the spec's (0: any)."""
+    ports = world.ports
+    return {"dns": ports.dns if dns is None else dns,
+            "smtp": ports.smtp if smtp is None else smtp,
+            "https": ports.https if https is None else https}
+
+
+def _pki(world_dir: Path) -> Any:
+    """The world's PKI (writes ca.pem), or None when no TLS server can run."""
+    if not any(_optional_server(m, n)[0] for m, n in _TLS_SERVERS):
+        return None
+    from survey.testbed.pki import Pki
+
+    return Pki(world_dir)
+
+
+def _connection_log(world_dir: Path, pki: Any) -> Any:
+    if pki is None:
+        return None
+    from survey.testbed.listen import ConnectionLog
+
+    return ConnectionLog(world_dir / CONNECTION_LOG, keep=False)
+
+
+_TLS_SERVERS = (("survey.testbed.smtp_server", "serve_smtp"),
+                ("survey.testbed.https_server", "serve_https"))
+
+
+async def _start_services(nursery: trio.Nursery, world: World, pki: Any, connlog: Any,
+                          ports: dict[str, int], max_connections: int | None,
+                          group: Any = None) -> tuple[Any, Any, Any, dict[str, str]]:
+    """Start DNS, SMTP and HTTPS in ``nursery``: (dns (host, port), smtp port, https port,
+    services' states). ``group``: this process is one member of several (listen.Group)."""
+    services: dict[str, str] = {}
+    tlsa_data = None
+    if pki is not None and world.zones:
+        from survey.testbed.signing import tlsa_placeholders
+
+        tlsa_data = tlsa_placeholders(pki)
+    dns = await nursery.start(_dns_task, world, ports["dns"], tlsa_data, group is not None)
+    services["dns"] = "ready"
+
+    async def start(service: str, module: str, name: str, port: int) -> Any:
+        serve, missing = _optional_server(module, name)
+        if serve is None:
+            services[service] = missing or "unavailable"
+            return None
+        started = await nursery.start(_server_task, serve, world, port, pki, connlog,
+                                      max_connections, group)
+        services[service] = "ready"
+        return started
+
+    (smtp_module, smtp_name), (https_module, https_name) = _TLS_SERVERS
+    smtp = await start("smtp", smtp_module, smtp_name, ports["smtp"])
+    https = await start("https", https_module, https_name, ports["https"])
+    return dns, smtp, https, services
+
+
+async def _dns_task(world: World, port: int, tlsa_data: Any = None, shared: bool = False,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:
-    await serve_dns(world, port=port, tlsa_data=tlsa_data, task_status=task_status)
+    await serve_dns(world, port=port, tlsa_data=tlsa_data, shared=shared,
+                    task_status=task_status)
 
 
 async def _server_task(serve: Any, world: World, port: int, pki: Any, connlog: Any,
-                       max_connections: int | None = None,
+                       max_connections: int | None = None, group: Any = None,
                        task_status=trio.TASK_STATUS_IGNORED) -> None:
-    limit = {} if max_connections is None else {"max_connections": max_connections}
-    await serve(world, port=port, pki=pki, connlog=connlog, task_status=task_status, **limit)
+    extra: dict[str, Any] = {} if max_connections is None else {
+        "max_connections": max_connections}
+    if group is not None:
+        extra["group"] = group
+    await serve(world, port=port, pki=pki, connlog=connlog, task_status=task_status, **extra)
 
 
 async def _serve_until_signal(world_dir: Path, ports: dict[str, int | None],
@@ -273,11 +311,20 @@ def _summary(info: dict[str, Any]) -> str:
 
 def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
                   smtp_port: int | None = None, https_port: int | None = None,
-                  announce: bool = True, max_connections: int | None = None) -> int:
-    """Run a world in the foreground until SIGINT or SIGTERM; the exit status."""
+                  announce: bool = True, max_connections: int | None = None,
+                  processes: int = 1) -> int:
+    """Run a world in the foreground until SIGINT or SIGTERM; the exit status.
+
+    ``processes`` > 1: served by that many processes (members.py), each with
+    ``max_connections`` of its own.
+    """
     ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port,
              "max_connections": max_connections}
     try:
+        if processes > 1:
+            from survey.testbed.members import serve_members
+
+            return serve_members(Path(world_dir), processes, announce=announce, **ports)
         stopped_by = trio.run(_serve_until_signal, Path(world_dir), ports, announce)
     except (OSError, LockError, BaseExceptionGroup) as exc:
         held = leaf(exc, LockError)

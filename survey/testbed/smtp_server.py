@@ -51,6 +51,7 @@ from survey.testbed.listen import (
     DEFAULT_MAX_CONNECTIONS,
     Connection,
     ConnectionLog,
+    Group,
     reset,
     serve_tcp,
 )
@@ -352,13 +353,20 @@ async def serve_smtp(world: World, *, port: int, pki: Pki, connlog: ConnectionLo
                      task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
                      idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
                      max_connections: int = DEFAULT_MAX_CONNECTIONS, ipv6: bool = True,
-                     tls_threads: int = DEFAULT_TLS_THREADS) -> None:
-    """Serve every SMTP server of ``world`` on ``port`` (0: any; ``started`` gets the port)."""
+                     tls_threads: int = DEFAULT_TLS_THREADS, group: Group | None = None) -> None:
+    """Serve every SMTP server of ``world`` on ``port`` (0: any; ``started`` gets the port).
+
+    ``group``: one of several processes on ``port`` (listen.Group); the dead
+    addresses' listeners are opened by member 0 alone.
+    """
     handler = SmtpWorld(world, pki, idle_timeout=idle_timeout, tls_threads=tls_threads)
     dead = sorted(ip for ip, spec in world.smtp_servers.items() if spec.behaviour == "dead")
+    if group is not None and group.index:
+        dead = []
     if not dead:
         await serve_tcp(handler.handle, port=port, connlog=connlog, service="smtp",
-                        max_connections=max_connections, ipv6=ipv6, task_status=task_status)
+                        max_connections=max_connections, ipv6=ipv6, group=group,
+                        task_status=task_status)
         return
     # dead addresses: exact-address listeners that never accept (latency.py), sharing
     # the port with the world's listener (SO_REUSEPORT on both)
@@ -367,7 +375,7 @@ async def serve_smtp(world: World, *, port: int, pki: Pki, connlog: ConnectionLo
         async with trio.open_nursery() as nursery:
             bound = await nursery.start(functools.partial(
                 serve_tcp, handler.handle, port=port, connlog=connlog, service="smtp",
-                max_connections=max_connections, ipv6=ipv6, reuse_port=True))
+                max_connections=max_connections, ipv6=ipv6, reuse_port=True, group=group))
             listeners.open(dead, bound)
             task_status.started(bound)
     finally:
