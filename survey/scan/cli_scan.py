@@ -196,6 +196,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                           "belongs to one worker at a time, so the per-IP limits hold across "
                           "the cluster; --out must be a path every worker can write; "
                           "--concurrency and the rates are totals for the whole cluster")
+    run.add_argument("--processes", type=count, metavar="N",
+                     help="use N processes of this machine (N > 1: a Dask local cluster, "
+                          "the same as --dask local:N; needs the dask extra). Each server "
+                          "address belongs to one process at a time, so the per-IP limits "
+                          "hold across them; --concurrency and the rates are totals. "
+                          "Resume with the same option")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--batch-rows", type=count, default=5000,
                      help="rows per committed batch of part files (default 5000)")
@@ -269,11 +275,22 @@ def resume_command(argv: list[str] | None = None) -> str:
     return "survey " + " ".join(shlex.quote(w) for w in words)
 
 
+def cluster_address(args: argparse.Namespace) -> str | None:
+    """The Dask scheduler to run on: --dask, or a local cluster for --processes N > 1."""
+    processes = getattr(args, "processes", None)
+    if processes is not None and args.dask:
+        raise ConfigError("give --processes N (this machine) or --dask SCHEDULER, not both")
+    if processes is not None and processes > 1:
+        return f"local:{processes}"
+    return args.dask
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        address = cluster_address(args)
         config = build_config(args)
-        if args.dask:
-            manifest = run_distributed(config, args.dask, verbose=not args.quiet)
+        if address:
+            manifest = run_distributed(config, address, verbose=not args.quiet)
         else:
             manifest = trio.run(run_scan, config, Progress(enabled=not args.quiet))
     except BaseException as exc:       # trio wraps what tasks raise in exception groups
