@@ -10,7 +10,8 @@ after another against the same running world:
 
   * ``single``: one scan process (``survey scan``);
   * ``local:N``: ``survey scan --processes N`` -- a Dask local cluster of N
-    worker processes (scan/cluster/), the per-address politeness global.
+    worker processes (scan/cluster/), the per-address politeness global
+    (``local:1``: ``--dask local:1``, the cluster's own overhead on one worker).
 
 Each run is a child whose ``os.wait4`` rusage is the scan's whole CPU (the
 Dask workers are its descendants, waited for when the cluster closes); the
@@ -65,7 +66,10 @@ def world_dir(domains: int, seed: int) -> Path:
 
 
 def scan(directory: Path, mode: str, concurrency: int, members: list[int]) -> dict:
-    extra = [] if mode == "single" else ["--processes", mode.partition(":")[2]]
+    n = mode.partition(":")[2]
+    # local:1 is a one-worker Dask cluster (--processes 1 would be the plain scan)
+    extra = ([] if mode == "single" else ["--dask", "local:1"] if n == "1"
+             else ["--processes", n])
     load_before = os.getloadavg()
     world_before = sum(process_cpu(pid) for pid in members)
     with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp, \
