@@ -10,7 +10,10 @@ normal. The others answer at once (``--fast-behaviour``, default
 handshakes). No MTA-STS, TLSRPT or DNS faults. The world is built by
 ``survey world`` from a profile this script writes (``own.slow_banner_delay``
 sets the delay; the ``default`` scale's 30 s greeting timeout is 3x it), and
-served with ``--max-connections`` above the scan's concurrency.
+served with ``--max-connections`` above the scan's concurrency, from
+``--world-processes`` processes (``survey world --processes``, default 2:
+each address always served by the same one, testbed/members.py); a list
+(``1,2``) scans once per entry, one after the other, in this run.
 
 ``survey scan --world --profile starttls --concurrency C`` runs as a child
 (its own CPU and peak RSS from ``os.wait4``); the world's CPU is read from
@@ -33,6 +36,7 @@ wall <= 1.5 x ideal. The default run is sized for the first: 25,000 domains,
 
     python benchmarks/slow.py [--domains 25000] [--slow-share 0.2] [--delay 10]
                               [--concurrency 6000] [--fast-behaviour no_starttls]
+                              [--world-processes 2]
 """
 
 from __future__ import annotations
@@ -151,11 +155,12 @@ def one_run(args: argparse.Namespace, directory: Path, processes: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
             out = Path(tmp) / "scan"
             with tempfile.TemporaryFile() as errors:
-                c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, the "
-                      f"world in {processes} process(es)")
+                c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, "
+                      f"{args.scan_processes} scan and {processes} world process(es)")
                 run = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
                                                  str(out), "--quiet", "--profile", "starttls",
-                                                 "--concurrency", str(args.concurrency)],
+                                                 "--concurrency", str(args.concurrency),
+                                                 "--processes", str(args.scan_processes)],
                                      cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
                 if run["returncode"] != 0:
                     errors.seek(0)
@@ -186,6 +191,9 @@ def main() -> int:
                         help="processes serving the world (survey world --processes); a "
                              "comma-separated list scans once per entry, one after another "
                              "in this run (targets: the last)")
+    parser.add_argument("--scan-processes", type=int, default=1,
+                        help="survey scan --processes (N > 1: the phased scan of a Dask "
+                             "local cluster, its DNS phase done before any connection)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -213,7 +221,8 @@ def main() -> int:
     c.emit("slow", settings={"domains": args.domains, "servers": servers, "slow_servers": slow,
                              "delay_s": args.delay, "concurrency": args.concurrency,
                              "fast_behaviour": args.fast_behaviour, "seed": args.seed,
-                             "cores": cores, "world_processes": args.world_processes},
+                             "cores": cores, "world_processes": args.world_processes,
+                             "scan_processes": args.scan_processes},
            load_before=load_before, **{k: v for k, v in last.items()},
            runs=runs if len(runs) > 1 else None, batches=batches, ideal_s=ideal,
            targets={"open_at_once": c.target(last["max_open_at_once"], ">=", 5000),

@@ -212,3 +212,19 @@ async def test_outstanding_lookups_are_capped(nursery, world, outstanding):
 def test_outstanding_must_be_positive():
     with pytest.raises(ValueError, match="outstanding"):
         Resolver([("127.0.0.1", 53)], outstanding=0)
+
+
+def test_the_processes_of_one_scan_share_the_outstanding_cap(tmp_path):
+    # the cap is a total for the resolver, divided like the rates among the processes of
+    # a --processes / --dask scan (8 task slots asked 8 x 1,024 at once of a testbed world)
+    from survey.net.dns import DEFAULT_OUTSTANDING
+    from survey.scan.config import ScanConfig
+    from survey.scan.toolkit import Toolkit
+
+    domains = tmp_path / "list.txt"
+    domains.write_text("a.test\n")
+    config = ScanConfig(input=domains, out=tmp_path / "scan", mode="testbed",
+                        resolvers=[("127.0.0.1", 9)], ehlo_name="scanner.survey.test",
+                        mozilla_roots=False, dnssec=False)
+    assert Toolkit(config).resolver.outstanding == DEFAULT_OUTSTANDING
+    assert Toolkit(config, share=8).resolver.outstanding == DEFAULT_OUTSTANDING // 8

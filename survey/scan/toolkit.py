@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from survey import dane
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
 from survey.dnssec import Anchors
-from survey.net.dns import SILENT_AFTER, HostCache, Resolver
+from survey.net.dns import DEFAULT_OUTSTANDING, SILENT_AFTER, HostCache, Resolver
 from survey.net.dnssec import AdTrust, Lookups, Validator
 from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
@@ -55,8 +55,9 @@ class Toolkit:
 
     ``on_new_chain(chain, hashes)`` runs the first time this process judges a chain
     (where its certificates' rows get written). ``share`` divides the global
-    rates (connections and DNS queries per second) when several processes scan
-    at once, so their sum stays within what the user allowed.
+    rates (connections and DNS queries per second) and the DNS lookups
+    outstanding at once (net/dns.py) when several processes scan at once, so
+    their sum stays within what the user allowed and the resolver can take.
     """
 
     def __init__(self, config: ScanConfig, *, on_base: Callable[[Attempted], None] | None = None,
@@ -72,6 +73,8 @@ class Toolkit:
         self.resolver = Resolver(config.resolvers, timeout=config.dns_timeout,
                                  lifetime=config.dns_lifetime,
                                  rate=config.dns_rate / share if config.dns_rate else None,
+                                 # a total for the resolver, as the rate: one share each
+                                 outstanding=max(1, DEFAULT_OUTSTANDING // share),
                                  silent_after=SILENT_AFTER)
         # Every lookup of the scan goes through ``lookups``: the resolver itself, or the
         # validating stub over it when DNSSEC is measured (the resolver counts the queries).
