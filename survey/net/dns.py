@@ -532,6 +532,9 @@ class HostCache:
 
     async def addresses(self, name: str) -> tuple[Lookup, Lookup]:
         """(A lookup, AAAA lookup) for a host, concurrently."""
+        if (name, "A") in self._lookups and (name, "AAAA") in self._lookups:
+            # both known (a provider's host): no tasks (SingleFlight.get returns at once)
+            return await self.get(name, "A"), await self.get(name, "AAAA")
         results: dict[str, Lookup] = {}
 
         async def one(rdtype: str) -> None:

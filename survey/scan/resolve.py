@@ -27,6 +27,7 @@ import trio
 from survey.dane import Tlsa, parse_tlsa, tlsa_name
 from survey.net.dns import HostCache, Lookup
 from survey.net.dnssec import Lookups, status_of
+from survey.net.together import together
 from survey.proto.txtrecords import (
     StsRecord,
     TlsrptRecord,
@@ -163,12 +164,12 @@ async def resolve_domain(target: Target, resolver: Lookups,
         kind, refs = await _mx_targets(domain, mx_lookup, cache)
         hosts: list[MxTarget | None] = [None] * len(refs)
 
-        async def host(i: int, name: str, preference: int) -> None:
-            hosts[i] = await resolve_host(cache, name, preference)
+        def host(i: int, name: str, preference: int):
+            async def job() -> None:
+                hosts[i] = await resolve_host(cache, name, preference)
+            return job
 
-        async with trio.open_nursery() as inner:
-            for i, (name, preference) in enumerate(refs):
-                inner.start_soon(host, i, name, preference)
+        await together([host(i, name, preference) for i, (name, preference) in enumerate(refs)])
 
     dns_status = mx_lookup.status
     resolved = tuple(h for h in hosts if h is not None)   # all of them: the nursery waited

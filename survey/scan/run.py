@@ -40,6 +40,7 @@ from survey.interrupts import interrupted, leaf
 from survey.net.dns import ResolverSilent
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
+from survey.net.together import together
 from survey.scan.config import ScanConfig
 from survey.scan.enumeration import hello_profile
 from survey.scan.progress import Progress
@@ -59,7 +60,7 @@ from survey.store import (
 )
 from survey.store.lock import LOCK_NAME, exclusive
 from survey.store.manifest import ManifestError
-from survey.vocabulary import DnsStatus
+from survey.vocabulary import DnsStatus, TxtStatus
 
 
 class ScanError(Exception):
@@ -295,21 +296,25 @@ class Scan:
         probes: dict[tuple[str, str], SmtpProbe | None] = {}
         fetch_box: list[PolicyFetch | None] = [None]
 
-        async def probe(mx_host: str, ip: str) -> None:
-            probes[(mx_host, ip)] = await self.tools.prober.for_name(ip, mx_host)
+        def probe(mx_host: str, ip: str):
+            async def job() -> None:
+                probes[(mx_host, ip)] = await self.tools.prober.for_name(ip, mx_host)
+            return job
 
         async def fetch() -> None:
             fetch_box[0] = await self.tools.fetch_policy(dns)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(fetch)
-            for mx in dns.mx:
-                names = sni_names(dns, mx)    # the MX name, and a DANE sender's SNI
-                for ip in mx.ips:
-                    for name in names:
-                        if (name, ip) not in probes:
-                            probes[(name, ip)] = None
-                            nursery.start_soon(probe, name, ip)
+        # a job per server and the policy fetch, concurrently; no task for a fetch that
+        # would return at once (no valid _mta-sts record), none at all for a single job
+        jobs = [fetch] if dns.mta_sts.status == TxtStatus.VALID else []
+        for mx in dns.mx:
+            names = sni_names(dns, mx)    # the MX name, and a DANE sender's SNI
+            for ip in mx.ips:
+                for name in names:
+                    if (name, ip) not in probes:
+                        probes[(name, ip)] = None
+                        jobs.append(probe(name, ip))
+        await together(jobs)
         outcomes = {pair: self.tools.outcome(p) for pair, p in probes.items()}
         self.out.write_group(domain_rows(dns, outcomes, fetch_box[0],
                                             self.config.smtp_port))
