@@ -130,10 +130,9 @@ async def fetch_policy(domain: str, ip: str, port: int = 443, *, policy: Destina
                 return failed(StsPolicyError.BLOCKED, str(blocked), **facts)
             except OSError as exc:
                 return failed(StsPolicyError.CONNECT, f"{type(exc).__name__}: {exc}", **facts)
-            tls = trio.SSLStream(stream, context_factory(), server_hostname=host)
-            stream = tls
+            tls = stream
             try:
-                await tls.do_handshake()
+                await tls.start_tls(context_factory(), server_hostname=host)
             except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
                 cause = exc.__cause__ or exc
                 return failed(StsPolicyError.TLS, f"{type(cause).__name__}: {cause}", **facts)

@@ -46,7 +46,7 @@ import trio
 
 from survey.net.guard import DestinationPolicy
 from survey.net.smtp import Timeouts, starttls_preamble
-from survey.net.transport import drain
+from survey.net.transport import Connection, drain
 from survey.proto.enumerate import Offer, Outcome, outcome_from_events
 from survey.proto.tlshello import (
     CLOSED,
@@ -103,7 +103,7 @@ def _decisive(event: Event) -> bool:
     return isinstance(event, Alert) and (event.fatal or event.description == 0)
 
 
-async def _read_answer(stream: trio.SocketStream, max_bytes: int
+async def _read_answer(stream: Connection, max_bytes: int
                        ) -> tuple[list[Event], TLSProtocolError | None, str | None, int]:
     """Feed the server's bytes to the parser until the answer is decided; caller bounds time."""
     parser = ServerHelloParser()
@@ -160,7 +160,7 @@ async def hello_probe(ip: str, port: int, hello: bytes, *, policy: DestinationPo
         return HelloAnswer(HostStatus.OK, None, tuple(events), error, transport, received)
 
 
-async def _hang_up(stream: trio.SocketStream, timeout: float) -> None:
+async def _hang_up(stream: Connection, timeout: float) -> None:
     """Half-close, then wait (bounded) until the server has closed its side too."""
     with trio.move_on_after(timeout):
         try:

@@ -54,6 +54,7 @@ import trio
 from survey.net.guard import DestinationPolicy
 from survey.net.transport import (
     Blocked,
+    Connection,
     OutOfReach,
     client_context,
     drain,
@@ -238,10 +239,11 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
     await _preamble(session, probe, ehlo_name=ehlo_name, timeouts=timeouts)
     probe.sni = sni
     probe.step = AttemptStep.TLS
-    tls = trio.SSLStream(session.stream, context_factory(), server_hostname=sni)
+    tls = session.stream             # the same connection, upgraded in place
+    assert isinstance(tls, Connection)
     with trio.move_on_after(timeouts.tls) as scope:
         try:
-            await tls.do_handshake()
+            await tls.start_tls(context_factory(), server_hostname=sni)
         except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
             cause = exc.__cause__ or exc
             raise _End(HostStatus.TLS_HANDSHAKE_FAILED,
@@ -252,7 +254,6 @@ async def _dialogue(session: _Session, probe: SmtpProbe, *, ehlo_name: str, sni:
     probe.tls_version, probe.cipher_suite = negotiated(ssl_object(tls))
     probe.chain = peer_chain(ssl_object(tls))
 
-    session.stream = tls
     session.parser = ReplyParser()    # RFC 3207 §4.2: forget everything said in clear
     probe.step = AttemptStep.EHLO_TLS
     try:
@@ -297,7 +298,7 @@ class Upgrade:
     """Where ``starttls_preamble`` got to: ``stream`` is set once the 220 came."""
 
     probe: SmtpProbe
-    stream: trio.SocketStream | None = None
+    stream: Connection | None = None
 
 
 @asynccontextmanager
@@ -312,7 +313,7 @@ async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, eh
     """
     upgrade = Upgrade(SmtpProbe(ip, port))
     probe = upgrade.probe
-    stream: trio.SocketStream | None = None
+    stream: Connection | None = None
     try:
         try:
             stream = await _connect(ip, port, policy, timeouts)
@@ -328,7 +329,7 @@ async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, eh
 
 
 async def _connect(ip: str, port: int, policy: DestinationPolicy,
-                   timeouts: Timeouts) -> trio.SocketStream:
+                   timeouts: Timeouts) -> Connection:
     with trio.move_on_after(timeouts.connect):
         return await open_tcp(ip, port, policy)
     raise _End(HostStatus.CONNECT_TIMEOUT, f"no connection within {timeouts.connect:g} s")

@@ -8,7 +8,9 @@ the bounded drain that waits for a peer to hang up.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import socket
 import ssl
 
@@ -57,7 +59,86 @@ class OutOfReach(Blocked):
         self.status = status
 
 
-async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.SocketStream:
+class Connection(trio.abc.HalfCloseableStream):
+    """A TCP connection the scanner drives itself: a non-blocking stdlib socket, waited on
+    with trio's readiness waits, and after ``start_tls`` the ``ssl.SSLSocket`` over it.
+
+    Errors are trio's (``trio.SocketStream`` and ``trio.SSLStream`` with their
+    defaults), so callers and recorded details are unchanged: a socket error is
+    ``BrokenResourceError("socket connection broken: ...")`` from it, a TLS error
+    ``BrokenResourceError`` from the ``ssl.SSLError`` (a ragged EOF included). What
+    changes is the cost (benchmarks/handshake.py, benchmarks/profile.py): OpenSSL
+    reads and writes the socket itself, with no memory BIOs to copy through, and a call
+    that does not have to wait does not yield to the scheduler (trio's wrappers do, twice
+    per call). Every read and write is bounded by its caller (byte caps), so a peer that
+    floods cannot hold the event loop for long.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock: socket.socket = sock          # the ssl.SSLSocket once TLS started
+        self.tls: ssl.SSLSocket | None = None
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        """The TLS handshake as a client; the caller bounds the time. Raises
+        ``BrokenResourceError`` (from the ``SSLError`` or the socket's error) on failure."""
+        tls = context.wrap_socket(self.sock, server_hostname=server_hostname,
+                                  do_handshake_on_connect=False, suppress_ragged_eofs=False)
+        self.sock = self.tls = tls
+        await self._io(tls.do_handshake)
+
+    async def _io(self, fn, *args, writing: bool = False):
+        """``fn(*args)`` on the non-blocking socket, waiting for readiness as it asks."""
+        sock = self.sock
+        while True:
+            try:
+                return fn(*args)
+            except ssl.SSLWantReadError:
+                await trio.lowlevel.wait_readable(sock)
+            except ssl.SSLWantWriteError:
+                await trio.lowlevel.wait_writable(sock)
+            except BlockingIOError:
+                if writing:
+                    await trio.lowlevel.wait_writable(sock)
+                else:
+                    await trio.lowlevel.wait_readable(sock)
+            except ssl.SSLError as exc:
+                raise trio.BrokenResourceError from exc
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    raise trio.ClosedResourceError("this socket was already closed") from None
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with memoryview(data) as view:
+            while view:
+                sent = await self._io(self.sock.send, view, writing=True)
+                view = view[sent:]
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self._io(self.sock.recv, max_bytes or 65536)
+
+    async def send_eof(self) -> None:
+        await trio.lowlevel.checkpoint()
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.wait_writable(self.sock)
+
+    def close(self) -> None:
+        """Close at once (no TLS close_notify: as trio's forceful close)."""
+        if self.sock.fileno() != -1:
+            trio.lowlevel.notify_closing(self.sock)
+            self.sock.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+
+async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> Connection:
     """Connect to a literal address the policy allows; the caller bounds the time.
 
     Every outgoing connection of the scanner goes through here, so the
@@ -67,14 +148,25 @@ async def open_tcp(ip: str, port: int, policy: DestinationPolicy) -> trio.Socket
         raise Blocked(reason)
     if reach := policy.out_of_reach(ip):
         raise OutOfReach(*reach)
-    sock = trio.socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                              socket.SOCK_STREAM)
+    v6 = ":" in ip
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+    # trio's connect error names the address as getaddrinfo gives it (flow and scope for v6)
+    address = (ip, port, 0, 0) if v6 and "%" not in ip else (ip, port)
     try:
-        await sock.connect((ip, port))
+        sock.setblocking(False)
+        try:
+            sock.connect(address)
+        except BlockingIOError:
+            await trio.lowlevel.wait_writable(sock)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, f"Error connecting to {address!r}: {os.strerror(err)}"
+                              ) from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # as trio's SocketStream
     except BaseException:
         sock.close()
         raise
-    return trio.SocketStream(sock)
+    return Connection(sock)
 
 
 # What the certificate probe offers: every suite this OpenSSL has, except those that
@@ -117,11 +209,13 @@ def client_context() -> ssl.SSLContext:
     return context
 
 
-def ssl_object(stream: trio.SSLStream) -> ssl.SSLObject:
-    return stream._ssl_object  # noqa: SLF001 (trio has no public accessor)
+def ssl_object(stream: Connection) -> ssl.SSLSocket:
+    if stream.tls is None:
+        raise RuntimeError("no TLS on this connection")
+    return stream.tls
 
 
-def peer_chain(obj: ssl.SSLObject) -> list[bytes]:
+def peer_chain(obj: ssl.SSLSocket | ssl.SSLObject) -> list[bytes]:
     """The chain as the server sent it, DER, leaf first.
 
     Python 3.11 exposes it only privately (public from 3.13); without it the
@@ -136,7 +230,7 @@ def peer_chain(obj: ssl.SSLObject) -> list[bytes]:
     return [leaf] if leaf else []
 
 
-def negotiated(obj: ssl.SSLObject) -> tuple[str | None, str | None]:
+def negotiated(obj: ssl.SSLSocket | ssl.SSLObject) -> tuple[str | None, str | None]:
     """(TLS version in the dataset's spelling, cipher suite by IANA name)."""
     version = obj.version()
     cipher = obj.cipher()
