@@ -62,7 +62,7 @@ from typing import Any
 
 import trio
 
-from survey.net.pacing import Pacer
+from survey.net.pacing import Pacer, acquire
 from survey.net.singleflight import SingleFlight
 from survey.proto import dnswire
 from survey.proto.dnswire import DnsWireError
@@ -195,8 +195,11 @@ class Resolver:
         if self._slots is None:
             yield
             return
-        async with self._slots:
+        await acquire(self._slots)
+        try:
             yield
+        finally:
+            self._slots.release()
 
     def _heard(self, result: Lookup) -> None:
         """Count an answer or its absence; ResolverSilent when none came from the start."""

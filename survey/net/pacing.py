@@ -22,12 +22,23 @@ class Pacer:
         self._lock = trio.Lock()
 
     async def wait(self) -> None:
-        """Return when the next event may happen (immediately when unpaced)."""
+        """Return when the next event may happen (immediately when unpaced: without even
+        a checkpoint, a wake-up per DNS query and connection that bought nothing; every
+        caller goes on to wait for the network)."""
         if not self.interval:
-            await trio.lowlevel.checkpoint()
             return
         async with self._lock:
             now = trio.current_time()
             start = max(now, self._next)
             self._next = start + self.interval
             await trio.sleep_until(start)
+
+
+async def acquire(semaphore: trio.Semaphore) -> None:
+    """``semaphore.acquire()`` without its wake-up when a unit is free (trio's acquire
+    yields to the scheduler even then; a unit is free only when nobody waits, so this is
+    as fair). Release with ``semaphore.release()``."""
+    try:
+        semaphore.acquire_nowait()
+    except trio.WouldBlock:
+        await semaphore.acquire()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from survey.net.pacing import Pacer
+from survey.net.pacing import Pacer, acquire
 
 
 @dataclass
@@ -65,14 +65,18 @@ class Politeness:
             state = self._addresses[ip] = _Address(trio.Semaphore(self.per_ip))
         state.users += 1
         try:
-            async with state.slots:
-                await trio.sleep_until(state.free_at)
+            await acquire(state.slots)
+            try:
+                if state.free_at > trio.current_time():   # (sleep_until costs a wake-up
+                    await trio.sleep_until(state.free_at)   # and a timer even when past)
                 await self._pacer.wait()
                 self.connections += 1
                 try:
                     yield
                 finally:
                     state.free_at = trio.current_time() + self.spacing
+            finally:
+                state.slots.release()
         finally:
             state.users -= 1
             if not state.users:
