@@ -20,7 +20,11 @@ run. Before the first scan the world is asked every lookup once (unmeasured):
 it signs its DNS answers lazily, and the first scan would otherwise pay for
 that (on a loaded machine with timeouts, so less work at less CPU).
 ``--skip-tree`` leaves out the working tree's scanner (compare two commits
-while others edit the tree).
+while others edit the tree). ``--rounds N`` scans with every scanner in turn
+N times and reports each one's median run (and every run's CPU per domain):
+CPU time grows with the machine's load (two cores shared, caches and
+hyperthreads contended), which can change more between two runs than an
+optimisation does.
 
 Targets: scanner CPU <= 2 ms per domain; peak RSS <= 500 MB; RSS(1M DNS) <=
 1.2 x RSS(100k DNS).
@@ -90,6 +94,13 @@ def scan(directory: Path, out: Path, concurrency: int, source: Path | None = Non
             "cpu_ms_per_domain": 1000 * result["cpu_s"] / domains,
             "cpu_ms_per_server": 1000 * result["cpu_s"] / max(servers, 1),
             "domains_per_s": domains / result["wall_s"]}
+
+
+def median_run(results: list[dict]) -> dict:
+    """The run with the median CPU per domain, and every run's figure (``--rounds``)."""
+    ordered = sorted(results, key=lambda r: r["cpu_ms_per_domain"])
+    return {**ordered[(len(ordered) - 1) // 2],
+            "rounds_cpu_ms_per_domain": [round(r["cpu_ms_per_domain"], 3) for r in results]}
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -240,6 +251,9 @@ def main() -> int:
     parser.add_argument("--skip-dns", action="store_true")
     parser.add_argument("--compare-rev", metavar="REV", action="append", default=[],
                         help="also scan with the scanner of this git revision (repeatable)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="scan with each scanner in turn this many times; each reports "
+                             "its median run (a shared machine's load changes between runs)")
     parser.add_argument("--skip-tree", action="store_true",
                         help="do not scan with the working tree's scanner (needs --compare-rev)")
     args = parser.parse_args()
@@ -253,14 +267,18 @@ def main() -> int:
         try:
             warm(directory, args.concurrency)
             with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
-                runs = {}
-                for i, rev in enumerate(args.compare_rev):
-                    source = checkout(rev, Path(tmp) / f"src{i}")
-                    c.log(f"scanning with {rev}")
-                    runs[rev] = scan(directory, Path(tmp) / f"rev{i}", args.concurrency, source)
+                scanners: list[tuple[str, Path | None]] = [
+                    (rev, checkout(rev, Path(tmp) / f"src{i}"))
+                    for i, rev in enumerate(args.compare_rev)]
                 if not args.skip_tree:
-                    c.log("scanning with this tree")
-                    runs["this tree"] = scan(directory, Path(tmp) / "tree", args.concurrency)
+                    scanners.append(("this tree", None))
+                every: dict[str, list[dict]] = {label: [] for label, _ in scanners}
+                for round_ in range(args.rounds):
+                    for i, (label, source) in enumerate(scanners):
+                        c.log(f"scanning with {label} (round {round_ + 1} of {args.rounds})")
+                        every[label].append(scan(directory, Path(tmp) / f"out{round_}-{i}",
+                                                 args.concurrency, source))
+                runs = {label: median_run(results) for label, results in every.items()}
         finally:
             c.stop(world, signal.SIGTERM, timeout=60)
         now = runs["this tree" if not args.skip_tree else args.compare_rev[-1]]
