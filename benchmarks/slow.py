@@ -15,9 +15,14 @@ served with ``--max-connections`` above the scan's concurrency, from
 each address always served by the same one, testbed/members.py); a list
 (``1,2``) scans once per entry, one after the other, in this run.
 
-``survey scan --world --profile starttls --concurrency C`` runs as a child
-(its own CPU and peak RSS from ``os.wait4``); the world's CPU is read from
-/proc before and after. Measured:
+``survey scan --world --profile starttls --concurrency C --processes P``
+runs as a child (its own CPU and peak RSS from ``os.wait4``, its cluster's
+workers included); the world's CPU is read from /proc before and after (of
+every member). ``--scan-processes`` P is 2 by default: the phased scan of a
+Dask local cluster resolves every domain before it connects anywhere, so
+it opens the connections to the slow servers within seconds, where one
+process opens them one domain's DNS at a time over the whole CPU-bound
+run (benchmarks/README.md, "Where the limit is"). Measured:
   * the most SMTP connections open at once, from the world's connection log
     (every connection of this scan, all addresses together);
   * spurious timeouts: hosts rows whose status is a timeout (connect or read
@@ -36,7 +41,7 @@ wall <= 1.5 x ideal. The default run is sized for the first: 25,000 domains,
 
     python benchmarks/slow.py [--domains 25000] [--slow-share 0.2] [--delay 10]
                               [--concurrency 6000] [--fast-behaviour no_starttls]
-                              [--world-processes 2]
+                              [--world-processes 2] [--scan-processes 2]
 """
 
 from __future__ import annotations
@@ -191,8 +196,8 @@ def main() -> int:
                         help="processes serving the world (survey world --processes); a "
                              "comma-separated list scans once per entry, one after another "
                              "in this run (targets: the last)")
-    parser.add_argument("--scan-processes", type=int, default=1,
-                        help="survey scan --processes (N > 1: the phased scan of a Dask "
+    parser.add_argument("--scan-processes", type=int, default=2,
+                        help="survey scan --processes (default 2; N > 1: the phased scan of a Dask "
                              "local cluster, its DNS phase done before any connection)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

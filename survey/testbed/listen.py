@@ -52,7 +52,8 @@ import trio
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_CONNECTIONS = 4096
-BACKLOG = 1024
+BACKLOG = 4096    # accept queue (capped by net.core.somaxconn): a scan opening thousands
+                  # at once must not see SYNs dropped (connect_timeout) while the loop catches up
 
 
 @dataclass(frozen=True)
