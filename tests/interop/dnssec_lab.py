@@ -35,6 +35,10 @@ import dns.message
 import dns.query
 
 from tests.interop.test_dnssec_unbound import _free_port, _unbound, _unbound_status
+from tests.requirements import needs
+
+# What the lab starts: the mark every module using it carries (tests/test_requirements.py)
+NEEDS_LAB = needs("unbound", "nsd", "ldns-signzone", "ldns-keygen")
 
 ANCHOR = "lab.test"
 DAY = 86400

@@ -24,10 +24,17 @@ import trio
 from survey.dnssec import Anchors
 from survey.net.dns import Resolver
 from survey.net.dnssec import AdTrust, Validator
-from tests.interop.dnssec_lab import SKEW_CASES, DnssecLab, build, queries, shapes, skew_shapes
-from tests.requirements import needs
+from tests.interop.dnssec_lab import (
+    NEEDS_LAB,
+    SKEW_CASES,
+    DnssecLab,
+    build,
+    queries,
+    shapes,
+    skew_shapes,
+)
 
-pytestmark = needs("unbound", "nsd", "ldns-signzone", "ldns-keygen")
+pytestmark = NEEDS_LAB
 
 SEEDS = [int(s) for s in os.environ.get("SURVEY_DNSSEC_SEEDS", "1,2").split(",") if s]
 ZONES = 18
