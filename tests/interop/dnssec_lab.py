@@ -232,7 +232,8 @@ def build(d: Path, shapes: list[Shape]) -> tuple[dict[str, Path], str]:
 
 # -- the daemons ----------------------------------------------------------------------------
 
-def _nsd(d: Path, zones: dict[str, Path]) -> tuple[subprocess.Popen, int]:
+def start_nsd(d: Path, zones: dict[str, Path]) -> tuple[subprocess.Popen, int]:
+    """NSD serving ``zones`` (which include the anchor zone) on a free loopback port."""
     port = _free_port()
     conf = d / "nsd.conf"
     conf.write_text(f"""server:
@@ -278,7 +279,7 @@ class DnssecLab:
         self.nsd_port = self.port = self.plain_port = 0
 
     def __enter__(self) -> DnssecLab:
-        self.nsd, self.nsd_port = _nsd(self.dir, self.zones)
+        self.nsd, self.nsd_port = start_nsd(self.dir, self.zones)
         try:
             (self.dir / "unbound").mkdir(exist_ok=True)
             self.unbound, self.port = _unbound(self.dir / "unbound", self.nsd_port,

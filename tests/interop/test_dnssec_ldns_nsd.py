@@ -21,26 +21,21 @@ fails on a zone's own apex is wrong.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import dns.message
-import dns.query
 import trio
 
 from survey.dnssec import Anchors
 from survey.net.dns import Resolver
 from survey.net.dnssec import Validator
-from tests.interop.test_dnssec_unbound import _free_port, _unbound, _unbound_status
+from tests.interop.dnssec_lab import SOA, start_nsd
+from tests.interop.test_dnssec_unbound import _unbound, _unbound_status
 from tests.requirements import needs
 
 pytestmark = needs("unbound", "nsd", "ldns-signzone", "ldns-keygen")
 
-SOA = ("@ 300 IN SOA ns.lab.test. hostmaster.lab.test. 1 3600 600 86400 300\n"
-       "@ 300 IN NS ns.lab.test.\n")
 CASES = [
     # (name, type, status survey and Unbound must both give)
     ("ns.lab.test", "A", "secure"),               # in the anchor zone itself
@@ -92,42 +87,9 @@ def _zones(d: Path) -> tuple[dict[str, Path], str]:
     return zones, lab_ds
 
 
-def _nsd(d: Path, zones: dict[str, Path]) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    conf = d / "nsd.conf"
-    conf.write_text(f"""server:
-    ip-address: 127.0.0.1@{port}
-    username: ""
-    chroot: ""
-    zonesdir: "{d}"
-    database: ""
-    zonelistfile: "{d}/zone.list"
-    xfrdfile: "{d}/xfrd.state"
-    pidfile: "{d}/nsd.pid"
-    logfile: "{d}/nsd.log"
-    server-count: 1
-    verbosity: 0
-remote-control:
-    control-enable: no
-""" + "".join(f'zone:\n    name: "{z}."\n    zonefile: "{p}"\n' for z, p in zones.items()))
-    proc = subprocess.Popen([shutil.which("nsd") or "nsd", "-d", "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            dns.query.udp(dns.message.make_query("lab.test.", "SOA"), "127.0.0.1",
-                          timeout=0.5, port=port)
-            return proc, port
-        except (OSError, dns.exception.Timeout):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("nsd did not start")
-
-
 async def test_survey_and_unbound_agree_on_ldns_signed_zones_served_by_nsd(tmp_path):
     zones, anchor = _zones(tmp_path)
-    nsd, nsd_port = _nsd(tmp_path, zones)
+    nsd, nsd_port = start_nsd(tmp_path, zones)
     try:
         (tmp_path / "unbound").mkdir()
         unbound, port = _unbound(tmp_path / "unbound", nsd_port, anchor + "\n")
