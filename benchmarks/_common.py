@@ -40,10 +40,25 @@ def _terminated(signum, frame):
 signal.signal(signal.SIGTERM, _terminated)
 PYTHON = sys.executable
 SURVEY = [PYTHON, "-m", "survey.cli"]
+# Built worlds, kept across runs: building a 10,000-domain world takes longer than scanning it
+CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
+                            "survey-bench"))
 
 
 def log(*parts: object) -> None:
     print("[bench]", *parts, file=sys.stderr, flush=True)
+
+
+def cached_world(name: str, domains: int, seed: int, *options: str) -> Path:
+    """``CACHE/name``: a world built once by ``survey world`` with ``options`` (e.g.
+    ``--scale fast`` or ``--profile FILE``), then reused while its files are whole."""
+    directory = CACHE / name
+    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
+        log(f"building a {domains}-domain world in {directory}")
+        subprocess.run(SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
+                                 *options, "--out", str(directory)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return directory
 
 
 def target(value: float | None, op: str, bound: float) -> dict:

@@ -49,20 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
 from slow import process_cpu, world_pids
 
-CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
-                            "survey-bench"))
-
 
 def world_dir(domains: int, seed: int) -> Path:
     """Build (once; cached) a fast-scale default world of its own (not scale.py's: a
     world is served by one command at a time)."""
-    directory = CACHE / f"cores-{domains}-{seed}"
-    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
-        c.log(f"building a {domains}-domain world in {directory}")
-        subprocess.run(c.SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
-                                   "--scale", "fast", "--out", str(directory)],
-                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
-    return directory
+    return c.cached_world(f"cores-{domains}-{seed}", domains, seed, "--scale", "fast")
 
 
 def scan(directory: Path, mode: str, concurrency: int, members: list[int]) -> dict:

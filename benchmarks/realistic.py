@@ -42,7 +42,6 @@ import argparse
 import collections
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -53,8 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
-CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
-                            "survey-bench"))
 SETTINGS = {
     "defaults": ["--concurrency", "200", "--rate", "50", "--dns-rate", "200",
                  "--per-ip-spacing", "1", "--retry-delay", "30"],
@@ -85,13 +82,8 @@ def world_dir(domains: int, seed: int) -> Path:
                         c.REPO / "survey" / "vocabulary.py"]):
         digest.update(path.read_bytes())
     version = digest.hexdigest()[:8]
-    directory = CACHE / f"realistic-{domains}-{seed}-{version}"
-    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
-        c.log(f"building a {domains}-domain realistic world in {directory}")
-        subprocess.run(c.SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
-                                   "--profile", "realistic", "--out", str(directory)],
-                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
-    return directory
+    return c.cached_world(f"realistic-{domains}-{seed}-{version}", domains, seed,
+                          "--profile", "realistic")
 
 
 def scan(directory: Path, out: Path, setting: str, profile: str = "starttls") -> dict:

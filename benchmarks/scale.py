@@ -50,19 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
-CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
-                            "survey-bench"))
-
 
 def world_dir(domains: int, seed: int) -> Path:
     """Build (once; cached across runs) a fast-scale default world."""
-    directory = CACHE / f"world-{domains}-{seed}"
-    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
-        c.log(f"building a {domains}-domain world in {directory}")
-        subprocess.run(c.SURVEY + ["world", "--domains", str(domains), "--seed", str(seed),
-                                   "--scale", "fast", "--out", str(directory)],
-                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
-    return directory
+    return c.cached_world(f"world-{domains}-{seed}", domains, seed, "--scale", "fast")
 
 
 def scan_command(directory: Path, out: Path, concurrency: int) -> list[str]:

@@ -62,8 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
-CACHE = Path(os.environ.get("SURVEY_BENCH_CACHE", Path(tempfile.gettempdir()) /
-                            "survey-bench"))
 TIMEOUT_STATUSES = {"connect_timeout", "read_timeout"}
 
 
@@ -84,18 +82,12 @@ def profile(share: float, delay: float, fast: str) -> dict:
 
 
 def world_dir(args: argparse.Namespace) -> Path:
-    directory = CACHE / (f"slow-{args.domains}-{args.slow_share:g}-{args.delay:g}-"
-                         f"{args.fast_behaviour}-{args.seed}")
-    if not (directory / "spec.json").exists() or not (directory / "domains.csv").exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "profile.json"
-        path.write_text(json.dumps(profile(args.slow_share, args.delay, args.fast_behaviour)))
-        c.log(f"building a {args.domains}-domain slow world in {directory}")
-        subprocess.run(c.SURVEY + ["world", "--domains", str(args.domains), "--seed",
-                                   str(args.seed), "--profile", str(path), "--out",
-                                   str(directory)],
-                       check=True, cwd=c.REPO, stdout=subprocess.DEVNULL)
-    return directory
+    name = (f"slow-{args.domains}-{args.slow_share:g}-{args.delay:g}-"
+            f"{args.fast_behaviour}-{args.seed}")
+    path = c.CACHE / name / "profile.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(profile(args.slow_share, args.delay, args.fast_behaviour)))
+    return c.cached_world(name, args.domains, args.seed, "--profile", str(path))
 
 
 def serve(directory: Path, max_connections: int, processes: int = 1) -> subprocess.Popen:
