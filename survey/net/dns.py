@@ -174,19 +174,25 @@ class Resolver:
         self._pacer = Pacer(self.rate)
 
     async def lookup(self, name: str, rdtype: str) -> Lookup:
+        return await self._query(name, rdtype, _FAST)
+
+    async def _query(self, name: str, rdtype: str, codec, **flags: bool) -> Any:
+        """One query, whatever its codec: paced, counted, within an outstanding slot and
+        the lifetime. The codec's answer (a Lookup, or a (Lookup, extra) pair), or a
+        bare Lookup when no answer came or the name cannot be asked."""
         await self._pacer.wait()
         self.queries += 1
         qid = secrets.randbits(16)     # unpredictable: with the port, RFC 5452 §9.2
         try:
-            wire = dnswire.build_query(qid, name, rdtype)
+            wire = dnswire.build_query(qid, name, rdtype, **flags)
         except DnsWireError as exc:
             return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300])
-        # Belt and braces: the loop below keeps to the lifetime; trio enforces it too.
-        result = Lookup(DnsStatus.DNS_TIMEOUT)
+        # Belt and braces: the loop in _resolve keeps to the lifetime; trio enforces it too.
+        result: Any = Lookup(DnsStatus.DNS_TIMEOUT)
         async with self._slot():
             with trio.move_on_after(self.lifetime + 1):
-                result = await self._resolve(wire, qid, name, rdtype, _FAST)
-        self._heard(result)
+                result = await self._resolve(wire, qid, name, rdtype, codec)
+        self._heard(result[0] if isinstance(result, tuple) else result)
         return result
 
     @contextlib.asynccontextmanager
@@ -216,40 +222,16 @@ class Resolver:
 
     async def lookup_dnssec(self, name: str, rdtype: str) -> tuple[Lookup, Any]:
         """(the lookup, its DnssecReply or None when none came) with DO and CD set."""
-        await self._pacer.wait()
-        self.queries += 1
-        qid = secrets.randbits(16)
-        try:
-            wire = dnswire.build_query(qid, name, rdtype, dnssec=True)
-        except DnsWireError as exc:
-            return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), None
-        answer: tuple[Lookup, Any] = (Lookup(DnsStatus.DNS_TIMEOUT), None)
-        async with self._slot():
-            with trio.move_on_after(self.lifetime + 1):
-                result = await self._resolve(wire, qid, name, rdtype, _DNSSEC)
-                answer = result if isinstance(result, tuple) else (result, None)
-        self._heard(answer[0])
-        return answer
+        result = await self._query(name, rdtype, _DNSSEC, dnssec=True)
+        return result if isinstance(result, tuple) else (result, None)
 
     async def lookup_ad(self, name: str, rdtype: str, *, checking_disabled: bool = False
                         ) -> tuple[Lookup, bool]:
         """(the lookup, the answer's AD bit) asking with AD set (RFC 6840 §5.7), or with CD
         set instead (``checking_disabled``: the data a validating resolver finds bogus)."""
-        await self._pacer.wait()
-        self.queries += 1
-        qid = secrets.randbits(16)
-        try:
-            wire = dnswire.build_query(qid, name, rdtype, ad=not checking_disabled,
-                                       cd=checking_disabled)
-        except DnsWireError as exc:
-            return Lookup(DnsStatus.INVALID_INPUT, detail=str(exc)[:300]), False
-        answer: tuple[Lookup, bool] = (Lookup(DnsStatus.DNS_TIMEOUT), False)
-        async with self._slot():
-            with trio.move_on_after(self.lifetime + 1):
-                result = await self._resolve(wire, qid, name, rdtype, _AD)
-                answer = result if isinstance(result, tuple) else (result, False)
-        self._heard(answer[0])
-        return answer
+        result = await self._query(name, rdtype, _AD, ad=not checking_disabled,
+                                   cd=checking_disabled)
+        return result if isinstance(result, tuple) else (result, False)
 
     async def _resolve(self, wire: bytes, qid: int, name: str, rdtype: str, codec) -> Lookup:
         deadline = trio.current_time() + self.lifetime
