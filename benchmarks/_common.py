@@ -172,6 +172,19 @@ def run_measured(cmd: list[str], **kwargs) -> dict:
             "sys_s": usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def measured_scan(cmd: list[str], **kwargs) -> dict:
+    """``run_measured`` for a ``survey scan`` whose output is not wanted: raises with the
+    end of its stderr when it fails, so a benchmark never reports a broken run."""
+    with tempfile.TemporaryFile() as errors:
+        result = run_measured(cmd, stdout=subprocess.DEVNULL, stderr=errors, **kwargs)
+        if result["returncode"] != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{' '.join(cmd[2:4])} exited with {result['returncode']}: "
+                               f"{errors.read()[-2000:].decode(errors='replace')}")
+    result.pop("stdout", None)
+    return result
+
+
 @contextlib.contextmanager
 def nsd(zone_file: Path, ip: str = "127.77.0.1") -> Iterator[tuple[str, int]]:
     """A real NSD serving ``zone_file`` as ``test.`` on ``ip`` and a free high port.

@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,20 +62,14 @@ def scan(directory: Path, mode: str, concurrency: int, members: list[int]) -> di
              else ["--processes", n])
     load_before = os.getloadavg()
     world_before = sum(process_cpu(pid) for pid in members)
-    with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp, \
-            tempfile.TemporaryFile() as errors:
+    with tempfile.TemporaryDirectory(prefix="bench-cores-") as tmp:
         out = Path(tmp) / "scan"
         c.log(f"scanning with {mode}")
-        result = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
-                                            str(out), "--quiet", "--profile", "starttls",
-                                            "--concurrency", str(concurrency), *extra],
-                                cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
-        if result["returncode"] != 0:
-            errors.seek(0)
-            raise RuntimeError(f"survey scan ({mode}) exited with {result['returncode']}: "
-                               f"{errors.read()[-2000:].decode(errors='replace')}")
+        result = c.measured_scan(c.SURVEY + ["scan", "--world", str(directory), "--out",
+                                             str(out), "--quiet", "--profile", "starttls",
+                                             "--concurrency", str(concurrency), *extra],
+                                 cwd=c.REPO)
         manifest = json.loads((out / "manifest.json").read_text())
-    result.pop("stdout", None)
     domains = manifest["counts"]["domains"]
     row = {"mode": mode, **result, "world_cpu_s": sum(process_cpu(p) for p in members)
            - world_before, "counts": manifest["counts"],

@@ -90,16 +90,10 @@ def scan(directory: Path, out: Path, setting: str, profile: str = "starttls") ->
     cmd = c.SURVEY + ["scan", "--world", str(directory), "--out", str(out), "--quiet",
                       "--profile", profile, *SETTINGS[setting]]
     before = uptime()
-    with tempfile.TemporaryFile() as errors:
-        result = c.run_measured(cmd, cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
-        if result["returncode"] != 0:
-            errors.seek(0)
-            raise RuntimeError(f"survey scan exited with {result['returncode']}: "
-                               f"{errors.read()[-2000:].decode(errors='replace')}")
+    result = c.measured_scan(cmd, cwd=c.REPO)
     manifest = json.loads((out / "manifest.json").read_text())
     counts, stats = manifest["counts"], manifest["stats"]
     domains = counts["domains"]
-    result.pop("stdout", None)
     return {**result, "command": " ".join(["survey", *cmd[3:]]),
             "uptime_before": before, "uptime_after": uptime(),
             "domains": domains, "servers": stats.get("servers"),

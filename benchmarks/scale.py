@@ -69,17 +69,10 @@ def scan(directory: Path, out: Path, concurrency: int, source: Path | None = Non
     if source is not None:
         env["PYTHONPATH"] = str(source)
         cwd = source
-    with tempfile.TemporaryFile() as errors:
-        result = c.run_measured(scan_command(directory, out, concurrency), cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=errors)
-        if result["returncode"] != 0:
-            errors.seek(0)
-            raise RuntimeError(f"survey scan exited with {result['returncode']}: "
-                               f"{errors.read()[-2000:].decode(errors='replace')}")
+    result = c.measured_scan(scan_command(directory, out, concurrency), cwd=cwd, env=env)
     manifest = json.loads((out / "manifest.json").read_text())
     counts, stats = manifest["counts"], manifest["stats"]
     domains, servers = counts["domains"], stats["servers"]
-    result.pop("stdout", None)
     return {**result, "domains": domains, "servers": servers,
             "connections": stats.get("connections"), "dns_queries": stats.get("dns_queries"),
             "cpu_ms_per_domain": 1000 * result["cpu_s"] / domains,

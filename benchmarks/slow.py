@@ -151,25 +151,19 @@ def one_run(args: argparse.Namespace, directory: Path, processes: int) -> dict:
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
             out = Path(tmp) / "scan"
-            with tempfile.TemporaryFile() as errors:
-                c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, "
-                      f"{args.scan_processes} scan and {processes} world process(es)")
-                run = c.run_measured(c.SURVEY + ["scan", "--world", str(directory), "--out",
-                                                 str(out), "--quiet", "--profile", "starttls",
-                                                 "--concurrency", str(args.concurrency),
-                                                 "--processes", str(args.scan_processes)],
-                                     cwd=c.REPO, stdout=subprocess.DEVNULL, stderr=errors)
-                if run["returncode"] != 0:
-                    errors.seek(0)
-                    raise RuntimeError(f"survey scan exited with {run['returncode']}: "
-                                       f"{errors.read()[-2000:].decode(errors='replace')}")
+            c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, "
+                  f"{args.scan_processes} scan and {processes} world process(es)")
+            run = c.measured_scan(c.SURVEY + ["scan", "--world", str(directory), "--out",
+                                              str(out), "--quiet", "--profile", "starttls",
+                                              "--concurrency", str(args.concurrency),
+                                              "--processes", str(args.scan_processes)],
+                                  cwd=c.REPO)
             world_cpu = sum(process_cpu(pid) for pid in members) - world_cpu
             timeouts = spurious_timeouts(out)
         time.sleep(0.5)   # the world logs a connection when its handler ends
         connections, peak = open_at_once(directory / "connections.jsonl", started)
     finally:
         c.stop(world, signal.SIGTERM, timeout=60)
-    run.pop("stdout", None)
     return {"world_processes": processes, "scan": run, "world_cpu_s": world_cpu,
             "connections": connections, "max_open_at_once": peak, "timeouts": timeouts,
             "load_after": os.getloadavg()}
