@@ -27,6 +27,7 @@ def domains(tmp_path):
     (["{list}", "--out", "{out}", "--shard", "5/4"], "--shard"),
     (["{list}", "--out", "{out}", "--resolver", "dns.example"], "bad resolver"),
     (["{list}", "--out", "{out}", "--per-ip", "0"], "--per-ip: 0 must be at least 1"),
+    (["{list}", "--out", "{out}", "--conversations", "0"], "--conversations: 0 must be at least 1"),
     (["{list}", "--out", "{out}", "--ehlo-name", "two words"], "--ehlo-name"),
     (["{list}", "--out", "{out}", "--world", "{tmp}"], "no world.json"),
     (["{list}", "--out", "{out}", "--blocklist", "{missing}"], "cannot read blocklist"),
@@ -56,5 +57,5 @@ def test_help_explains_the_options():
     assert result.returncode == 0
     for option in ("--world", "--resolver", "--per-ip", "--rate", "--blocklist", "--resume",
                    "--shard", "--ehlo-name", "--dns-rate", "--dnssec-anchor",
-                   "--dnssec-trust-ad"):
+                   "--dnssec-trust-ad", "--conversations"):
         assert option in result.stdout

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from survey.scan.cluster import tasks
-from survey.scan.cluster.driver import DistributedScan
+from survey.scan.cluster.driver import TASKS_PER_WORKER, DistributedScan
 from survey.scan.cluster.stage import read_pickle
-from survey.scan.config import ScanConfig
+from survey.scan.config import CONVERSATIONS_PER_PROCESS, ScanConfig
 from survey.store import open_dataset, read_manifest
 from survey.testbed.listen import read_connection_log
 from survey.testbed.score import score
@@ -167,9 +167,19 @@ def test_the_plan_cuts_the_input_into_shards_once(tmp_path, domains, slots, shar
     names.write_text("".join(f"d{i}.example\n" for i in range(domains)))
     config = ScanConfig(input=names, out=tmp_path / "out", ehlo_name="scanner.example")
     planner = DistributedScan(config, "local:1")
-    plan = planner._plan(slots)
+    plan = planner._plan(slots, slots // TASKS_PER_WORKER)
     assert (plan.shards, plan.partitions, plan.share) == (shards, partitions, slots)
+    # the conversations past their greeting: the default per process, shared by its tasks
+    assert plan.conversations == CONVERSATIONS_PER_PROCESS // TASKS_PER_WORKER
     cut = [read_pickle(tasks.input_path(config.out, s)) for s in range(plan.shards)]
     assert [t.domain for chunk in cut for t in chunk] == [f"d{i}.example"
                                                           for i in range(domains)]
-    assert planner._plan(slots * 2) == plan          # kept on resume, whatever the cluster
+    assert planner._plan(slots * 2, slots) == plan   # kept on resume, whatever the cluster
+
+
+def test_conversations_are_a_total_shared_by_the_tasks(tmp_path):
+    names = tmp_path / "list.txt"
+    names.write_text("d.example\n")
+    config = ScanConfig(input=names, out=tmp_path / "out", ehlo_name="scanner.example",
+                        conversations=100)
+    assert DistributedScan(config, "local:2")._plan(8, 2).conversations == 12

@@ -133,14 +133,15 @@ async def _read_answer(stream: Connection, max_bytes: int
 
 async def hello_probe(ip: str, port: int, hello: bytes, *, policy: DestinationPolicy,
                       ehlo_name: str, timeouts: Timeouts = DEFAULT_TIMEOUTS,
-                      max_bytes: int = MAX_ANSWER_BYTES) -> HelloAnswer:
+                      max_bytes: int = MAX_ANSWER_BYTES,
+                      turns: trio.Semaphore | None = None) -> HelloAnswer:
     """One connection: the SMTP preamble, ``hello`` (ClientHello records), the answer.
 
     Never raises for what the server did; the connection is closed before
     returning, without finishing the handshake.
     """
     async with starttls_preamble(ip, port, policy=policy, ehlo_name=ehlo_name,
-                                 timeouts=timeouts) as upgrade:
+                                 timeouts=timeouts, turns=turns) as upgrade:
         stream = upgrade.stream
         if stream is None:
             return HelloAnswer(upgrade.probe.status, upgrade.probe.detail)

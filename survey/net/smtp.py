@@ -39,6 +39,25 @@ The TLS client offers everything this OpenSSL can speak (``@SECLEVEL=0``,
 TLS 1.0 to 1.3) and verifies nothing itself: the chain is recorded and
 judged by survey.certs, so an expired or self-signed certificate still yields
 the negotiated version, suite and chain.
+
+Turns
+-----
+A deadline must measure the server, not the scanner's own queue. When
+thousands of greetings come together (servers that all pause before their
+greeting, reached within seconds of each other), the EHLO and STARTTLS
+replies and the handshakes of all those connections interleave in one event
+loop: each step waits behind thousands of others, every conversation lasts
+as long as all of them together, and deadlines fire for servers that
+answered at once (benchmarks/README.md, "Reading slow.py": 1,500 of 1,500 at
+3 s deadlines). So callers pass ``turns``, a fair semaphore: once its
+greeting is read, a connection waits for a turn, sends EHLO only then, and
+holds the turn to the end; the deadlines after the greeting run within it,
+so they time the server plus at most a turn's worth of the scanner's work.
+The greeting is read before: its deadline is the one a slow banner meets,
+and reading it costs little. The wait is the scanner's: the server has
+greeted and waits for our command (RFC 5321 §4.5.3.2.7 asks servers to wait
+5 minutes; a Postfix under stress waits 10 s), and it lasts only while more
+conversations are due than there are turns.
 """
 
 from __future__ import annotations
@@ -46,7 +65,7 @@ from __future__ import annotations
 import errno
 import ssl
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import trio
@@ -202,15 +221,19 @@ class _Session:
         return await self.reply_within(timeout, what)
 
 
-async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
-                    timeouts: Timeouts) -> None:
-    """Greeting, EHLO, STARTTLS, 220: on return the stream is ready for a ClientHello."""
+async def _greeting(session: _Session, probe: SmtpProbe, timeouts: Timeouts) -> None:
+    """The whole greeting, within its deadline; a refusal ends the dialogue."""
     probe.step = AttemptStep.GREETING
     greeting = await session.reply_within(timeouts.greeting, "greeting")
     probe.banner = greeting.raw.decode("utf-8", "replace")
     if greeting.code != 220:
         raise _End(_refusal(greeting), f"greeting: {greeting.code}")
 
+
+async def _preamble(session: _Session, probe: SmtpProbe, *, ehlo_name: str,
+                    timeouts: Timeouts) -> None:
+    """EHLO, STARTTLS, 220 after the greeting: on return the stream is ready for a
+    ClientHello."""
     probe.step = AttemptStep.EHLO
     ehlo = await session.command(f"EHLO {ehlo_name}", timeouts.command, "EHLO")
     if ehlo.code != 250:
@@ -303,29 +326,35 @@ class Upgrade:
 
 @asynccontextmanager
 async def starttls_preamble(ip: str, port: int, *, policy: DestinationPolicy, ehlo_name: str,
-                            timeouts: Timeouts = Timeouts()) -> AsyncIterator[Upgrade]:
+                            timeouts: Timeouts = Timeouts(),
+                            turns: trio.Semaphore | None = None) -> AsyncIterator[Upgrade]:
     """One connection through connect, greeting, EHLO, STARTTLS and its 220.
 
     Yields an ``Upgrade``: its ``stream`` is the bare TCP stream right after
     the 220 (nothing pipelined behind it), or None when the dialogue ended
     earlier (``probe.status`` says how, in the server vocabulary). The
     connection is closed when the block ends, whatever happened in it.
+    ``turns``: as for ``probe_starttls``; the turn lasts until the block ends.
     """
     upgrade = Upgrade(SmtpProbe(ip, port))
     probe = upgrade.probe
     stream: Connection | None = None
-    try:
+    async with AsyncExitStack() as turn:
         try:
-            stream = await _connect(ip, port, policy, timeouts)
-            await _preamble(_Session(stream, probe), probe, ehlo_name=ehlo_name,
-                            timeouts=timeouts)
-            upgrade.stream = stream
-        except (_End, Blocked, OSError) as exc:
-            _ended(probe, exc)
-        yield upgrade
-    finally:
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
+            try:
+                stream = await _connect(ip, port, policy, timeouts)
+                session = _Session(stream, probe)
+                await _greeting(session, probe, timeouts)
+                if turns is not None:
+                    await turn.enter_async_context(turns)
+                await _preamble(session, probe, ehlo_name=ehlo_name, timeouts=timeouts)
+                upgrade.stream = stream
+            except (_End, Blocked, OSError) as exc:
+                _ended(probe, exc)
+            yield upgrade
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
 
 
 async def _connect(ip: str, port: int, policy: DestinationPolicy,
@@ -339,11 +368,14 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
                          sni: str | None,
                          timeouts: Timeouts = Timeouts(),
                          context_factory: Callable[[], ssl.SSLContext] = client_context,
-                         ) -> SmtpProbe:
+                         turns: trio.Semaphore | None = None) -> SmtpProbe:
     """One connection, the whole dialogue; never raises for what the server did.
 
     An address the destination ``policy`` refuses ends as ``blocked_by_policy``
-    before any packet is sent.
+    before any packet is sent. ``turns``: the dialogue after the greeting
+    waits for one of these (and holds it to the end), so at most that many
+    connections at once are past their greeting; the deadlines after the
+    greeting start once the turn is taken (see the module's docstring).
     """
     probe = SmtpProbe(ip, port)
     stream: trio.abc.Stream | None = None
@@ -351,8 +383,10 @@ async def probe_starttls(ip: str, port: int, *, policy: DestinationPolicy, ehlo_
         stream = await _connect(ip, port, policy, timeouts)
         session = _Session(stream, probe)
         try:
-            await _dialogue(session, probe, ehlo_name=ehlo_name, sni=sni, timeouts=timeouts,
-                            context_factory=context_factory)
+            await _greeting(session, probe, timeouts)
+            async with turns if turns is not None else nullcontext():
+                await _dialogue(session, probe, ehlo_name=ehlo_name, sni=sni,
+                                timeouts=timeouts, context_factory=context_factory)
         finally:
             stream = session.stream
     except (_End, Blocked, OSError) as exc:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import trio
+
 from survey.net.guard import DestinationPolicy
 from survey.net.smtp import Timeouts
 from survey.scan.politeness import Politeness
@@ -24,3 +26,4 @@ class ServerAccess:
     timeouts: Timeouts
     retries: int = 2              # extra attempts after a temporary refusal or a stall
     retry_delay: float = 30.0     # seconds before the first retry, doubling
+    turns: trio.Semaphore | None = None   # conversations past the greeting at once

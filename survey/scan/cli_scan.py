@@ -157,6 +157,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     polite = p.add_argument_group("politeness")
     polite.add_argument("--concurrency", type=count,
                         help="domains in flight (default 200; 50 with --world)")
+    polite.add_argument("--conversations", type=count,
+                        help="connections past their greeting at once, all processes "
+                             "together (default 256 per process): when more greetings come "
+                             "together, the rest wait for a turn before EHLO, and the "
+                             "deadlines after the greeting start with the turn")
     polite.add_argument("--per-ip", type=count,
                         help="connections to one address at a time (default 1)")
     polite.add_argument("--per-ip-spacing", type=non_negative,
@@ -234,7 +239,8 @@ def build_config(args: argparse.Namespace) -> ScanConfig:
             raise ConfigError(str(exc)) from None
     explicit = {"smtp_port": args.smtp_port, "https_port": args.https_port,
                 "ehlo_name": args.ehlo_name, "limit": args.limit,
-                "concurrency": args.concurrency, "per_ip": args.per_ip,
+                "concurrency": args.concurrency, "conversations": args.conversations,
+                "per_ip": args.per_ip,
                 "per_ip_spacing": args.per_ip_spacing, "rate": args.rate,
                 "dns_rate": args.dns_rate, "retries": args.retries,
                 "retry_delay": args.retry_delay, "dns_timeout": args.dns_timeout,

@@ -12,6 +12,12 @@ files then come from the command line.
 The profile defaults to ``versions`` (one hello per TLS version after the
 starttls probe; the command line uses a world's own profile with
 ``--world``); ``budget`` caps the connections per server.
+
+``conversations`` caps the connections past their greeting at once
+(``CONVERSATIONS_PER_PROCESS`` per process unless set; a total, like
+``concurrency``): when thousands of servers answer together (greetings due
+after the same pause), the scanner talks to them in turn, and the deadlines
+after the greeting start with each one's turn (net/smtp.py, "Turns").
 """
 
 from __future__ import annotations
@@ -27,6 +33,13 @@ from typing import Any
 from survey.net.smtp import Timeouts
 from survey.scan.enumeration import DEFAULT_BUDGET, PROFILES
 from survey.scan.targets import InputError, open_text
+
+# What one process serves without falling behind the deadlines: a conversation costs about
+# 5 ms of scanner CPU over its handshake and replies (benchmarks/README.md, slow.py), so
+# 256 at once is about 1.3 s of CPU per round of replies, far inside the 30 s deadlines
+# even on a shared core, and on the Internet (about a second a conversation) still more
+# than one core's worth of conversations a second.
+CONVERSATIONS_PER_PROCESS = 256
 
 
 class ConfigError(ValueError):
@@ -46,6 +59,8 @@ class ScanConfig:
     profile: str = "versions"                 # starttls | versions | ciphers
     budget: int = DEFAULT_BUDGET               # connections per server, all included
     concurrency: int = 200                     # domains in flight
+    # connections past their greeting at once (None: CONVERSATIONS_PER_PROCESS per process)
+    conversations: int | None = None
     per_ip: int = 1
     per_ip_spacing: float = 1.0
     rate: float | None = 50.0                  # new connections per second, all servers
@@ -86,6 +101,8 @@ class ScanConfig:
         for name in ("concurrency", "per_ip", "batch_rows", "budget"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.conversations is not None and self.conversations < 1:
+            raise ConfigError("--conversations must be at least 1")
         for name in ("smtp_port", "https_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a port number")

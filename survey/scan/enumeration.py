@@ -165,7 +165,8 @@ class _Server:
             access = owner.access
             async with access.politeness.slot(self.base.ip):
                 answer = await hello_probe(self.base.ip, access.port, hello, policy=access.policy,
-                                           ehlo_name=access.ehlo_name, timeouts=access.timeouts)
+                                           ehlo_name=access.ehlo_name, timeouts=access.timeouts,
+                                           turns=access.turns)
             self.connections += 1
             self.spoke_tls = self.spoke_tls or answer.spoke_tls
             outcome = answer.outcome(offer) if answer.sent else None

@@ -146,7 +146,7 @@ class ServerProber:
         access = self.access
         probe = await probe_starttls(ip, access.port, policy=access.policy,
                                      ehlo_name=access.ehlo_name, sni=sni,
-                                     timeouts=access.timeouts)
+                                     timeouts=access.timeouts, turns=access.turns)
         if probe.chain:
             pool = self._certificates
             probe.chain = [pool.setdefault(der, der) for der in probe.chain]

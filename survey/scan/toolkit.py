@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import trio
+
 from survey import dane
 from survey.certs import ChainJudgement, TrustStore, judge_chain, verdict_for
 from survey.dnssec import Anchors
@@ -24,7 +26,7 @@ from survey.net.guard import DestinationPolicy, load_blocklist
 from survey.net.https import PolicyFetch, failed, fetch_policy
 from survey.net.smtp import SmtpProbe
 from survey.scan.access import ServerAccess
-from survey.scan.config import ScanConfig
+from survey.scan.config import CONVERSATIONS_PER_PROCESS, ScanConfig
 from survey.scan.enumeration import Enumerator
 from survey.scan.politeness import Politeness
 from survey.scan.resolve import DomainDns, canonical_ip
@@ -90,7 +92,9 @@ class Toolkit:
         access = ServerAccess(port=config.smtp_port, policy=self.policy,
                               politeness=self.politeness, ehlo_name=config.ehlo_name,
                               timeouts=config.timeouts, retries=config.retries,
-                              retry_delay=config.retry_delay)
+                              retry_delay=config.retry_delay,
+                              turns=trio.Semaphore(config.conversations
+                                                   or CONVERSATIONS_PER_PROCESS))
         self.enumerator = Enumerator(profile=config.profile, access=access,
                                      budget=config.budget)
         self.prober = ServerProber(access, on_base=on_base, enumerator=self.enumerator)

@@ -35,7 +35,7 @@ from typing import Any
 from survey import __version__
 from survey.scan.cluster import tasks
 from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickle
-from survey.scan.config import ScanConfig
+from survey.scan.config import CONVERSATIONS_PER_PROCESS, ScanConfig
 from survey.scan.run import ScanError, check_resume, scan_manifest, with_runs
 from survey.scan.targets import estimate_count, read_targets
 from survey.scan.toolkit import now
@@ -120,7 +120,7 @@ class DistributedScan:
         self.scan_id = now().strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
         self.started = now()
 
-    def _plan(self, slots: int) -> Plan:
+    def _plan(self, slots: int, workers: int) -> Plan:
         """Cut the input into shards (once per scan) and fix the partitioning.
 
         As many shards as task slots (worker threads) while shards stay within
@@ -146,7 +146,9 @@ class DistributedScan:
             write_pickle(tasks.input_path(out, shards), chunk)
             shards += 1
         plan = Plan(shards=shards, partitions=min(MAX_SHARDS, max(shards, slots)),
-                    share=slots, concurrency=max(1, config.concurrency // slots))
+                    share=slots, concurrency=max(1, config.concurrency // slots),
+                    conversations=max(1, (config.conversations
+                                          or CONVERSATIONS_PER_PROCESS * workers) // slots))
         plan.save(out)
         return plan
 
@@ -220,7 +222,7 @@ class DistributedScan:
                        "local": self.address.startswith("local"),
                        "workers": {address: {"pid": pid} for address, pid in pids.items()}}
             write_manifest(out, self._manifest("partial", None, cluster))
-            plan = self._plan(slots)
+            plan = self._plan(slots, len(pids))
             self.say(f"survey scan on Dask: {len(pids)} workers, {plan.shards} domain shards, "
                      f"{plan.partitions} address partitions")
             write_manifest(out, self._manifest("partial", plan, cluster))

@@ -42,6 +42,8 @@ class Plan:
     partitions: int       # address partitions (server phase) and certificate buckets
     share: int            # processes scanning at once: global rates are divided by it
     concurrency: int      # domains or addresses in flight within one task
+    conversations: int | None = None   # connections past their greeting at once within
+                                       # one task (None: a plan older than the setting)
 
     def partition(self, ip: str) -> int:
         return stable_hash(ip) % self.partitions

@@ -112,7 +112,8 @@ def input_path(out: Location, s: int) -> Location:
 
 
 def _tools(config: ScanConfig, plan: Plan, **kwargs) -> Toolkit:
-    return Toolkit(dataclasses.replace(config, concurrency=plan.concurrency), share=plan.share,
+    return Toolkit(dataclasses.replace(config, concurrency=plan.concurrency,
+                                       conversations=plan.conversations), share=plan.share,
                    **kwargs)
 
 
