@@ -37,6 +37,10 @@ from survey.scan.targets import InputError, parse_shard
 from survey.store.location import location_arg
 from survey.store.lock import LockError
 
+# survey/cli.py: when run() returns, the datasets and the manifest are written, synced and
+# closed, the lock released, a cluster shut down: the program may end without teardown.
+EXIT_AT_ONCE = True
+
 
 def _number(text: str, kind: type, *, minimum: float, strict: bool) -> float | int:
     try:
