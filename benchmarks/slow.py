@@ -101,8 +101,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def open_at_once(log: Path, since: float, service: str = "smtp") -> tuple[int, int]:
-    """(connections of ``service`` that started after ``since``, most open at once)."""
+def open_at_once(log: Path, since: float, service: str = "smtp") -> tuple[int, int, float]:
+    """(connections of ``service`` that started after ``since``, most open at once, seconds
+    after ``since`` when that many first were)."""
     events = []
     with open(log, encoding="utf-8") as fh:
         for line in fh:
@@ -115,10 +116,12 @@ def open_at_once(log: Path, since: float, service: str = "smtp") -> tuple[int, i
                 events.append((r["end"], -1))
     events.sort()   # at equal times an end sorts first: touching intervals do not overlap
     now = peak = 0
-    for _, delta in events:
+    peak_at = since
+    for at, delta in events:
         now += delta
-        peak = max(peak, now)
-    return len(events) // 2, peak
+        if now > peak:
+            peak, peak_at = now, at
+    return len(events) // 2, peak, peak_at - since
 
 
 def spurious_timeouts(out: Path) -> dict:
@@ -129,11 +132,17 @@ def spurious_timeouts(out: Path) -> dict:
     statuses: dict[str, int] = {}
     for row in hosts:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    hosts_timed_out = sum(1 for r in hosts if r["status"] in TIMEOUT_STATUSES
-                          or "within" in (r["status_detail"] or ""))
+    kinds: dict[str, int] = {}    # "status: what timed out", e.g. "read_timeout: no
+    for row in hosts:             # complete STARTTLS reply"
+        detail = row["status_detail"] or ""
+        if row["status"] in TIMEOUT_STATUSES or "within" in detail:
+            kind = f"{row['status']}: {detail.split(' within')[0]}"
+            kinds[kind] = kinds.get(kind, 0) + 1
+    hosts_timed_out = sum(kinds.values())
     dns_timed_out = sum(1 for r in domains if "timeout" in (r["dns_status"] or ""))
     return {"host_statuses": statuses, "hosts_timed_out": hosts_timed_out,
-            "dns_timed_out": dns_timed_out, "total": hosts_timed_out + dns_timed_out}
+            "host_timeouts_by_kind": kinds, "dns_timed_out": dns_timed_out,
+            "total": hosts_timed_out + dns_timed_out}
 
 
 def world_pids(directory: Path, world: subprocess.Popen) -> list[int]:
@@ -142,8 +151,11 @@ def world_pids(directory: Path, world: subprocess.Popen) -> list[int]:
     return (info.get("processes") or {}).get("pids") or [world.pid]
 
 
-def one_run(args: argparse.Namespace, directory: Path, processes: int) -> dict:
-    """Serve the world from ``processes`` processes, scan it, measure."""
+def one_run(args: argparse.Namespace, directory: Path, processes: int,
+            conversations: str) -> dict:
+    """Serve the world from ``processes`` processes, scan it (``survey scan
+    --conversations``, unless ``default``), measure."""
+    load_before = os.getloadavg()
     world = serve(directory, args.concurrency + 1024, processes)
     try:
         members = world_pids(directory, world)
@@ -152,21 +164,25 @@ def one_run(args: argparse.Namespace, directory: Path, processes: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="bench-slow-") as tmp:
             out = Path(tmp) / "scan"
             c.log(f"scanning {args.domains} domains, {args.concurrency} in flight, "
-                  f"{args.scan_processes} scan and {processes} world process(es)")
+                  f"{args.scan_processes} scan and {processes} world process(es), "
+                  f"conversations: {conversations}")
+            turns = [] if conversations == "default" else ["--conversations", conversations]
             run = c.measured_scan(c.SURVEY + ["scan", "--world", str(directory), "--out",
                                               str(out), "--quiet", "--profile", "starttls",
                                               "--concurrency", str(args.concurrency),
-                                              "--processes", str(args.scan_processes)],
-                                  cwd=c.REPO)
+                                              "--processes", str(args.scan_processes),
+                                              *turns], cwd=c.REPO)
             world_cpu = sum(process_cpu(pid) for pid in members) - world_cpu
             timeouts = spurious_timeouts(out)
         time.sleep(0.5)   # the world logs a connection when its handler ends
-        connections, peak = open_at_once(directory / "connections.jsonl", started)
+        connections, peak, peak_at = open_at_once(directory / "connections.jsonl", started)
     finally:
         c.stop(world, signal.SIGTERM, timeout=60)
-    return {"world_processes": processes, "scan": run, "world_cpu_s": world_cpu,
-            "connections": connections, "max_open_at_once": peak, "timeouts": timeouts,
-            "load_after": os.getloadavg()}
+    return {"world_processes": processes, "conversations": conversations, "scan": run,
+            "world_cpu_s": world_cpu,
+            "connections": connections, "max_open_at_once": peak,
+            "peak_at_s": peak_at, "timeouts": timeouts,
+            "load_before": load_before, "load_after": os.getloadavg()}
 
 
 def main() -> int:
@@ -185,6 +201,11 @@ def main() -> int:
     parser.add_argument("--scan-processes", type=int, default=2,
                         help="survey scan --processes (default 2; N > 1: the phased scan of a Dask "
                              "local cluster, its DNS phase done before any connection)")
+    parser.add_argument("--conversations", default="default",
+                        help="survey scan --conversations (default: the scanner's own, 256 per "
+                             "process); a comma-separated list scans once per entry, e.g. "
+                             "100000,default: without and with turns (a number above the "
+                             "connections is never waited for)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
@@ -201,7 +222,8 @@ def main() -> int:
     servers = len(spec["smtp_servers"])
     del spec
     load_before = os.getloadavg()
-    runs = [one_run(args, directory, int(n)) for n in args.world_processes.split(",")]
+    runs = [one_run(args, directory, int(n), turns) for n in args.world_processes.split(",")
+            for turns in args.conversations.split(",")]
     last = runs[-1]
     batches = math.ceil(slow / args.concurrency)
     ideal = args.delay * batches
@@ -213,8 +235,9 @@ def main() -> int:
                              "delay_s": args.delay, "concurrency": args.concurrency,
                              "fast_behaviour": args.fast_behaviour, "seed": args.seed,
                              "cores": cores, "world_processes": args.world_processes,
-                             "scan_processes": args.scan_processes},
-           load_before=load_before, **{k: v for k, v in last.items()},
+                             "scan_processes": args.scan_processes,
+                             "conversations": args.conversations},
+           load_before=load_before, **{k: v for k, v in last.items() if k != "load_before"},
            runs=runs if len(runs) > 1 else None, batches=batches, ideal_s=ideal,
            targets={"open_at_once": c.target(last["max_open_at_once"], ">=", 5000),
                     "spurious_timeouts": c.target(last["timeouts"]["total"], "<=", 0),
