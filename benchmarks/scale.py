@@ -41,7 +41,6 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -85,15 +84,6 @@ def median_run(results: list[dict]) -> dict:
     ordered = sorted(results, key=lambda r: r["cpu_ms_per_domain"])
     return {**ordered[(len(ordered) - 1) // 2],
             "rounds_cpu_ms_per_domain": [round(r["cpu_ms_per_domain"], 3) for r in results]}
-
-
-def checkout(rev: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(c.REPO), "archive", rev, "survey"],
-                             check=True, capture_output=True).stdout
-    into.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 # -- the DNS-only stage in a child --------------------------------------------------------
@@ -252,7 +242,7 @@ def main() -> int:
             warm(directory, args.concurrency)
             with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
                 scanners: list[tuple[str, Path | None]] = [
-                    (rev, checkout(rev, Path(tmp) / f"src{i}"))
+                    (rev, c.checkout(rev, Path(tmp) / f"src{i}"))
                     for i, rev in enumerate(args.compare_rev)]
                 if not args.skip_tree:
                     scanners.append(("this tree", None))
