@@ -36,8 +36,10 @@ configured truth.
 
 ``--compare-rev REV`` (repeatable) also runs survey's part with the scanner
 of another git revision (``git archive``, bytecode compiled), side by side:
-before/after in one run; ``--rounds N`` runs every scanner and every peer N
-times in turn and reports medians (walls follow the machine's load).
+before/after in one run. ``--rounds N`` (default 3) runs every scanner and
+sslscan N times in turn and reports medians: on two loaded cores one run's
+wall ranged over 2.5x (survey's one run over three listeners 1.29-3.33 s at
+load 9-14, its CPU 0.99-1.10 s); testssl.sh and sslyze run once.
 
     python benchmarks/peers.py [--listeners modern,legacy,restricted]
         [--tools survey,sslscan,testssl.sh,sslyze] [--compare-rev REV] [--rounds N]
@@ -236,6 +238,9 @@ def run_sslyze(lab, listener, work: Path) -> tuple[dict, set]:
 
 
 PEERS = {"sslscan": run_sslscan, "testssl.sh": run_testssl, "sslyze": run_sslyze}
+# Run in the first round only: their walls are many times survey's (testssl.sh sleeps around
+# its hellos, 15-35 s a listener), so one run decides their comparison, and --rounds stays cheap.
+ONCE = {"testssl.sh", "sslyze"}
 
 
 def peer_summary(runs: list[tuple[dict, set]]) -> tuple[dict, set]:
@@ -262,8 +267,9 @@ def main() -> int:
     parser.add_argument("--compare-rev", metavar="REV", action="append", default=[],
                         help="also run survey's part with the scanner of this git revision "
                              "(repeatable)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every scanner and peer this many times in turn (medians)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="run every scanner and sslscan this many times in turn (medians; "
+                             "testssl.sh and sslyze run once)")
     args = parser.parse_args()
 
     from survey.proto.ciphers import VERSIONS
@@ -303,6 +309,8 @@ def main() -> int:
                           f"{last['batch']['cpu_s']:.2f} s CPU; empty list "
                           f"{last['fixed']['wall_s']:.2f} s")
                 for tool in peers:
+                    if tool in ONCE and round_:
+                        continue
                     for listener in listeners:
                         result, found = PEERS[tool](lab, listener, work)
                         peer_runs[tool, listener.label].append((result, found))
