@@ -67,5 +67,22 @@ def assert_same_rows(expected: Path, got: Path) -> None:
         assert not differ, f"{table} differs in {differ}"
     certs = open_dataset(got, "certs").to_table(columns=["sha256"])
     assert pc.count_distinct(certs["sha256"]).as_py() == certs.num_rows
-    want = open_dataset(expected, "certs").to_table(columns=["sha256"])
-    assert set(certs["sha256"].to_pylist()) == set(want["sha256"].to_pylist())
+    # the whole certs table: a row per certificate either scan saw, with the same facts
+    a, b = (open_dataset(scan, "certs").to_table().drop_columns(["probed_at"])
+            .sort_by("sha256") for scan in (expected, got))
+    assert a.num_rows == b.num_rows, f"certs: {a.num_rows} rows vs {b.num_rows}"
+    differ = [c for c in a.column_names if not a[c].equals(b[c])]
+    assert not differ, f"certs differs in {differ}"
+    for scan in (expected, got):
+        orphans = set(a["sha256"].to_pylist()) - chains_named(scan)
+        assert not orphans, f"{scan}: certs rows no chain names: {sorted(orphans)[:3]}"
+
+
+def chains_named(scan: Path) -> set[str]:
+    """Every certificate hash a hosts or mx row of ``scan`` names in one of its chains."""
+    named: set[str] = set()
+    for table, columns in (("hosts", ["chain_sha256"]),
+                           ("mx", ["chain_sha256", "dane_chain_sha256"])):
+        for column in open_dataset(scan, table).to_table(columns=columns).columns:
+            named.update(pc.list_flatten(column).drop_null().to_pylist())
+    return named
