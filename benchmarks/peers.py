@@ -356,7 +356,9 @@ def main() -> int:
                     mine["alone_after_fixed_vs_sslscan"] = mine["alone_after_fixed_s"] / sslscan
                 t["connections_vs_pairs_plus_versions_plus_2"] = c.target(
                     mine["connections"], "<=", budget)
-                t["findings_equal_truth"] = c.target(int(mine["equals_truth"]), ">=", 1)
+                # every round found the same pairs over the same connections (--rounds)
+                t["findings_equal_truth"] = c.target(
+                    int(mine["equals_truth"] and mine["same_in_every_round"]), ">=", 1)
                 for name, value in t.items():
                     targets[f"{listener.label}.{name}"] = value
             if survey is not None:
