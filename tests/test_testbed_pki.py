@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from survey.testbed import chains
@@ -284,3 +284,26 @@ def test_bad_specs_raise_pki_error(pki):
     with pytest.raises(PkiError):
         pki.leaf("valid", (NAME,), key_type="dsa")
     assert set(CERT_KINDS) >= {"valid", "sni_dependent"}
+
+
+@pytest.mark.parametrize("kind", ["valid", "expired", "self_signed", "untrusted",
+                                  "sni_dependent", "chain:valid_cross_signed",
+                                  "chain:weak_signature", "chain:valid_rsa"])
+def test_a_server_contacted_again_sends_the_same_certificates(tmp_path, kind):
+    """Scans of one world compare by certificate hash (benchmarks/cores.py, a --resume,
+    the SNI probe of scan/servers.py): a server sends the same DER on every contact, also
+    after its context and leaf left the bounded caches and were built again."""
+    small = Pki(tmp_path, max_contexts=1, max_leaves=1)
+    names = ("mx1.again.test", "mx2.again.test")
+    key_type = (chains.for_names(kind.removeprefix("chain:"), names).leaf_key_type
+                if kind.startswith("chain:") else "ec")
+
+    def contact(sni: str) -> list[bytes]:
+        ctx = small.server_context(Tls(cert_kind=kind, key_type=key_type), names)
+        sslobj = handshake(ctx, client_context(small, verify=False), sni)
+        return [c.public_bytes(serialization.Encoding.DER) for c in served_chain(sslobj)]
+
+    first = [contact(sni) for sni in names]
+    for i in range(3):                   # other servers push it out of every cache
+        small.server_context(Tls(cert_kind=kind, key_type=key_type), (f"mx{i}.other.test",))
+    assert [contact(sni) for sni in names] == first

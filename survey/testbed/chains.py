@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import random
 import threading
 from collections.abc import Sequence
@@ -59,12 +60,14 @@ _WEAK_OID = {"sha1": bytes.fromhex("2a864886f70d010105"),
 class Keys:
     """The shared keys: EC P-256 by role, plus ``rsa2048`` and ``rsa1024`` (made lazily)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_signed: int = 4096) -> None:
         self._keys: dict[str, Any] = {}
         self._lock = threading.Lock()
         # signed certificates by (spec, issuer DER, now): the same spec under the same
-        # issuer is the same certificate in every chain (one "root" in a shared trust store)
+        # issuer is the same certificate in every chain (one "root" in a shared trust store);
+        # forgotten all at once beyond ``max_signed``, and then signed again alike (``sign``)
         self.signed: dict[tuple[Any, ...], x509.Certificate] = {}
+        self.max_signed = max(1, max_signed)
 
     def get(self, name: str) -> Any:
         with self._lock:
@@ -265,6 +268,30 @@ def _weak_sign(cert: x509.Certificate, key: rsa.RSAPrivateKey, digest: str) -> x
     return x509.load_der_x509_certificate(b"\x30" + _der_len(len(body)) + body)
 
 
+def serial_for(*what: object) -> int:
+    """A serial number fixed by what the certificate is, its key included (positive, 159
+    bits, as ``x509.random_serial_number``), so that signing it again gives the same DER."""
+    digest = hashlib.sha256(repr(what).encode()).digest()
+    return (int.from_bytes(digest[:20], "big") >> 1) or 1
+
+
+def public_key_der(key: Any) -> bytes:
+    """The SubjectPublicKeyInfo DER of a private key's public half."""
+    der: bytes = key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
+
+
+def sign(builder: x509.CertificateBuilder, key: Any,
+         digest: hashes.SHA256 | hashes.SHA384) -> x509.Certificate:
+    """``builder`` signed deterministically: ECDSA with RFC 6979 nonces (PKCS#1 v1.5 RSA
+    signatures are deterministic already). With ``serial_for``, the same certificate signed
+    twice is the same bytes, as a real server's certificate is on every contact."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return builder.sign(key, digest, ecdsa_deterministic=True)
+    return builder.sign(key, digest)
+
+
 def _key_name(spec: CertSpec) -> str:
     return spec.key or (spec.name if spec.name in KEY_ROLES else "leaf")
 
@@ -297,7 +324,7 @@ def build(chain: ChainSpec, now: dt.datetime, keys: Keys | None = None) -> Built
         subject = _name(spec.name)
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
                    .public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
+                   .serial_number(serial_for(spec, parent_der, now, public_key_der(key)))
                    .not_valid_before(now + spec.not_before * DAY)
                    .not_valid_after(now + spec.not_after * DAY))
         if spec.ca is not None:
@@ -337,10 +364,10 @@ def build(chain: ChainSpec, now: dt.datetime, keys: Keys | None = None) -> Built
             builder = builder.add_extension(
                 x509.UnrecognizedExtension(UNKNOWN_EXTENSION, b"\x05\x00"), critical=True)
         digest = hashes.SHA384() if spec.hash == "sha384" else hashes.SHA256()
-        cert = builder.sign(signer, digest)
+        cert = sign(builder, signer, digest)
         if spec.hash in _WEAK_OID:
             cert = _weak_sign(cert, signer, spec.hash)
-        if len(keys.signed) > 4096:
+        if len(keys.signed) > keys.max_signed:
             keys.signed.clear()
         built[i] = keys.signed[memo] = cert
         return cert

@@ -29,10 +29,13 @@ the world is alive by it). SIGINT or SIGTERM stops the members (SIGTERM to
 each, SIGKILL after 30 s) and world.json says ``stopped``; a member that
 dies stops the world (exit status 1).
 
-Certificates: each member signs its own leaves on demand (random serials),
-so one host name at two addresses served by two members presents two
-different leaves of the same kind -- as two real servers would. Nothing in
-the truth depends on the bytes (pki.py).
+Certificates: each member signs its own leaves on demand, with the keys the
+supervisor made and the serial numbers and signatures a certificate's content
+fixes (pki.py), so a member signs the leaf another would: one host name
+presents the same certificate at every address, as from one process. (The
+chain kinds' keys below their anchors are made on first use, after the fork:
+their chains may differ between members.) Nothing in the truth depends on the
+bytes.
 """
 
 from __future__ import annotations

@@ -7,7 +7,12 @@ the world's root, and every way of being wrong (expired, not yet valid,
 self-signed, wrong name, issued by a CA nobody trusts, missing intermediate,
 a certificate that depends on SNI). The *kind* is part of the world spec; the
 bytes are not (determinism means "same spec, same truth", not "same DER"),
-so keys are generated fresh per process.
+so keys are generated fresh per process. Within one process (and the members
+of ``survey world --processes``, which share the keys made before they fork)
+a certificate is the same DER on every contact, also after the bounded caches
+below dropped it and it was signed again: serial numbers come from what the
+certificate is, ECDSA signatures use RFC 6979 nonces (chains.serial_for,
+chains.sign). Scans of one world compare certificates by hash.
 
 Keys are expensive and certificates are cheap, so a handful of keys is shared:
 one per CA, one EC P-256 leaf key and one RSA-2048 leaf key (built lazily;
@@ -212,7 +217,7 @@ def _signed(builder: x509.CertificateBuilder, key: Any, issuer: _Ca | None
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False)
-    return builder.sign(issuer.key if issuer else key, hashes.SHA256())
+    return chains.sign(builder, issuer.key if issuer else key, hashes.SHA256())
 
 
 class Pki:
@@ -247,7 +252,7 @@ class Pki:
         self._contexts: LruCache[ssl.SSLContext] = LruCache(max_contexts)
         # the chain kinds (survey/testbed/chains.py): their own keys, and their anchors in
         # the bundle beside the root (built now, so every chain later shares them)
-        self._chain_keys = chains.Keys()
+        self._chain_keys = chains.Keys(max_signed=min(max_leaves, 4096))
         anchors = [chains.build(chains.ChainSpec((spec,), (0,), (0,)), self.now,
                                 self._chain_keys).certs[0] for spec in chains.anchor_specs()]
         self.ca_bundle_path = self.directory / CA_BUNDLE_FILE
@@ -332,7 +337,8 @@ class Pki:
             .subject_name(subject)
             .issuer_name(issuer.cert.subject if issuer else subject)
             .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
+            .serial_number(chains.serial_for(names, issuer.cert.subject if issuer else None,
+                                             not_before, not_after, chains.public_key_der(key)))
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
