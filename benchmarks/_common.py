@@ -169,9 +169,12 @@ def run_measured(cmd: list[str], **kwargs) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     output = proc.stdout.read().decode(errors="replace") if proc.stdout else None
+    # voluntary context switches: how often the child slept for want of work (an event
+    # loop's wake-ups when it is not CPU-bound; each costs CPU of its own)
     return {"returncode": proc.returncode, "wall_s": wall, "stdout": output,
             "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
-            "sys_s": usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+            "sys_s": usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "sleeps": usage.ru_nvcsw}
 
 
 def checkout(rev: str, into: Path) -> Path:

@@ -26,11 +26,24 @@ CPU time grows with the machine's load (two cores shared, caches and
 hyperthreads contended), which can change more between two runs than an
 optimisation does.
 
+``--world-profile realistic --world-scale default`` scans a realistic-latency
+world (benchmarks/realistic.py's) instead, and ``--politeness internet`` scans
+with the Internet politeness realistic.py gives explicitly (``--rate 50
+--dns-rate 200 --per-ip-spacing 1 --retry-delay 30``; ``--world`` alone relaxes
+it for a lab, ``lab``, the default): the same comparisons, like with like.
+``--politeness lab,dns-rate,rate,internet`` scans with each set in turn (each
+scanner, each round), so what one politeness setting costs is measured in one
+run; ``dns-rate`` and ``rate`` are ``--dns-rate 200`` and ``--rate 50`` alone.
+Every scan also reports ``sleeps`` (the child's voluntary context switches:
+how often it waited for the network or a timer) per domain.
+
 Targets: scanner CPU <= 2 ms per domain; peak RSS <= 500 MB; RSS(1M DNS) <=
 1.2 x RSS(100k DNS).
 
     python benchmarks/scale.py [--domains 100000] [--dns-domains 1000000]
                                [--skip-dns] [--skip-scan] [--compare-rev REV]
+                               [--world-profile realistic --world-scale default]
+                               [--politeness lab,internet]
 """
 
 from __future__ import annotations
@@ -49,33 +62,52 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
+# Politeness flags by name. internet: benchmarks/realistic.py's ``defaults`` less the
+# concurrency, survey scan's Internet politeness, which ``--world`` relaxes for a
+# loopback lab (``lab``) unless it is given; dns-rate and rate: one of them alone.
+POLITENESS: dict[str, tuple[str, ...]] = {
+    "lab": (),
+    "internet": ("--rate", "50", "--dns-rate", "200", "--per-ip-spacing", "1",
+                 "--retry-delay", "30"),
+    "dns-rate": ("--dns-rate", "200"),
+    "rate": ("--rate", "50"),
+}
 
-def world_dir(domains: int, seed: int) -> Path:
-    """Build (once; cached across runs) a fast-scale default world."""
-    return c.cached_world(f"world-{domains}-{seed}", domains, seed, "--scale", "fast")
+
+def world_dir(domains: int, seed: int, profile: str = "default", scale: str = "fast") -> Path:
+    """Build (once; cached across runs) a world: by default a fast-scale default world."""
+    name = f"world-{domains}-{seed}"
+    if (profile, scale) != ("default", "fast"):
+        name += f"-{profile}-{scale}"
+    return c.cached_world(name, domains, seed, "--scale", scale, "--profile", profile)
 
 
-def scan_command(directory: Path, out: Path, concurrency: int) -> list[str]:
+def scan_command(directory: Path, out: Path, concurrency: int,
+                 politeness: tuple[str, ...] = ()) -> list[str]:
     """The scan every scale benchmark measures: the world, starttls, quiet."""
     return c.SURVEY + ["scan", "--world", str(directory), "--out", str(out), "--quiet",
-                       "--profile", "starttls", "--concurrency", str(concurrency)]
+                       "--profile", "starttls", "--concurrency", str(concurrency), *politeness]
 
 
-def scan(directory: Path, out: Path, concurrency: int, source: Path | None = None) -> dict:
+def scan(directory: Path, out: Path, concurrency: int, source: Path | None = None,
+         politeness: tuple[str, ...] = ()) -> dict:
     """One ``survey scan`` child with its own rusage; ``source``: another tree's scanner."""
     env = dict(os.environ)
     cwd = c.REPO
     if source is not None:
         env["PYTHONPATH"] = str(source)
         cwd = source
-    result = c.measured_scan(scan_command(directory, out, concurrency), cwd=cwd, env=env)
+    result = c.measured_scan(scan_command(directory, out, concurrency, politeness),
+                             cwd=cwd, env=env)
     manifest = json.loads((out / "manifest.json").read_text())
     counts, stats = manifest["counts"], manifest["stats"]
     domains, servers = counts["domains"], stats["servers"]
     return {**result, "domains": domains, "servers": servers,
             "connections": stats.get("connections"), "dns_queries": stats.get("dns_queries"),
+            "policy_fetches": stats.get("policy_fetches"),
             "cpu_ms_per_domain": 1000 * result["cpu_s"] / domains,
             "cpu_ms_per_server": 1000 * result["cpu_s"] / max(servers, 1),
+            "sleeps_per_domain": result["sleeps"] / domains,
             "domains_per_s": domains / result["wall_s"]}
 
 
@@ -230,32 +262,49 @@ def main() -> int:
                              "its median run (a shared machine's load changes between runs)")
     parser.add_argument("--skip-tree", action="store_true",
                         help="do not scan with the working tree's scanner (needs --compare-rev)")
+    parser.add_argument("--world-profile", default="default",
+                        help="the scanned world's profile (realistic: Internet latency)")
+    parser.add_argument("--world-scale", choices=("fast", "default"), default="fast",
+                        help="the scanned world's timing scale (default: the real deadlines)")
+    parser.add_argument("--politeness", default="lab",
+                        help="comma-separated politeness sets to scan with, each in turn: "
+                             + "; ".join(f"{k}: {' '.join(v) or '--world relaxed'}"
+                                         for k, v in POLITENESS.items()))
     args = parser.parse_args()
+    politeness = args.politeness.split(",")
+    if unknown := set(politeness) - set(POLITENESS):
+        parser.error(f"unknown --politeness {', '.join(sorted(unknown))}")
 
     out: dict = {"settings": {"domains": args.domains, "dns_domains": args.dns_domains,
-                              "seed": args.seed, "profile": "starttls", "scale": "fast"}}
+                              "seed": args.seed, "profile": "starttls",
+                              "world_profile": args.world_profile, "scale": args.world_scale,
+                              "politeness": {p: POLITENESS[p] for p in politeness}}}
     targets = {}
     if not args.skip_scan:
-        directory = world_dir(args.domains, args.seed)
+        directory = world_dir(args.domains, args.seed, args.world_profile, args.world_scale)
         world = c.serve_world(directory)
         try:
             warm(directory, args.concurrency)
             with tempfile.TemporaryDirectory(prefix="bench-scale-scan-") as tmp:
-                scanners: list[tuple[str, Path | None]] = [
+                sources: list[tuple[str, Path | None]] = [
                     (rev, c.checkout(rev, Path(tmp) / f"src{i}"))
                     for i, rev in enumerate(args.compare_rev)]
                 if not args.skip_tree:
-                    scanners.append(("this tree", None))
-                every: dict[str, list[dict]] = {label: [] for label, _ in scanners}
+                    sources.append(("this tree", None))
+                # (label, source, politeness): one label per scanner with one politeness set
+                scanners = [(label if len(politeness) == 1 else f"{label} / {p}", source,
+                             POLITENESS[p]) for p in politeness for label, source in sources]
+                every: dict[str, list[dict]] = {label: [] for label, _, _ in scanners}
                 for round_ in range(args.rounds):
-                    for i, (label, source) in enumerate(scanners):
+                    for i, (label, source, flags) in enumerate(scanners):
                         c.log(f"scanning with {label} (round {round_ + 1} of {args.rounds})")
                         every[label].append(scan(directory, Path(tmp) / f"out{round_}-{i}",
-                                                 args.concurrency, source))
+                                                 args.concurrency, source, flags))
                 runs = {label: median_run(results) for label, results in every.items()}
         finally:
             c.stop(world, signal.SIGTERM, timeout=60)
-        now = runs["this tree" if not args.skip_tree else args.compare_rev[-1]]
+        now = runs[scanners[-1][0] if len(politeness) == 1 else
+                   f"{sources[-1][0]} / {politeness[0]}"]
         out["scan"] = runs
         targets["cpu_ms_per_domain"] = c.target(now["cpu_ms_per_domain"], "<=", 2.0)
         targets["peak_rss_mb"] = c.target(now["peak_rss_mb"], "<=", 500)
