@@ -45,7 +45,8 @@ END_OF_A_SCAN = """
             print("teardown ran", flush=True)
 
     keep = Teardown()
-    atexit.register(lambda: print("exit handler ran", flush=True))
+    atexit.register(lambda: print("exit handler ran; pandas loaded:", "pandas" in sys.modules,
+                                  flush=True))
     returned = threading.Event()
     if {thread}:      # alive until main() returns: it must, for the thread to end
         threading.Thread(target=lambda: (returned.wait(), print("thread done", flush=True)),
@@ -64,7 +65,7 @@ def test_a_scan_ends_without_the_interpreters_teardown(tmp_path):
     result = _python(END_OF_A_SCAN.format(thread=False), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "held no domain" in result.stderr and "dataset: out" in result.stdout
-    assert "exit handler ran" in result.stdout
+    assert "exit handler ran; pandas loaded: False" in result.stdout   # store/writer.py
     assert "teardown ran" not in result.stdout
 
 

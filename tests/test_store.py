@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import duckdb
@@ -285,3 +287,31 @@ def test_uncommitted_batches_are_discarded_before_a_resume(tmp_path):
                                                "part-w-000001.parquet"]
     assert open_dataset(tmp_path, "mx").count_rows() == 1
     assert open_dataset(tmp_path, "domains").count_rows() == 1
+
+
+WITHOUT_PANDAS = """
+import datetime
+import sys
+from survey.store import DatasetWriter, read_pandas
+from survey.store.writer import pandas_unloaded
+
+host = {row!r}
+with pandas_unloaded():
+    with DatasetWriter(sys.argv[1], batch_rows=1) as writer:
+        writer.write("hosts", host)
+    print("loaded while writing:", "pandas" in sys.modules)
+    try:
+        import pandas
+    except ModuleNotFoundError:
+        print("refused inside")
+print("read after:", read_pandas(sys.argv[1], "hosts")["connections"].tolist())
+"""
+
+
+def test_a_scan_writes_its_rows_without_loading_pandas(tmp_path):
+    code = WITHOUT_PANDAS.format(row=HOST_ROW)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "scan")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["loaded while writing: False", "refused inside",
+                                          "read after: [7]"]

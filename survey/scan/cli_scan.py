@@ -36,6 +36,7 @@ from survey.scan.run import ScanError, run_scan
 from survey.scan.targets import InputError, parse_shard
 from survey.store.location import location_arg
 from survey.store.lock import LockError
+from survey.store.writer import pandas_unloaded
 
 # survey/cli.py: when run() returns, the datasets and the manifest are written, synced and
 # closed, the lock released, a cluster shut down: the program may end without teardown.
@@ -302,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
         if address:
             manifest = run_distributed(config, address, verbose=not args.quiet)
         else:
-            manifest = trio.run(run_scan, config, Progress(enabled=not args.quiet))
+            with pandas_unloaded():     # pyarrow converts the rows without it (store/writer.py)
+                manifest = trio.run(run_scan, config, Progress(enabled=not args.quiet))
     except BaseException as exc:       # trio wraps what tasks raise in exception groups
         if interrupted(exc):
             print(f"\nsurvey scan: interrupted; committed rows are kept. Continue with:\n"

@@ -14,6 +14,7 @@ name, set-like lists sorted, null = not measured, [] = measured and none.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -201,10 +202,14 @@ VOCABULARIES: dict[str, dict[str, type[Vocabulary]]] = {
     },
     "certs": {},
 }
-_ALLOWED: dict[type[Vocabulary], pa.Array] = {
-    vocabulary: pa.array(vocabulary.values(), pa.string())
-    for columns in VOCABULARIES.values() for vocabulary in columns.values()
-}
+
+
+@functools.cache
+def _allowed(vocabulary: type[Vocabulary]) -> pa.Array:
+    """A vocabulary's values as an Arrow array, built at its first check, not at import:
+    converting Python objects is what loads pandas into pyarrow (writer.pandas_unloaded)."""
+    return pa.array(vocabulary.values(), pa.string())
+
 
 # What each table's row is, and one line per column: the source of docs/schema.md
 # (survey/store/schemadoc.py; a test keeps the two equal and every column described).
@@ -429,7 +434,7 @@ def check_vocabularies(table: str, arrow: pa.Table) -> None:
         distinct = pc.unique(values).drop_null()
         if len(distinct) == 0:
             continue
-        outside = distinct.filter(pc.invert(pc.is_in(distinct, value_set=_ALLOWED[vocabulary])))
+        outside = distinct.filter(pc.invert(pc.is_in(distinct, value_set=_allowed(vocabulary))))
         if len(outside):
             raise SchemaError(
                 f"{table}: column {column!r} holds {outside[0].as_py()!r}, which is not in its "

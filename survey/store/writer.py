@@ -5,12 +5,24 @@ on close) the buffered rows of each table become one Parquet part file:
 written under a dot-prefixed temporary name, fsynced, then renamed into place. Readers
 (pyarrow.dataset ignores names starting with "." or "_") therefore only ever
 see whole part files, and a resumed scan can trust every part it finds.
+
+Writing without pandas. pyarrow's first conversion of Python objects (``pa.array``,
+``Table.from_pylist``) imports pandas when it is installed, only to recognise pandas
+objects (its pandas shim) and ``pd.NA`` (its C++ converter, on every conversion until
+the import succeeds): 0.3 s of CPU, about a third of a small ``survey scan``'s whole
+run (benchmarks/peers.py). Rows are dicts of Python values, never pandas objects, so
+``pandas_unloaded()`` lets a scan write with pandas refused: when pandas is not loaded
+yet, it is not importable inside the block, and pyarrow converts without it. After
+the block pandas imports as usual (``read_pandas``, ``to_pandas``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +33,30 @@ from survey.store.location import RemotePath, location, write_atomic
 from survey.store.schema import TABLES, to_table
 
 DEFAULT_BATCH_ROWS = 5000
+
+
+class _PandasRefused(importlib.abc.MetaPathFinder):
+    """Refuses ``pandas`` and its submodules (module doc, "Writing without pandas")."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"{fullname} is not loaded while a scan writes "
+                                      "(survey.store.writer.pandas_unloaded)", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def pandas_unloaded() -> Iterator[None]:
+    """Inside: ``import pandas`` fails, unless pandas was loaded before (then: no change)."""
+    if "pandas" in sys.modules:
+        yield
+        return
+    finder = _PandasRefused()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def write_part(directory: Path | RemotePath, name: str, table: str,
