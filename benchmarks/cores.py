@@ -19,11 +19,14 @@ is that no mode disagrees in a single cell. The world is the measuring
 instrument and runs on the same cores: when its event loop falls behind, a
 server's greeting or a DNS answer misses the fast scale's one-second
 deadlines and the scan records a timeout the truth does not have (issue 21:
-at 10,000 domains a ``--processes 2`` scan wrote 1,039 certificate rows
-where one process wrote 4,266: most of its servers "timed out" before the
-world had even accepted their connections, its connection log shows). So the scans run ``--scan-nice`` (5) steps nicer
-than the world, which then gets the CPU first; ``--keep DIR`` keeps each
-mode's scan and score for a look at what disagreed.
+at 10,000 domains a ``--processes 2`` scan wrote 1,039 certificate rows where
+one process wrote 4,266: most of its servers "timed out" before the world had
+even accepted their connections, its connection log shows). So the scans run
+``--scan-nice`` (5) steps nicer than the world, which then gets the CPU
+first, and ``--concurrency`` is the 50 that ``survey scan --world`` chooses
+for a one-process world (at 200 the cluster's servers phase holds 200
+handshakes at once, and the world fell behind even so). ``--keep
+DIR`` keeps each mode's scan and score for a look at what disagreed.
 
 Each run is a child whose ``os.wait4`` rusage is the scan's whole CPU (the
 Dask workers are its descendants, waited for when the cluster closes); the
@@ -41,7 +44,7 @@ world itself shares the cores with the scan, so this share is an upper bound
 for a machine whose servers are elsewhere.
 
     python benchmarks/cores.py [--domains 10000] [--modes single,local:1,local:2]
-                               [--concurrency 200] [--world-processes 1]
+                               [--concurrency 50] [--world-processes 1]
                                [--scan-nice 5] [--keep DIR]
 """
 
@@ -122,8 +125,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=200,
-                        help="domains in flight, all processes together")
+    parser.add_argument("--concurrency", type=int, default=50,
+                        help="domains in flight, all processes together (default 50, the cap "
+                             "survey scan --world sets itself: the cluster's servers phase "
+                             "holds that many addresses at once, and at 200 a one-process "
+                             "world fell behind)")
     parser.add_argument("--modes", default="single,local:1,local:2",
                         help="comma-separated: single, local:N (survey scan --processes N)")
     parser.add_argument("--world-processes", type=int, default=1,
