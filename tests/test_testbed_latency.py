@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 import subprocess
 import time
@@ -19,7 +20,7 @@ import trio
 
 from survey.testbed.dns_server import DnsServer
 from survey.testbed.generator import PROFILE_DIR, SCALES, ProfileError, generate, load_profile
-from survey.testbed.latency import dns_delay
+from survey.testbed.latency import DeadListeners, dns_delay
 from survey.testbed.listen import ConnectionLog
 from survey.testbed.model import Latency
 from survey.testbed.score import score
@@ -134,6 +135,29 @@ async def test_a_dead_address_never_completes_the_handshake(nursery, pki, world)
     assert waited.cancelled_caught, "a dead address accepted a connection"
     alive = next(s for s in world.smtp_servers.values() if s.behaviour == "normal")
     assert (await _time_to_greeting(alive.ip, port)) < 1.0    # its neighbours still answer
+
+
+def test_a_dead_address_costs_one_descriptor_and_stays_dead():
+    """A 100,000-domain realistic world has about 11,000 dead addresses: two descriptors
+    each did not fit a container's open-files limit of 20,000. The filling connection is
+    closed; the address must stay dead after its FIN."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ips = [f"127.77.0.{i}" for i in range(1, 51)]
+    before = len(os.listdir("/proc/self/fd"))
+    listeners = DeadListeners()
+    try:
+        listeners.open(ips, port)
+        assert len(os.listdir("/proc/self/fd")) - before == len(ips)
+        time.sleep(0.2)                     # the filler's FIN has reached the queued end
+        for ip in (ips[0], ips[-1]):
+            with socket.socket() as client:
+                client.settimeout(0.5)
+                with pytest.raises(TimeoutError):
+                    client.connect((ip, port))
+    finally:
+        listeners.close()
 
 
 async def test_dns_answers_come_after_their_drawn_delay(nursery, world):

@@ -476,3 +476,22 @@ async def test_truth_matches_live_policy_hosts(big_world_dir: Path, nursery) -> 
             assert (truth["mta_sts_policy_status"], truth["mta_sts_policy_error"]) == (
                 "fetch_error", outcome), p
     nursery.cancel_scope.cancel()
+
+
+def test_a_world_beyond_the_open_files_limit_says_so(tmp_path) -> None:
+    """A world holds a descriptor per address it plays dead and per open connection: past
+    the hard limit it must say which limit, not only "Too many open files"."""
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12))
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-m", "survey.cli", "world", "--domains", "60", "--seed", "4",
+         "--scale", "fast", "--out", str(tmp_path / "w"), "--serve", "--any-ports"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        preexec_fn=low_limit)
+    assert done.returncode == 1, done.stderr
+    assert "open-files limit of 12" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -27,11 +27,13 @@ world.json while the world runs.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gc
 import importlib
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from dataclasses import asdict
@@ -309,6 +311,14 @@ def _summary(info: dict[str, Any]) -> str:
     return text
 
 
+def _open_files_up_to_the_hard_limit() -> None:
+    """A world holds a descriptor per open connection and per dead address: take what the
+    system allows (the soft limit is often 1,024), as servers such as nginx do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
                   smtp_port: int | None = None, https_port: int | None = None,
                   announce: bool = True, max_connections: int | None = None,
@@ -320,6 +330,7 @@ def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
     """
     ports = {"dns_port": dns_port, "smtp_port": smtp_port, "https_port": https_port,
              "max_connections": max_connections}
+    _open_files_up_to_the_hard_limit()
     try:
         if processes > 1:
             from survey.testbed.members import serve_members
@@ -334,6 +345,12 @@ def serve_forever(world_dir: str | Path, *, dns_port: int | None = None,
         oserror = leaf(exc, OSError)
         if oserror is None:
             raise
+        if isinstance(oserror, OSError) and oserror.errno == errno.EMFILE:
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            print(f"survey world: cannot start: {oserror}: this world needs more than the "
+                  f"open-files limit of {limit} (`ulimit -Hn`; a dead address takes one, an "
+                  "open connection one): raise it, or serve a smaller world", file=sys.stderr)
+            return 1
         print(f"survey world: cannot start: {oserror} (try --any-ports, or ports >= 1024 "
               "when not root)", file=sys.stderr)
         return 1
