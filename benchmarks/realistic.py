@@ -177,21 +177,29 @@ def main() -> int:
         earlier = json.loads(path.read_text())
         for setting, by_size in earlier.get("runs", {}).items():
             runs.setdefault(setting, {}).update(by_size)
-    for size in sorted({n for _, n in wanted}):
-        directory = world_dir(size, args.seed)
-        world = c.serve_world(directory, "--max-connections", str(MAX_CONNECTIONS))
-        try:
-            for setting in SETTINGS:
-                if (setting, size) not in wanted:
-                    continue
-                with tempfile.TemporaryDirectory(prefix="bench-realistic-") as tmp:
-                    c.log(f"{setting} at {size}: {uptime()}")
-                    run = scan(directory, Path(tmp) / "scan", setting, args.scan_profile)
-                    c.log(f"{setting} at {size}: wall {run['wall_s']:.0f} s, "
-                          f"{run['cpu_ms_per_domain']:.2f} ms CPU/domain, {uptime()}")
-                    runs[setting][str(size)] = run
-        finally:
-            c.stop(world, signal.SIGTERM, timeout=120)
+    # A run that fails (a world that cannot be served, a scan that dies) must not take the
+    # hours of runs before it along: the JSON is printed with what was measured and why it
+    # stopped, and the exit status says it failed.
+    failed = None
+    try:
+        for size in sorted({n for _, n in wanted}):
+            directory = world_dir(size, args.seed)
+            world = c.serve_world(directory, "--max-connections", str(MAX_CONNECTIONS))
+            try:
+                for setting in SETTINGS:
+                    if (setting, size) not in wanted:
+                        continue
+                    with tempfile.TemporaryDirectory(prefix="bench-realistic-") as tmp:
+                        c.log(f"{setting} at {size}: {uptime()}")
+                        run = scan(directory, Path(tmp) / "scan", setting, args.scan_profile)
+                        c.log(f"{setting} at {size}: wall {run['wall_s']:.0f} s, "
+                              f"{run['cpu_ms_per_domain']:.2f} ms CPU/domain, {uptime()}")
+                        runs[setting][str(size)] = run
+            finally:
+                c.stop(world, signal.SIGTERM, timeout=120)
+    except Exception as exc:        # noqa: BLE001 - reported in the JSON, then exit 1
+        failed = f"{type(exc).__name__}: {exc}"
+        c.log(f"stopped: {failed}")
     check = extrapolate(runs)
     targets = {f"extrapolation_error_{s}_{key}": c.target(v[key]["error"], "<=", 0.10)
                for s, v in check.items() if "sizes" in v
@@ -200,8 +208,8 @@ def main() -> int:
                                   "scan_profile": args.scan_profile, "seed": args.seed,
                                   "world_max_connections": MAX_CONNECTIONS,
                                   "flags": SETTINGS},
-           runs=runs, extrapolation=check, targets=targets)
-    return 0
+           runs=runs, extrapolation=check, targets=targets, failed=failed)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
