@@ -467,3 +467,33 @@ def test_ctrl_c_while_a_world_is_built_ends_in_one_line_and_frees_it(tmp_path):
     assert err.strip() == "survey world: interrupted"
     with exclusive(world, "survey world"):     # the lock died with the process
         pass
+
+
+def test_a_ctrl_c_just_after_the_first_manifest_records_the_run_as_interrupted(tmp_path,
+                                                                                monkeypatch):
+    """CI once caught the signal in the instant between the first manifest and the scan:
+    the run stayed 'partial' for ever. No signal can be timed that finely, so the write
+    itself raises it."""
+    import trio
+
+    from survey.scan import run as scan_run
+    from survey.scan.config import ScanConfig
+
+    real_write = scan_run.write_manifest
+    writes = []
+
+    def write_then_interrupt(out, manifest):
+        real_write(out, manifest)
+        writes.append(manifest)
+        if len(writes) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(scan_run, "write_manifest", write_then_interrupt)
+    domains = tmp_path / "list.txt"
+    domains.write_text("a.test\n")
+    config = ScanConfig(input=domains, out=tmp_path / "scan", mode="testbed",
+                        resolvers=[("127.0.0.1", 9)], ehlo_name="scanner.survey.test",
+                        mozilla_roots=False, dnssec=False)
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(scan_run.run_scan, config)
+    assert read_manifest(tmp_path / "scan")["runs"][0]["state"] == "interrupted"

@@ -362,8 +362,9 @@ class Scan:
         self._prepare()
         config.out.mkdir(parents=True, exist_ok=True)
         started = now()
-        write_manifest(config.out, self._manifest(started, "partial"))
         try:
+            # inside the try: a Ctrl-C just after this write still records how the run ended
+            write_manifest(config.out, self._manifest(started, "partial"))
             await self._scan_all(config)
         except BaseException as exc:
             # the writer has committed what it buffered: say how this run ended
