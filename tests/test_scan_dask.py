@@ -131,6 +131,29 @@ def test_the_same_command_resumes_after_the_whole_cluster_stops(single, world, t
     assert read_manifest(out)["state"] == "complete"
 
 
+def test_a_ctrl_c_records_the_run_as_interrupted_and_the_resume_finishes_it(single, world,
+                                                                          tmp_path):
+    out = tmp_path / "interrupted"
+    command = scan_command(world, out, "--dask", "local:2")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        wait_for_worker_then_servers(out, process)
+        os.killpg(process.pid, signal.SIGINT)     # what a terminal's Ctrl-C sends: the group
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    assert process.returncode == 130, err[-3000:]
+    runs = read_manifest(out)["runs"]
+    assert [run["state"] for run in runs] == ["interrupted"] and runs[0]["ended_at"]
+    scan(world, out, "--dask", "local:2", "--resume")
+    assert_same_rows(single, out)
+    manifest = read_manifest(out)
+    assert [run["state"] for run in manifest["runs"]] == ["interrupted", "complete"]
+
+
 def test_a_single_process_resume_of_a_dask_scan_is_refused(distributed, world):
     out, _, _ = distributed
     result = subprocess.run(scan_command(world, out, "--resume"), capture_output=True,

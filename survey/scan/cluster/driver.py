@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from survey import __version__
+from survey.interrupts import interrupted
 from survey.scan.cluster import tasks
 from survey.scan.cluster.stage import Plan, done_summary, stage_dir, write_pickle
 from survey.scan.config import CONVERSATIONS_PER_PROCESS, ScanConfig
@@ -86,6 +87,7 @@ class DistributedScan:
         self.states: dict[str, dict[str, float]] = {}
         self.previous: dict | None = None     # the manifest of the run this one resumes
         self.changed: list[str] = []          # settings a --force resume changed
+        self.plan: Plan | None = None          # once fixed; a manifest written on failure counts it
 
     def say(self, text: str) -> None:
         if self.verbose:
@@ -177,12 +179,12 @@ class DistributedScan:
         return [done_summary(out, name) or {} for name, _, _ in jobs]
 
     def _manifest(self, state: str, plan: Plan | None, cluster: dict,
-                  ended: datetime | None = None) -> dict:
+                  ended: datetime | None = None, run_state: str | None = None) -> dict:
         manifest = scan_manifest(self.config, self.scan_id, state, self.started, ended,
                                  self._stats() if plan else {})
         manifest["cluster"] = {**cluster, "plan": plan.__dict__ if plan else None,
                                "phases": self.states}
-        return with_runs(manifest, self.previous, state, self.changed)
+        return with_runs(manifest, self.previous, run_state or state, self.changed)
 
     def _stats(self) -> dict:
         totals: dict[str, int] = {}
@@ -205,7 +207,7 @@ class DistributedScan:
             return self._run()
 
     def _run(self) -> dict:
-        config, out = self.config, self.config.out
+        out = self.config.out
         self._prepare()
         out.mkdir(parents=True, exist_ok=True)
         with dask_client(self.address) as client:
@@ -221,34 +223,47 @@ class DistributedScan:
                        else client.scheduler.address,
                        "local": self.address.startswith("local"),
                        "workers": {address: {"pid": pid} for address, pid in pids.items()}}
-            write_manifest(out, self._manifest("partial", None, cluster))
-            plan = self._plan(slots, len(pids))
-            self.say(f"survey scan on Dask: {len(pids)} workers, {plan.shards} domain shards, "
-                     f"{plan.partitions} address partitions")
-            write_manifest(out, self._manifest("partial", plan, cluster))
-            self._phase(client, "dns", [(f"dns-s{s:05d}", tasks.dns_shard, (config, plan, s))
-                                        for s in range(plan.shards)])
-            rounds = 0
-            while True:
-                summaries = self._phase(
-                    client, f"servers-r{rounds}",
-                    [(f"r{rounds}-p{p:05d}", tasks.servers, (config, plan, rounds, p,
-                                                             plan.shards))
-                     for p in range(plan.partitions)])
-                rounds += 1
-                write_manifest(out, self._manifest("partial", plan, cluster))
-                if not sum(s["pending_fetches"] for s in summaries):
-                    break
-            self._phase(client, "certs", [(f"certs-c{b:05d}", tasks.certs, (config, plan, b))
-                                          for b in range(plan.partitions)])
-            self._phase(client, "join", [(f"join-s{s:05d}", tasks.join,
-                                          (config, plan, s, rounds))
-                                         for s in range(plan.shards)])
-            cluster["workers_at_end"] = {address: {"pid": pid} for address, pid
-                                         in client.run(os.getpid).items()}
-            manifest = self._manifest("complete", plan, cluster, now())
+            try:
+                manifest = self._phases(client, cluster, slots, len(pids))
+            except BaseException as exc:
+                # say how this run ended, as a single-process scan does
+                ended = "interrupted" if interrupted(exc) else "failed"
+                with contextlib.suppress(Exception):
+                    write_manifest(out, self._manifest("partial", self.plan, cluster, now(),
+                                                       ended))
+                raise
         write_manifest(out, manifest)
         return manifest
+
+    def _phases(self, client: Any, cluster: dict, slots: int, workers: int) -> dict:
+        """Every phase in turn; returns the final manifest (not yet written)."""
+        config, out = self.config, self.config.out
+        write_manifest(out, self._manifest("partial", None, cluster))
+        self.plan = plan = self._plan(slots, workers)
+        self.say(f"survey scan on Dask: {workers} workers, {plan.shards} domain shards, "
+                 f"{plan.partitions} address partitions")
+        write_manifest(out, self._manifest("partial", plan, cluster))
+        self._phase(client, "dns", [(f"dns-s{s:05d}", tasks.dns_shard, (config, plan, s))
+                                    for s in range(plan.shards)])
+        rounds = 0
+        while True:
+            summaries = self._phase(
+                client, f"servers-r{rounds}",
+                [(f"r{rounds}-p{p:05d}", tasks.servers, (config, plan, rounds, p,
+                                                         plan.shards))
+                 for p in range(plan.partitions)])
+            rounds += 1
+            write_manifest(out, self._manifest("partial", plan, cluster))
+            if not sum(s["pending_fetches"] for s in summaries):
+                break
+        self._phase(client, "certs", [(f"certs-c{b:05d}", tasks.certs, (config, plan, b))
+                                      for b in range(plan.partitions)])
+        self._phase(client, "join", [(f"join-s{s:05d}", tasks.join,
+                                      (config, plan, s, rounds))
+                                     for s in range(plan.shards)])
+        cluster["workers_at_end"] = {address: {"pid": pid} for address, pid
+                                     in client.run(os.getpid).items()}
+        return self._manifest("complete", plan, cluster, now())
 
 
 def run_distributed(config: ScanConfig, address: str, *, verbose: bool = False) -> dict:
