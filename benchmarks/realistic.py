@@ -118,6 +118,9 @@ def host_statuses(out: Path) -> dict[str, int]:
     return dict(collections.Counter(hosts["status"].astype(str)))
 
 
+EXAMPLES = 10
+
+
 def agreement(out: Path, directory: Path) -> dict:
     """``survey score`` of the run: the truth must hold whatever the timing (no spurious
     timeouts); disagreements counted by table and column."""
@@ -125,8 +128,10 @@ def agreement(out: Path, directory: Path) -> dict:
 
     result = score(out, directory)
     by_column = collections.Counter(f"{d['table']}.{d['column']}" for d in result.disagreements)
+    # a few of the cells themselves: the scan's directory is gone when the JSON is read
     return {"ok": result.ok, "disagreements": len(result.disagreements),
-            "by_column": dict(by_column.most_common(10))}
+            "by_column": dict(by_column.most_common(10)),
+            "examples": result.disagreements[:EXAMPLES]}
 
 
 def extrapolate(runs: dict[str, dict[str, dict]]) -> dict:
