@@ -144,6 +144,18 @@ def test_every_chain_kind_agrees_with_openssl_and_with_its_construction(kind, wo
     assert_agree(built, HOST, workdir, f"kind:{kind.name}")
 
 
+def test_a_wildcard_above_a_two_label_host_matches_nothing_as_in_openssl(workdir):
+    """A domain without MX records is its own mail host (RFC 5321 §5.1): for a two-label
+    name the valid_wildcard leaf says "*.test". A 100,000-domain scan found the truth
+    calling that a match where the scanner, like OpenSSL, did not."""
+    host = "nexo42631.test"
+    kind = next(k for k in kinds(host) if k.name == "valid_wildcard")
+    built = build(kind.spec, NOW)
+    verdict = evaluate(built.sent_der(), host, NOW, TrustStore(list(built.anchors)))
+    assert kind.name_match is False and verdict.name_match is False
+    assert_agree(built, host, workdir, "kind:valid_wildcard")
+
+
 def test_there_are_at_least_twenty_kinds_with_every_defect_alone():
     names = {k.name for k in kinds(HOST)}
     reasons = {k.reason for k in kinds(HOST)}

@@ -413,7 +413,10 @@ def kinds(host: str) -> tuple[Kind, ...]:
              CertSpec("root2", key="root2"), CertSpec("root", key="root", issuer=3)),
             (2, 1, 4), (3,)), True, None,
             note="only the old root is trusted: the path goes through the cross-sign"),
-        Kind("valid_wildcard", _simple(leaf("leaf", 1, names=(f"*.{parent}",))), True, None),
+        # a two-label host (an implicit MX) gets "*.test": one label after the star, which
+        # OpenSSL's X509_check_host (every sender) refuses, so its name does not match
+        Kind("valid_wildcard", _simple(leaf("leaf", 1, names=(f"*.{parent}",))), True, None,
+             name_match="." in parent),
         Kind("valid_cn_only", _simple(leaf("leaf", 1, san=None, cn=host)), True, None),
         Kind("valid_rsa", _simple(leaf("leaf", 1, key="rsa2048")), True, None),
         Kind("valid_two_intermediates", ChainSpec(

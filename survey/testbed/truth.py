@@ -587,7 +587,9 @@ def _build_truth(world: World) -> Truth:
         if cached is None:
             names = sorted(leaf_names(server, sni))
             exact = {n.lower() for n in names if not n.startswith("*.")}
-            wild = {n[2:].lower() for n in names if n.startswith("*.")}
+            # "*.test" matches nothing: OpenSSL's X509_check_host, and so every sender,
+            # wants two labels after the star (RFC 6125 §7.2), as survey.proto.names does
+            wild = {n[2:].lower() for n in names if n.startswith("*.") and "." in n[2:]}
             kind = server.tls.cert_kind
             if kind.startswith(chains.CHAIN_PREFIX) and not names:
                 # a CN-only leaf: its subject CN is the name (RFC 6125 §6.4.4)
