@@ -127,10 +127,10 @@ def process_cpu(pid: int) -> float:
 
 
 def open_at_once(log: Path, since: float,
-                 service: str = "smtp") -> tuple[int, int, float, float]:
+                 service: str = "smtp") -> tuple[int, int, float | None, float | None]:
     """(connections of ``service`` that started after ``since``, most open at once, seconds
     after ``since`` when that many first were, seconds from the first opening to the
-    last)."""
+    last); the two times are None without a connection: not measured, not 0."""
     events = []
     with open(log, encoding="utf-8") as fh:
         for line in fh:
@@ -148,8 +148,10 @@ def open_at_once(log: Path, since: float,
         now += delta
         if now > peak:
             peak, peak_at = now, at
+    if not events:
+        return 0, 0, None, None
     starts = [at for at, delta in events if delta > 0]
-    return len(events) // 2, peak, peak_at - since, max(starts) - min(starts) if starts else 0.0
+    return len(events) // 2, peak, peak_at - since, max(starts) - min(starts)
 
 
 def spurious_timeouts(out: Path) -> dict:

@@ -231,6 +231,10 @@ def test_name_matches() -> None:
     assert not truth.name_matches("mail.protect.test", "*.mail.protect.test")
     assert not truth.name_matches("a.b.mail.protect.test", "*.mail.protect.test")
     assert truth.name_matches("MX1.A.test", "mx1.a.test")
+    # one label after the star: an mx pattern (RFC 8461 §4.1), never a certificate (OpenSSL)
+    assert truth.name_matches("nexo42631.test", "*.test")
+    assert not truth.name_matches("nexo42631.test", "*.test", certificate=True)
+    assert truth.name_matches("a.b.test", "*.b.test", certificate=True)
 
 
 def _handshake(server_ctx: ssl.SSLContext, sni: str) -> tuple[str, str]:

@@ -219,17 +219,20 @@ _CERT_REASON = {  # kind -> why untrusted (the testbed's untrusted CA is a self-
 }
 
 
-def name_matches(name: str, pattern: str) -> bool:
+def name_matches(name: str, pattern: str, *, certificate: bool = False) -> bool:
     """A host name against a certificate name or MTA-STS mx pattern.
 
     Exact (case-insensitive) or a whole left-most-label wildcard ``*.suffix``
     matching exactly one label. The generator only writes names of these two
-    shapes, so nothing richer is needed here.
+    shapes, so nothing richer is needed here. A certificate's wildcard needs two
+    labels after the star: OpenSSL's X509_check_host, and so every sender, refuses
+    ``*.test`` (RFC 6125 §7.2); an mx pattern needs one (RFC 8461 §4.1).
     """
     name, pattern = name.lower(), pattern.lower()
     if pattern.startswith("*."):
         head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
+        suffix = pattern[2:]
+        return bool(head) and rest == suffix and (not certificate or "." in suffix)
     return name == pattern
 
 
@@ -558,7 +561,7 @@ def _dane_match(base: str, host: str, values: list[str],
     if own_key and f"3 1 1 @leaf-{tls.key_type}" in usable:
         return "valid"           # DANE-EE: the served key; names and dates ignored
     if ("2 1 1 @intermediate" in usable and tls.cert_kind in ("valid", "sni_dependent")
-            and any(name_matches(ref, n) for ref in (base, host)
+            and any(name_matches(ref, n, certificate=True) for ref in (base, host)
                     for n in leaf_names(server, base))):
         return "valid"           # DANE-TA: issued by the intermediate, in date, named
     return "no_match"
@@ -576,7 +579,7 @@ def _build_truth(world: World) -> Truth:
             ht = hosts[ip] = host_truth(world.smtp_servers[ip], world)
         return ht
 
-    leaves: dict[tuple[str, str | None], tuple[list[str], set[str], set[str]]] = {}
+    leaves: dict[tuple[str, str | None], tuple[list[str], list[str]]] = {}
 
     def leaf(ip: str, server: SmtpServerSpec, sni: str) -> tuple[list[str], bool]:
         """(SAN names of the leaf served for ``sni``, does ``sni`` match them), cached
@@ -586,21 +589,16 @@ def _build_truth(world: World) -> Truth:
         cached = leaves.get(key)
         if cached is None:
             names = sorted(leaf_names(server, sni))
-            exact = {n.lower() for n in names if not n.startswith("*.")}
-            # "*.test" matches nothing: OpenSSL's X509_check_host, and so every sender,
-            # wants two labels after the star (RFC 6125 §7.2), as survey.proto.names does
-            wild = {n[2:].lower() for n in names if n.startswith("*.") and "." in n[2:]}
+            matched = names
             kind = server.tls.cert_kind
             if kind.startswith(chains.CHAIN_PREFIX) and not names:
                 # a CN-only leaf: its subject CN is the name (RFC 6125 §6.4.4)
                 built = chains.for_names(kind.removeprefix(chains.CHAIN_PREFIX),
                                          server.tls.names)
-                exact = {built.leaf.name.lower()}
-            cached = leaves[key] = (names, exact, wild)
-        names, exact, wild = cached
-        lowered = sni.lower()
-        head, _, parent = lowered.partition(".")
-        return names, lowered in exact or (bool(head) and parent in wild)
+                matched = [built.leaf.name]
+            cached = leaves[key] = (names, matched)
+        names, matched = cached
+        return names, any(name_matches(sni, n, certificate=True) for n in matched)
 
     domain_rows: list[dict[str, Any]] = []
     mx_rows: list[dict[str, Any]] = []
