@@ -41,6 +41,7 @@ from survey.net.dns import ResolverSilent
 from survey.net.https import PolicyFetch
 from survey.net.smtp import SmtpProbe
 from survey.net.together import together
+from survey.scan.collector import scan_thresholds
 from survey.scan.config import ScanConfig
 from survey.scan.enumeration import hello_profile
 from survey.scan.progress import Progress
@@ -354,7 +355,7 @@ class Scan:
                 raise ScanError(f"{out} is not empty and holds no scan; choose a new --out")
 
     async def run(self) -> dict:
-        with exclusive(self.config.out, "survey scan"):
+        with exclusive(self.config.out, "survey scan"), scan_thresholds():
             return await self._run()
 
     async def _run(self) -> dict:

@@ -41,6 +41,7 @@ from survey.scan.cluster.stage import (
     stage_dir,
     write_pickle,
 )
+from survey.scan.collector import scan_thresholds
 from survey.scan.config import ScanConfig
 from survey.scan.resolve import DomainDns, resolve_domain
 from survey.scan.run import tool_stats
@@ -137,7 +138,8 @@ def dns_shard(config: ScanConfig, plan: Plan, s: int) -> dict:
                 fetch = FetchRequest(target.domain, s, tuple(ips))
         resolved[i] = Resolved(target, dns, fetch)
 
-    trio.run(run_bounded, plan.concurrency, ((one, (i, t)) for i, t in enumerate(targets)))
+    with scan_thresholds():
+        trio.run(run_bounded, plan.concurrency, ((one, (i, t)) for i, t in enumerate(targets)))
     pairs: list[list[tuple[str, str, Order]]] = [[] for _ in range(plan.partitions)]
     fetches: list[list[FetchRequest]] = [[] for _ in range(plan.partitions)]
     for i, item in enumerate(resolved):
@@ -234,7 +236,8 @@ def servers(config: ScanConfig, plan: Plan, round: int, p: int, shards: int) -> 
     busiest = sorted(set(names) | set(fetches_at),
                      key=lambda ip: (-len(names.get(ip, ())) - len(fetches_at.get(ip, ())), ip))
 
-    trio.run(run_bounded, plan.concurrency, ((address, (ip,)) for ip in busiest))
+    with scan_thresholds():
+        trio.run(run_bounded, plan.concurrency, ((address, (ip,)) for ip in busiest))
     if host_rows:
         write_part(out / "hosts", part_name(f"r{round}p", p), "hosts", host_rows)
     for b, rows in cert_rows.items():
