@@ -67,12 +67,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from survey.interrupts import INTERRUPTED, interrupted
+    from survey.interrupts import INTERRUPTED, ctrl_c_deferred, interrupted
 
     words = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
-        args = parser.parse_args(argv)
+        with ctrl_c_deferred():     # a Ctrl-C never leaves an import half done
+            parser = build_parser(words[0] if words and words[0] in COMMANDS else None)
+            args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2

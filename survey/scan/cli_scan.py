@@ -24,7 +24,7 @@ from pathlib import Path
 import trio
 
 from survey.certs import CertError
-from survey.interrupts import INTERRUPTED, interrupted, leaf
+from survey.interrupts import INTERRUPTED, ctrl_c_deferred, interrupted, leaf
 from survey.net.dns import ResolverSilent, parse_resolver
 from survey.net.guard import PolicyError
 from survey.net.smtp import Timeouts
@@ -298,8 +298,9 @@ def cluster_address(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        address = cluster_address(args)
-        config = build_config(args)
+        with ctrl_c_deferred():     # nor a half-read configuration (trust anchors)
+            address = cluster_address(args)
+            config = build_config(args)
         if address:
             manifest = run_distributed(config, address, verbose=not args.quiet)
         else:
