@@ -43,7 +43,7 @@ def ctrl_c_deferred() -> Iterator[None]:
 
     For start-up work that must not be cut in half: imports and reading the
     configuration. A KeyboardInterrupt raised inside library code can come out as
-    something else (dnspython's zone reader turned one into a syntax error of the
+    something else (one came out of dnspython's zone reader as a syntax error of the
     trust anchors: exit 2 instead of 130), and one raised inside the ``exec`` by
     which ``dataclasses`` builds a class's methods makes CPython end the program with
     SIGINT (exit -2) even after the command caught it and returned 130 (Python 3.11,
