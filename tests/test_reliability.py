@@ -284,10 +284,10 @@ def test_ctrl_c_ends_a_scan_in_one_line_with_the_resume_command(world, tmp_path,
 
 
 def test_a_ctrl_c_at_any_moment_of_start_up_ends_with_130_in_one_line(world, tmp_path):
-    """CI failed twice on the 0.3 s case above: about one Ctrl-C in twelve, 0.1-0.5 s after
+    """The 0.3 s case above once failed with -2: about one Ctrl-C in twelve, 0.1-0.5 s after
     the start, ended with -2 (CPython's exit after a KeyboardInterrupt inside the ``exec`` of
-    a dataclass's methods, even though survey caught it) or with 2 (dnspython's zone reader
-    turned it into a syntax error of the trust anchors). Start-up now holds a Ctrl-C back
+    a dataclass's methods, even though survey caught it) or with 2 (it came out of dnspython's
+    zone reader as a syntax error of the trust anchors). Start-up now holds a Ctrl-C back
     until its imports and configuration are whole (survey/interrupts.py)."""
     ended = []
     for i in range(20):
