@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from survey.scan.collector import SCAN_THRESHOLDS, scan_thresholds
+from survey.scan.collector import SCAN_THRESHOLDS, scan_thresholds, thresholds
 from survey.scan.config import ScanConfig, apply_world, load_world
 from survey.scan.progress import Progress
 from survey.scan.run import run_scan
@@ -23,12 +23,8 @@ CALLERS = (1234, 5, 6)      # not CPython's defaults, not the scan's
 
 @pytest.fixture
 def callers_thresholds():
-    before = gc.get_threshold()
-    gc.set_threshold(*CALLERS)
-    try:
+    with thresholds(CALLERS):
         yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def test_the_thresholds_are_set_inside_and_given_back_after_an_error(callers_thresholds):

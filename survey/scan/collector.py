@@ -35,11 +35,16 @@ SCAN_THRESHOLDS = (100_000, 50, 100)
 
 
 @contextlib.contextmanager
-def scan_thresholds() -> Iterator[None]:
-    """Inside: the collector runs at ``SCAN_THRESHOLDS``; after: as before."""
+def thresholds(values: tuple[int, ...]) -> Iterator[None]:
+    """Inside: the collector runs at ``values``; after: as before."""
     before = gc.get_threshold()
-    gc.set_threshold(*SCAN_THRESHOLDS)
+    gc.set_threshold(*values)
     try:
         yield
     finally:
         gc.set_threshold(*before)
+
+
+def scan_thresholds() -> contextlib.AbstractContextManager[None]:
+    """Inside: the collector runs at ``SCAN_THRESHOLDS``; after: as before."""
+    return thresholds(SCAN_THRESHOLDS)
